@@ -1,0 +1,450 @@
+"""The fastpath dialer: the one place in http_fastpath that creates sockets.
+
+A connection is made in two steps:
+
+1. :func:`open_pending` creates the socket for the first resolved address, with the
+   protocol chosen at ``socket()`` time (``IPPROTO_MPTCP`` or ``IPPROTO_TCP``) and every
+   option set *before* ``connect`` — then stops. The socket is *pending*.
+2. The first write completes the connection (:meth:`FastpathSocket.sendall` and
+   friends, or :func:`connect_steps` for async drivers). When TCP Fast Open is on and
+   the first flight is replay-safe (:mod:`._policy`), ``TCP_FASTOPEN_CONNECT`` is set
+   and the first flight rides in the SYN; otherwise a plain SYN is sent. Either way the
+   dialer then waits until the handshake is over (poll for writable, ``SO_ERROR``), so a
+   refused, unreachable or silent server is reported as a *connect* error
+   (:class:`DialError` / :class:`DialTimeout`) and the next address is tried, exactly as
+   a blocking ``connect()`` would.
+
+The connect logic is a generator (:func:`connect_steps`) that yields "wait until
+writable, at most N seconds" and never blocks, so the sync socket and the async
+backends drive the same code.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from . import _linux
+from ._exceptions import DialError, DialTimeout
+from ._info import ConnectionInfo, TFOStatus, read_connection_info, tfo_status
+from ._log import dial_logger, log_fallback_once
+from ._options import FastpathOptions
+from ._policy import is_replay_safe
+
+__all__ = [
+    "Address",
+    "DialRecord",
+    "FastpathSocket",
+    "SocketOption",
+    "connect_steps",
+    "dial",
+    "new_socket",
+    "open_pending",
+    "resolve",
+]
+
+Address = tuple[int, tuple[Any, ...]]  # (family, sockaddr)
+SocketOption = tuple[int, int, int | bytes] | tuple[int, int, None, int]
+Buffer = bytes | bytearray | memoryview
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+_MPTCP_ERRNO_REASONS: Final = {
+    errno.EINVAL: "the kernel predates MPTCP (Linux < 5.6)",
+    errno.EPROTONOSUPPORT: "the kernel is built without MPTCP (CONFIG_MPTCP)",
+    errno.ENOPROTOOPT: "MPTCP is disabled (sysctl net.mptcp.enabled=0)",
+    errno.EAFNOSUPPORT: "MPTCP does not support this address family here",
+}
+_MPTCP_SOFT_OPTION_ERRNOS: Final = frozenset({errno.ENOPROTOOPT, errno.EOPNOTSUPP})
+
+
+def new_socket(family: int, type: int, proto: int) -> socket.socket:
+    """Create a plain socket: the package's single ``socket.socket`` call for probes."""
+    return socket.socket(family, type, proto)
+
+
+def mptcp_refusal_reason(exc: OSError) -> str:
+    """Human reason for an ``IPPROTO_MPTCP`` ``socket()`` failure."""
+    detail = _MPTCP_ERRNO_REASONS.get(exc.errno or 0, f"socket() failed: {exc}")
+    return f"mptcp: {detail}"
+
+
+class DialRecord:
+    """What the dialer did for one connection; turns into a :class:`ConnectionInfo`."""
+
+    __slots__ = (
+        "early_data_safe",
+        "fallbacks",
+        "mptcp_requested",
+        "options",
+        "peer",
+        "syn_data_bytes",
+        "tfo_refused",
+        "tfo_requested",
+    )
+
+    def __init__(self, options: FastpathOptions) -> None:
+        self.options = options
+        self.mptcp_requested = options.mptcp
+        self.tfo_requested = False
+        self.tfo_refused = False
+        self.syn_data_bytes = 0
+        self.early_data_safe: bool | None = None
+        self.fallbacks: list[str] = []
+        self.peer: tuple[str, int] | None = None
+
+    def fallback(self, reason: str) -> None:
+        """Record (and log once per process) why a fast path was not used."""
+        if reason not in self.fallbacks:
+            self.fallbacks.append(reason)
+        log_fallback_once(reason)
+
+    def tfo_status(self, sock: socket.socket) -> TFOStatus:
+        """TCP Fast Open outcome for the live socket ``sock``."""
+        if not self.options.tfo:
+            return TFOStatus.DISABLED
+        return tfo_status(
+            sock,
+            requested=self.tfo_requested,
+            refused=self.tfo_refused,
+            syn_data_bytes=self.syn_data_bytes,
+        )
+
+    def connection_info(self, sock: socket.socket) -> ConnectionInfo:
+        """Read the kernel's view of the connection through ``sock`` (any object on the fd)."""
+        return read_connection_info(
+            sock,
+            mptcp_requested=self.mptcp_requested,
+            tfo=self.tfo_status(sock),
+            syn_data_bytes=self.syn_data_bytes,
+            fallbacks=tuple(self.fallbacks),
+            early_data_safe=self.early_data_safe,
+            peer=self.peer,
+        )
+
+
+class _Pending:
+    """Everything needed to finish a deferred connect (and to move to the next address)."""
+
+    __slots__ = ("addresses", "socket_options", "source_address", "timeout")
+
+    def __init__(
+        self,
+        addresses: Sequence[Address],
+        timeout: float | None,
+        socket_options: Sequence[SocketOption],
+        source_address: tuple[str, int] | None,
+    ) -> None:
+        self.addresses = addresses
+        self.timeout = timeout
+        self.socket_options = socket_options
+        self.source_address = source_address
+
+
+class FastpathSocket(socket.socket):
+    """A ``socket.socket`` whose connect may be deferred to its first write.
+
+    While pending, the first ``send``/``sendall`` completes the connection (with the data
+    in the SYN when allowed) and the first ``recv`` completes it without data. Once
+    connected it behaves exactly like a plain socket.
+    """
+
+    __slots__ = ("_fp_pending", "fastpath_record")
+
+    _fp_pending: _Pending | None
+    fastpath_record: DialRecord
+
+    @property
+    def is_pending(self) -> bool:
+        """True until the connection has been completed."""
+        return self._fp_pending is not None
+
+    def connection_info(self) -> ConnectionInfo:
+        """The kernel's view of this connection (see :class:`ConnectionInfo`)."""
+        return self.fastpath_record.connection_info(self)
+
+    # -- completing a pending connect -------------------------------------------------
+    def complete(self, first_flight: Buffer | None = None) -> int:
+        """Connect now; return how many bytes of ``first_flight`` went out with the SYN."""
+        pending = self._fp_pending
+        if pending is None:
+            return 0
+        self._fp_pending = None
+        timeout = self.gettimeout()
+        try:
+            sent = drive_sync(self, connect_steps(self, pending, first_flight))
+        except BaseException:
+            self.close()
+            raise
+        self.settimeout(timeout)
+        return sent
+
+    def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
+        if self._fp_pending is not None:
+            view = memoryview(data).cast("B")
+            sent = self.complete(view)
+            if sent >= len(view):
+                return None
+            data = view[sent:]
+        return super().sendall(data, flags)
+
+    def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
+        if self._fp_pending is not None:
+            sent = self.complete(memoryview(data).cast("B"))
+            if sent:
+                return sent
+        return super().send(data, flags)
+
+    def sendmsg(self, *args: Any, **kwargs: Any) -> int:
+        if self._fp_pending is not None:
+            self.complete(None)
+        return super().sendmsg(*args, **kwargs)
+
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
+        if self._fp_pending is not None:
+            self.complete(None)
+        return super().recv(bufsize, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> int:
+        if self._fp_pending is not None:
+            self.complete(None)
+        return super().recv_into(buffer, nbytes, flags)
+
+    def _replace_with(self, other: socket.socket) -> None:
+        """Take over ``other``'s file descriptor (next address, or MPTCP -> TCP)."""
+        timeout = self.gettimeout()
+        super().close()
+        fd = other.detach()
+        socket.socket.__init__(self, fileno=fd)
+        self.settimeout(timeout)
+
+
+# -- socket creation -------------------------------------------------------------------
+
+
+def _apply_options(sock: socket.socket, socket_options: Sequence[SocketOption]) -> None:
+    for opt in socket_options:
+        sock.setsockopt(*opt)
+
+
+def _create(
+    family: int,
+    record: DialRecord,
+    socket_options: Sequence[SocketOption],
+    source_address: tuple[str, int] | None,
+) -> FastpathSocket:
+    """Create and prepare one socket for ``family``; MPTCP falls back to TCP here."""
+    sock: FastpathSocket | None = None
+    if record.mptcp_requested:
+        try:
+            sock = FastpathSocket(family, socket.SOCK_STREAM, _linux.IPPROTO_MPTCP)
+        except OSError as exc:
+            record.mptcp_requested = False
+            record.fallback(mptcp_refusal_reason(exc))
+        else:
+            try:
+                _apply_options(sock, socket_options)
+            except OSError as exc:
+                sock.close()
+                sock = None
+                if exc.errno not in _MPTCP_SOFT_OPTION_ERRNOS:
+                    raise
+                record.mptcp_requested = False
+                record.fallback(f"mptcp: a socket option is not supported on MPTCP sockets ({exc})")
+    if sock is None:
+        sock = FastpathSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            _apply_options(sock, socket_options)
+        except BaseException:
+            sock.close()
+            raise
+    sock._fp_pending = None
+    sock.fastpath_record = record
+    if source_address is not None:
+        try:
+            sock.bind(source_address)
+        except BaseException:
+            sock.close()
+            raise
+    return sock
+
+
+def resolve(host: str, port: int, family: int = socket.AF_UNSPEC) -> list[Address]:
+    """``getaddrinfo`` for a stream connection; raises ``socket.gaierror`` like the stdlib."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    if not infos:
+        raise OSError("getaddrinfo returns an empty list")
+    return [(fam, sockaddr) for fam, _, _, _, sockaddr in infos]
+
+
+def open_pending(
+    addresses: Sequence[Address],
+    *,
+    options: FastpathOptions,
+    timeout: float | None,
+    source_address: tuple[str, int] | None = None,
+    socket_options: Sequence[SocketOption] = (),
+) -> FastpathSocket:
+    """Create the socket for ``addresses[0]`` and leave it pending (not yet connected)."""
+    if not addresses:
+        raise ValueError("open_pending needs at least one address")
+    record = DialRecord(options)
+    sock = _create(addresses[0][0], record, socket_options, source_address)
+    sock._fp_pending = _Pending(addresses, timeout, socket_options, source_address)
+    sock.settimeout(timeout)
+    return sock
+
+
+def dial(
+    host: str,
+    port: int,
+    *,
+    options: FastpathOptions,
+    timeout: float | None = None,
+    source_address: tuple[str, int] | None = None,
+    socket_options: Sequence[SocketOption] = (),
+    family: int = socket.AF_UNSPEC,
+) -> FastpathSocket:
+    """Resolve ``host`` and return a :class:`FastpathSocket` for it.
+
+    With TCP Fast Open on, the socket is returned *pending*: its first write connects it
+    (see the module docstring). Otherwise it is connected before this returns. Errors:
+    ``socket.gaierror`` (resolution), :class:`DialTimeout`, :class:`DialError`.
+    """
+    addresses = resolve(host, port, family)
+    sock = open_pending(
+        addresses,
+        options=options,
+        timeout=timeout,
+        source_address=source_address,
+        socket_options=socket_options,
+    )
+    if not options.tfo:
+        sock.complete(None)
+    return sock
+
+
+# -- the connect state machine ----------------------------------------------------------
+
+
+def _is_deferred(sock: socket.socket) -> bool:
+    """A TFO connect() that returned 0 without a handshake leaves the peer unknown."""
+    try:
+        sock.getpeername()
+    except OSError as exc:
+        return exc.errno == errno.ENOTCONN
+    return False
+
+
+def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
+    """Start a non-blocking connect to ``address``; return bytes of ``data`` sent in the SYN."""
+    record = sock.fastpath_record
+    options = record.options
+    early = bool(data) and data is not None
+    if early and data is not None:
+        record.early_data_safe = is_replay_safe(data)
+    use_tfo = (
+        options.tfo
+        and early
+        and not record.tfo_refused
+        and (options.tfo_policy == "always" or bool(record.early_data_safe))
+    )
+    if options.tfo and early and not use_tfo and not record.tfo_refused:
+        record.fallback("tfo: the first flight is not replay-safe (tfo_policy='safe')")
+    elif options.tfo and not early:
+        record.fallback("tfo: nothing to send first (the connection starts with a read)")
+    record.tfo_requested = False
+    if use_tfo:
+        try:
+            sock.setsockopt(_linux.SOL_TCP, _linux.TCP_FASTOPEN_CONNECT, 1)
+        except OSError as exc:
+            record.tfo_refused = True
+            record.fallback(
+                "tfo: the kernel refused TCP_FASTOPEN_CONNECT "
+                f"({exc.strerror or exc}); enable with: sysctl -w net.ipv4.tcp_fastopen=1"
+            )
+        else:
+            record.tfo_requested = True
+    sock.setblocking(False)
+    err = sock.connect_ex(address[1])
+    if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY):
+        return 0
+    if err:
+        raise OSError(err, os.strerror(err))
+    if not (record.tfo_requested and data and _is_deferred(sock)):
+        return 0
+    try:
+        sent = socket.socket.send(sock, data)
+    except BlockingIOError:
+        sent = 0
+    record.syn_data_bytes = sent
+    return sent
+
+
+def _finish(sock: socket.socket) -> None:
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, os.strerror(err))
+
+
+def _to_dial_error(exc: OSError, address: Address) -> DialError:
+    where = f"{address[1][0]}:{address[1][1]}"
+    if isinstance(exc, DialError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return DialTimeout(errno.ETIMEDOUT, f"connect to {where} timed out")
+    return DialError(exc.errno, f"connect to {where} failed: {exc.strerror or exc}")
+
+
+ConnectSteps = Generator[float | None, bool, int]
+
+
+def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) -> ConnectSteps:
+    """Connect ``sock``, trying each address in turn; sans-IO.
+
+    Yields the number of seconds to wait for the socket to become writable (None: no
+    limit) and expects to be sent True when it did, False on timeout. Returns the number
+    of bytes of ``data`` that went out with the SYN. Leaves the socket non-blocking.
+    """
+    record = sock.fastpath_record
+    last: DialError | None = None
+    for index, address in enumerate(pending.addresses):
+        if index:
+            fresh = _create(address[0], record, pending.socket_options, pending.source_address)
+            sock._replace_with(fresh)
+        try:
+            sent = _start(sock, address, data)
+            writable = yield pending.timeout
+            if not writable:
+                raise DialTimeout(errno.ETIMEDOUT, "timed out")
+            _finish(sock)
+        except OSError as exc:
+            last = _to_dial_error(exc, address)
+            dial_logger.debug("connect to %s failed: %s", address[1], exc)
+            record.syn_data_bytes = 0
+            continue
+        record.peer = (str(address[1][0]), int(address[1][1]))
+        return sent
+    assert last is not None
+    raise last
+
+
+def drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:
+    """Run :func:`connect_steps` for ``sock`` with a blocking ``poll``."""
+    try:
+        timeout = next(steps)
+        while True:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLOUT)
+            ready = poller.poll(None if timeout is None else max(0.0, timeout) * 1000.0)
+            timeout = steps.send(bool(ready))
+    except StopIteration as stop:
+        result: int = stop.value
+        return result

@@ -1,0 +1,152 @@
+"""Connection proof: what the kernel says happened on one connection."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import socket
+
+from . import _linux
+
+__all__ = ["ConnectionInfo", "TFOStatus"]
+
+
+class TFOStatus(str, enum.Enum):
+    """What TCP Fast Open did on a connection, from the client's ``TCP_INFO``."""
+
+    #: TFO was switched off in the options.
+    DISABLED = "disabled"
+    #: The kernel refused ``TCP_FASTOPEN_CONNECT`` (client bit of ``net.ipv4.tcp_fastopen`` off).
+    UNAVAILABLE = "unavailable"
+    #: The first flight was not replay-safe under the policy, or there was none: plain SYN.
+    NOT_ATTEMPTED = "not_attempted"
+    #: No cookie was cached for this server: the SYN asked for one (the next connection can use it).
+    COOKIE_REQUESTED = "cookie_requested"
+    #: Data rode in the SYN and the server acknowledged it: one round trip saved.
+    SYN_DATA_ACKED = "syn_data_acked"
+    #: Data rode in the SYN but the server acknowledged only the SYN (data was sent again).
+    DATA_NOT_ACKED = "data_not_acked"
+    #: The SYN with data was lost and retransmitted without data (middlebox or blackhole).
+    SYN_RETRANSMITTED = "syn_retransmitted"
+    #: The SYN carried data but the kernel reports no outcome (yet).
+    UNKNOWN = "unknown"
+
+
+# tcpi_fastopen_client_fail values (enum tcp_fastopen_client_fail in uapi/linux/tcp.h).
+_CLIENT_FAIL = {
+    1: TFOStatus.COOKIE_REQUESTED,
+    2: TFOStatus.DATA_NOT_ACKED,
+    3: TFOStatus.SYN_RETRANSMITTED,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionInfo:
+    """The kernel's view of one connection made by the fastpath dialer.
+
+    Attributes:
+        transport: ``"mptcp"`` when an ``IPPROTO_MPTCP`` socket was used, else ``"tcp"``.
+        tfo: what TCP Fast Open did (see :class:`TFOStatus`).
+        syn_data_bytes: bytes of the first flight handed to the kernel with the SYN.
+        mptcp: True when MPTCP is really in use end to end (``TCP_IS_MPTCP``), False when the
+            connection fell back to TCP, None when MPTCP was not requested or cannot be told.
+        mptcp_subflows: number of MPTCP subflows (the initial one included), or None.
+        fallbacks: one short reason per fast path that was not used.
+        rtt_ms: the kernel's smoothed round-trip time.
+        local_address / peer_address: socket addresses (``None`` if unknown).
+        early_data_safe: whether the first flight was judged replay-safe by the policy.
+    """
+
+    transport: str
+    tfo: TFOStatus
+    syn_data_bytes: int = 0
+    mptcp: bool | None = None
+    mptcp_subflows: int | None = None
+    fallbacks: tuple[str, ...] = ()
+    rtt_ms: float | None = None
+    local_address: tuple[str, int] | None = None
+    peer_address: tuple[str, int] | None = None
+    early_data_safe: bool | None = None
+
+    @property
+    def tfo_used(self) -> bool:
+        """True when data rode in the SYN and the server acknowledged it."""
+        return self.tfo is TFOStatus.SYN_DATA_ACKED
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-friendly dict of every field."""
+        out = dataclasses.asdict(self)
+        out["tfo"] = self.tfo.value
+        out["tfo_used"] = self.tfo_used
+        return out
+
+
+def _address(value: object) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    return None
+
+
+def tfo_status(
+    sock: socket.socket, *, requested: bool, refused: bool, syn_data_bytes: int
+) -> TFOStatus:
+    """Classify TCP Fast Open on a connected socket (see :class:`TFOStatus`)."""
+    if refused:
+        return TFOStatus.UNAVAILABLE
+    if not requested:
+        return TFOStatus.NOT_ATTEMPTED
+    info = _linux.read_tcp_info(sock)
+    if info is None:
+        return TFOStatus.UNKNOWN
+    if info.syn_data_acked:
+        return TFOStatus.SYN_DATA_ACKED
+    failed = _CLIENT_FAIL.get(info.fastopen_client_fail)
+    if failed is not None:
+        return failed
+    if syn_data_bytes == 0:
+        return TFOStatus.COOKIE_REQUESTED
+    return TFOStatus.UNKNOWN
+
+
+def read_connection_info(
+    sock: socket.socket,
+    *,
+    mptcp_requested: bool,
+    tfo: TFOStatus,
+    syn_data_bytes: int,
+    fallbacks: tuple[str, ...],
+    early_data_safe: bool | None,
+    peer: tuple[str, int] | None,
+) -> ConnectionInfo:
+    """Read a :class:`ConnectionInfo` off a live socket."""
+    is_mptcp_socket = mptcp_requested and sock.proto == _linux.IPPROTO_MPTCP
+    mptcp: bool | None = None
+    subflows: int | None = None
+    if is_mptcp_socket:
+        mptcp = _linux.read_is_mptcp(sock)
+        if mptcp:
+            subflows = _linux.read_mptcp_subflows(sock)
+    info = _linux.read_tcp_info(sock)
+    try:
+        local = _address(sock.getsockname())
+    except OSError:
+        local = None
+    try:
+        peer = _address(sock.getpeername())
+    except OSError:
+        pass
+    fb = fallbacks
+    if mptcp is False:
+        fb = (*fb, "mptcp: the server or the path does not speak MPTCP (fell back to TCP)")
+    return ConnectionInfo(
+        transport="mptcp" if is_mptcp_socket else "tcp",
+        tfo=tfo,
+        syn_data_bytes=syn_data_bytes,
+        mptcp=mptcp,
+        mptcp_subflows=subflows,
+        fallbacks=fb,
+        rtt_ms=None if info is None else info.rtt_us / 1000.0,
+        local_address=local,
+        peer_address=peer,
+        early_data_safe=early_data_safe,
+    )

@@ -1,0 +1,82 @@
+"""TLS over ``ssl.MemoryBIO`` for blocking sockets.
+
+CPython's ``SSLContext.wrap_socket`` cannot wrap a TCP Fast Open socket whose connect
+is deferred (``SSLSocket`` sees ``ENOTCONN`` and its CVE-2023-40217 check raises
+``BlockingIOError``). Driving an ``ssl.SSLObject`` through memory BIOs instead lets the
+ClientHello be the socket's first write, so it rides in the SYN. Certificate and
+hostname checks are OpenSSL's, configured by the caller's ``SSLContext`` exactly as
+``wrap_socket`` would use it.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable
+from typing import TypeVar
+
+__all__ = ["TLSSocket"]
+
+_T = TypeVar("_T")
+_READ_SIZE = 65536
+
+
+class TLSSocket:
+    """A blocking TLS client connection over a (possibly pending) socket."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None,
+    ) -> None:
+        self.sock = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self.ssl_object = ssl_context.wrap_bio(
+            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
+        )
+
+    def do_handshake(self) -> None:
+        """Run the TLS handshake (the socket's timeout applies to each read and write)."""
+        self._retry(self.ssl_object.do_handshake)
+
+    def recv(self, max_bytes: int) -> bytes:
+        """Read up to ``max_bytes`` of plaintext; ``b""`` at a clean end of stream."""
+        try:
+            return self._retry(lambda: self.ssl_object.read(max_bytes))
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            # A clean close_notify, or a ragged EOF: SSLSocket's suppress_ragged_eofs=True.
+            return b""
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt and send all of ``data``."""
+        view = memoryview(data)
+        while view:
+            written = self._retry(lambda v=view: self.ssl_object.write(v))  # type: ignore[misc]
+            view = view[written:]
+        self._flush()
+
+    def close(self) -> None:
+        """Close the socket (no close_notify: like httpcore, the connection is discarded)."""
+        self.sock.close()
+
+    def _flush(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            self.sock.sendall(pending)
+
+    def _retry(self, func: Callable[[], _T]) -> _T:
+        while True:
+            try:
+                result = func()
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self.sock.recv(_READ_SIZE)
+                if not data:
+                    self._incoming.write_eof()
+                else:
+                    self._incoming.write(data)
+                continue
+            self._flush()
+            return result

@@ -1,0 +1,201 @@
+"""Real HTTP/1.1 test servers that record the kernel's view of each accepted connection.
+
+Each server listens on its own 127.0.x.y address so TCP Fast Open cookies (cached per
+destination address) never leak from one test to another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import itertools
+import socket
+import socketserver
+import ssl
+import threading
+import urllib.parse
+from typing import Any
+
+from .. import _linux
+
+_addresses = itertools.count(1)
+
+
+def next_loopback() -> str:
+    """A fresh 127.0.x.y address (no TFO cookie cached for it yet)."""
+    n = next(_addresses)
+    return f"127.0.{n // 250 + 1}.{n % 250 + 2}"
+
+
+@dataclasses.dataclass
+class Accepted:
+    """Server-side kernel view of one accepted connection."""
+
+    syn_data: bool
+    is_mptcp: bool | None
+    peer: tuple[str, int]
+    requests: list[str] = dataclasses.field(default_factory=list)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _record(self) -> None:
+        rec = self.server.records_by_conn.get(id(self.connection))
+        if rec is not None:
+            rec.requests.append(self.command)
+
+    def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _route(self) -> None:
+        self._record()
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        body = self._body()
+        if url.path == "/bytes":
+            self._reply(200, b"x" * int(query.get("n", "1024")))
+        elif url.path == "/echo":
+            self._reply(200, body, {"X-Method": self.command})
+        elif url.path == "/redirect":
+            self._reply(302, b"", {"Location": query["to"]})
+        elif url.path.startswith("/status/"):
+            self._reply(int(url.path.rsplit("/", 1)[1]), b"")
+        elif url.path == "/close":
+            self.close_connection = True
+            self._reply(200, b"bye", {"Connection": "close"})
+        else:
+            self._reply(200, b"hello " + self.command.encode())
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _route
+
+
+class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(
+        self, host: str, family: int, proto: int, tfo: bool, tls: ssl.SSLContext | None
+    ) -> None:
+        self.address_family = family
+        super().__init__((host, 0), Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = socket.socket(family, socket.SOCK_STREAM, proto)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if tfo:
+            self.socket.setsockopt(socket.IPPROTO_TCP, _linux.TCP_FASTOPEN, 64)
+        self.server_bind()
+        self.server_activate()
+        self.tls = tls
+        self.records: list[Accepted] = []
+        self.records_by_conn: dict[int, Accepted] = {}
+        self.open_conns: set[socket.socket] = set()
+        self.lock = threading.Lock()
+
+    def get_request(self) -> tuple[Any, Any]:
+        conn, addr = self.socket.accept()
+        info = _linux.read_tcp_info(conn)
+        rec = Accepted(
+            syn_data=bool(info and info.syn_data_acked),
+            is_mptcp=_linux.read_is_mptcp(conn) if conn.proto == _linux.IPPROTO_MPTCP else False,
+            peer=(addr[0], addr[1]),
+        )
+        wrapped: socket.socket = conn
+        if self.tls is not None:
+            wrapped = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        with self.lock:
+            self.records.append(rec)
+            self.records_by_conn[id(wrapped)] = rec
+            self.open_conns.add(wrapped)
+        return wrapped, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(10)
+            try:
+                request.do_handshake()
+            except (OSError, ssl.SSLError):
+                return
+        super().finish_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.lock:
+            self.open_conns.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+class Server:
+    """A threaded HTTP/1.1 (or HTTPS) server on a fresh loopback address."""
+
+    def __init__(
+        self,
+        *,
+        tls: ssl.SSLContext | None = None,
+        tfo: bool = True,
+        mptcp: bool = False,
+        host: str | None = None,
+        family: int = socket.AF_INET,
+    ) -> None:
+        self.host = host or (next_loopback() if family == socket.AF_INET else "::1")
+        proto = _linux.IPPROTO_MPTCP if mptcp else socket.IPPROTO_TCP
+        self.httpd = _HTTPServer(self.host, family, proto, tfo, tls)
+        self.port: int = self.httpd.server_address[1]
+        self.scheme = "https" if tls is not None else "http"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def records(self) -> list[Accepted]:
+        with self.httpd.lock:
+            return list(self.httpd.records)
+
+    def __enter__(self) -> Server:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        with self.httpd.lock:
+            conns = list(self.httpd.open_conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(5)
