@@ -17,6 +17,7 @@ __all__ = [
     "FastpathOptions",
     "ConnectionInfo",
     "TFOStatus",
+    "connection_info",
     "probe",
     "Capabilities",
     # exceptions
@@ -29,10 +30,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # Lazy re-exports: keep ``import http_fastpath`` free of work and of heavy imports.
-    if name in ("probe", "Capabilities"):
-        from . import _capabilities
+# Lazy re-exports (name -> private module): ``import http_fastpath`` stays free of work
+# and imports no HTTP client until one of these names is used.
+_LAZY = {
+    "probe": "_capabilities",
+    "Capabilities": "_capabilities",
+    "connection_info": "_proof",
+}
 
-        return getattr(_capabilities, name)
-    raise AttributeError(f"module 'http_fastpath' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'http_fastpath' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -9,7 +9,6 @@ import pytest
 import trustme
 
 from http_fastpath import _log
-
 from http_fastpath.netlab import _netns as netns
 
 

@@ -12,9 +12,9 @@ import trustme
 from http_fastpath import DialError, DialTimeout, FastpathOptions, TFOStatus
 from http_fastpath._dialer import FastpathSocket, dial
 from http_fastpath._tls import TLSSocket
+from http_fastpath.netlab import Server, next_loopback
 
 from .conftest import server_tls
-from http_fastpath.netlab import Server, next_loopback
 
 pytestmark = pytest.mark.netns
 

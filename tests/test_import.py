@@ -46,7 +46,7 @@ def test_all_is_sorted_by_role_and_complete() -> None:
         for n in dir(http_fastpath)
         if not n.startswith("_") and not isinstance(getattr(http_fastpath, n), types.ModuleType)
     } | {"__version__"}
-    lazy = {"probe", "Capabilities"}
+    lazy = set(http_fastpath._LAZY)
     assert set(http_fastpath.__all__) == (public | lazy) - {"annotations"}
     for name in http_fastpath.__all__:
         assert getattr(http_fastpath, name) is not None

@@ -40,7 +40,9 @@ def run(out: TextIO = sys.stdout, connections: int = 5) -> int:
         ("fastpath TFO", FastpathOptions(tfo=True, mptcp=False)),
         ("fastpath TFO+MPTCP", FastpathOptions(tfo=True, mptcp=True)),
     ]
-    out.write(f"{'client':<20} {'conn':>4}  {'server saw SYN data':<20} {'server saw MPTCP':<17} client ConnectionInfo\n")
+    out.write(
+        f"{'client':<20} {'conn':>4}  {'server saw SYN data':<20} {'server saw MPTCP':<17} client ConnectionInfo\n"
+    )
     total_syn = 0
     for label, options in rows:
         with Server(tfo=True, mptcp=True) as server:
@@ -48,7 +50,9 @@ def run(out: TextIO = sys.stdout, connections: int = 5) -> int:
                 status = _fetch(server, options)
                 rec = server.records[-1]
                 total_syn += rec.syn_data and options.tfo
-                out.write(f"{label:<20} {i + 1:>4}  {str(rec.syn_data):<20} {str(rec.is_mptcp):<17} {status}\n")
+                out.write(
+                    f"{label:<20} {i + 1:>4}  {str(rec.syn_data):<20} {str(rec.is_mptcp):<17} {status}\n"
+                )
                 out.flush()
     out.write(
         f"\nfastpath connections whose SYN carried the request: {total_syn} "
