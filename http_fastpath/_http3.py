@@ -176,6 +176,7 @@ class SyncH3Connection:
         self.info: ConnectionInfo = client.backend.connection_info()
         self._lock = threading.Lock()
         self._poll = select.poll()
+        self._forgotten: list[StreamState] = []
 
     @classmethod
     def connect(
@@ -210,7 +211,12 @@ class SyncH3Connection:
     def _connect_timeout(self) -> Exception:
         return _connect_timeout(self.client)
 
+    def _flush_forgotten(self) -> None:
+        while self._forgotten:
+            self.client.forget(self._forgotten.pop())
+
     def _step(self, deadline: float | None) -> None:
+        self._flush_forgotten()
         client = self.client
         wait = client.wait_time(time.monotonic(), deadline)
         wait = _MAX_WAIT if wait is None else min(wait, _MAX_WAIT)
@@ -259,7 +265,7 @@ class SyncH3Connection:
             lambda: self._read_timeout(state),
         )
         if state.status is None:
-            self.client.forget(state)
+            self._forgotten.append(state)
             raise state.error or self.client.error or self._read_timeout(state)
         return state
 
@@ -283,7 +289,21 @@ class SyncH3Connection:
                 elif state.ended:
                     return
         finally:
-            self.client.forget(state)
+            # Deferred: this may run from a garbage collection inside a step of this very
+            # thread. Done now when the lock is free, else by the next step.
+            self._forgotten.append(state)
+            if self._lock.acquire(blocking=False):
+                try:
+                    self._flush_forgotten()
+                    self.client.step(time.monotonic(), False)  # sends the STOP_SENDING
+                finally:
+                    self._lock.release()
+
+    def refresh(self) -> bool:
+        """Process whatever arrived while idle (a close, an idle timeout); True if usable."""
+        with self._lock:
+            self.client.step(time.monotonic(), True)
+        return self.client.usable
 
     def close(self) -> None:
         with self._lock:
@@ -299,6 +319,7 @@ class AsyncH3Connection:
         self.client = client
         self.info: ConnectionInfo = client.backend.connection_info()
         self._lock: anyio.Lock = anyio.Lock()
+        self._forgotten: list[StreamState] = []
 
     @classmethod
     async def connect(
@@ -338,9 +359,14 @@ class AsyncH3Connection:
     def _read_timeout(self, state: StreamState) -> Exception:
         return _read_timeout(self.client, state)
 
+    def _flush_forgotten(self) -> None:
+        while self._forgotten:
+            self.client.forget(self._forgotten.pop())
+
     async def _step(self, deadline: float | None) -> None:
         import anyio
 
+        self._flush_forgotten()
         client = self.client
         wait = client.wait_time(time.monotonic(), deadline)
         wait = _MAX_WAIT if wait is None else min(wait, _MAX_WAIT)
@@ -388,7 +414,7 @@ class AsyncH3Connection:
             lambda: self._read_timeout(state),
         )
         if state.status is None:
-            self.client.forget(state)
+            self._forgotten.append(state)
             raise state.error or self.client.error or self._read_timeout(state)
         return state
 
@@ -408,7 +434,17 @@ class AsyncH3Connection:
                 elif state.ended:
                     return
         finally:
-            self.client.forget(state)
+            self._forgotten.append(state)
+            if not self._lock.locked():
+                async with self._lock:
+                    self._flush_forgotten()
+                    self.client.step(time.monotonic(), False)  # sends the STOP_SENDING
+
+    async def refresh(self) -> bool:
+        """Process whatever arrived while idle (a close, an idle timeout); True if usable."""
+        async with self._lock:
+            self.client.step(time.monotonic(), True)
+        return self.client.usable
 
     async def aclose(self) -> None:
         async with self._lock:
@@ -435,7 +471,7 @@ class SyncH3Pool:
         key = (host, port, _verify_key(verify))
         with self._lock:
             conn = self._conns.get(key)
-            if conn is not None and conn.client.usable:
+            if conn is not None and conn.client.usable and conn.refresh():
                 return conn
             if conn is not None:
                 del self._conns[key]
@@ -475,7 +511,7 @@ class AsyncH3Pool:
         key = (host, port, _verify_key(verify))
         async with self._lock:
             conn = self._conns.get(key)
-            if conn is not None and conn.client.usable:
+            if conn is not None and conn.client.usable and await conn.refresh():
                 return conn
             if conn is not None:
                 del self._conns[key]

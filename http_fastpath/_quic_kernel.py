@@ -521,6 +521,11 @@ class KernelQuic:
     def next_event(self) -> QuicEvent | None:
         return self._events.popleft() if self._events else None
 
+    def stop_stream(self, stream_id: int, error_code: int) -> None:
+        self._sock.setsockopt(
+            SOL_QUIC, QUIC_SOCKOPT_STREAM_STOP_SENDING, pack_errinfo(stream_id, error_code)
+        )
+
     def connection_info(self) -> ConnectionInfo:
         try:
             local = self._sock.getsockname()

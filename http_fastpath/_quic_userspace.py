@@ -125,6 +125,9 @@ class UserspaceQuic:
             self._close_reported = True
         return event
 
+    def stop_stream(self, stream_id: int, error_code: int) -> None:
+        self._quic.stop_stream(stream_id, error_code)
+
     def connection_info(self) -> ConnectionInfo:
         try:
             local = self._sock.getsockname()

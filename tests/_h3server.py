@@ -25,7 +25,12 @@ from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, QuicEvent
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    ProtocolNegotiated,
+    QuicEvent,
+    StopSendingReceived,
+)
 
 
 def payload(n: int) -> bytes:
@@ -47,6 +52,8 @@ class _Protocol(QuicConnectionProtocol):
             self._h3 = H3Connection(self._quic)
         elif isinstance(event, ConnectionTerminated):
             self.server.close_codes.append(event.error_code)
+        elif isinstance(event, StopSendingReceived):
+            self.server.stop_sending.append((event.stream_id, event.error_code))
         if self._h3 is not None:
             for h3_event in self._h3.handle_event(event):
                 self._h3_event(h3_event)
@@ -120,6 +127,7 @@ class H3TestServer:
         self.connections = 0
         self.requests: list[tuple[str, str, list[tuple[bytes, bytes]], bytes]] = []
         self.close_codes: list[int] = []
+        self.stop_sending: list[tuple[int, int]] = []
         self._cert = ca.issue_cert(*(identities or (host,)))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: QuicServer | None = None

@@ -129,6 +129,7 @@ class ScriptedQuicSocket:
             collections.deque()
         )
         self.opened: set[int] = set()
+        self.stopped: list[tuple[int, int]] = []
         self.stream_writes: list[tuple[int, bytes, int]] = []
         self.routes = h3_routes or {"/": (200, b"hello from the scripted kernel")}
         self._peer = _PeerLayer(self)
@@ -212,9 +213,12 @@ class ScriptedQuicSocket:
                 raise _err(errno.EINVAL, "struct quic_event_option size")
             if value[1]:
                 self.events_on.add(value[0])
-        elif optname == k.QUIC_SOCKOPT_STREAM_RESET:
+        elif optname in (k.QUIC_SOCKOPT_STREAM_RESET, k.QUIC_SOCKOPT_STREAM_STOP_SENDING):
             if self.state != "established":
-                raise _err(errno.EINVAL, "STREAM_RESET before established")
+                raise _err(errno.EINVAL, "STREAM_RESET / STOP_SENDING before established")
+            if len(value) != k.UAPI_SIZES["quic_errinfo"]:
+                raise _err(errno.EINVAL, "struct quic_errinfo size")
+            self.stopped.append(k._ERRINFO.unpack(value))
         else:
             raise _err(errno.ENOPROTOOPT, f"setsockopt {optname} not scripted")
 

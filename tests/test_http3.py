@@ -123,6 +123,38 @@ def test_httpx_10mb_download_sha256(h3: H3TestServer, client: httpx.Client) -> N
     assert digest.hexdigest() == hashlib.sha256(payload(TEN_MB)).hexdigest()
 
 
+def test_httpx_closing_a_response_early_stops_the_stream(
+    h3: H3TestServer, client: httpx.Client
+) -> None:
+    with client.stream("GET", h3.url(f"/bytes?n={TEN_MB}")) as response:
+        first = next(response.iter_raw())
+        assert first
+    # H3_REQUEST_CANCELLED (0x10c) in STOP_SENDING: the server stops sending the rest
+    assert h3.wait_for(lambda: any(code == 0x10C for _, code in h3.stop_sending))
+    assert client.get(h3.url("/")).status_code == 200  # the connection is still good
+
+
+def test_no_fd_or_thread_leak(h3: H3TestServer, ca_file: str) -> None:
+    import os
+    import threading
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before_fds, before_threads = fds(), threading.active_count()
+    port, _ = _udp_port(bound=False)
+    for _ in range(3):
+        with httpx.Client(transport=HTTP3Transport(verify=ca_file, backend="userspace")) as c:
+            assert c.get(h3.url("/")).status_code == 200
+            with pytest.raises(httpx.ConnectError):
+                c.get(f"https://127.0.0.1:{port}/", timeout=3.0)
+        with httpx.Client(transport=HTTP3Transport(backend="userspace")) as c:
+            with pytest.raises(httpx.ConnectError):
+                c.get(h3.url("/"))  # untrusted certificate
+    assert fds() == before_fds
+    assert threading.active_count() == before_threads
+
+
 @pytest.mark.parametrize("status", [404, 500, 503])
 def test_httpx_server_error_status_is_a_response(
     h3: H3TestServer, client: httpx.Client, status: int

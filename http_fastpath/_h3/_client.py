@@ -29,10 +29,12 @@ if TYPE_CHECKING:
 
     from ._stream_layer import QuicBackend
 
-__all__ = ["H3_NO_ERROR", "H3Client", "StreamState", "request_headers"]
+__all__ = ["H3_NO_ERROR", "H3_REQUEST_CANCELLED", "H3Client", "StreamState", "request_headers"]
 
 #: HTTP/3 application error code for a clean close (RFC 9114 §8.1).
 H3_NO_ERROR = int(ErrorCode.H3_NO_ERROR)
+#: ...and for a response the client no longer wants.
+H3_REQUEST_CANCELLED = int(ErrorCode.H3_REQUEST_CANCELLED)
 _QUIC_CRYPTO_ERROR = 0x100  # RFC 9000 §20.1: 0x0100-0x01ff carry a TLS alert
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"}
@@ -189,8 +191,14 @@ class H3Client:
         return state
 
     def forget(self, state: StreamState) -> None:
-        """Drop a stream's state (the caller closed its response)."""
-        self._streams.pop(state.stream_id, None)
+        """Drop a stream's state; a response closed before its end gets STOP_SENDING."""
+        if self._streams.pop(state.stream_id, None) is None:
+            return
+        if not state.ended and state.error is None and self.usable:
+            try:
+                self.backend.stop_stream(state.stream_id, H3_REQUEST_CANCELLED)
+            except OSError:
+                pass  # the stream is gone either way
 
     # -- internals -----------------------------------------------------------------------
 

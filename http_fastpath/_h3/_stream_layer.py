@@ -95,6 +95,9 @@ class QuicBackend(QuicStreamLayer, Protocol):
         """The next ``aioquic.quic.events`` event: ``HandshakeCompleted``,
         ``StreamDataReceived``, ``StreamReset``, ``ConnectionTerminated``..., or None."""
 
+    def stop_stream(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending on ``stream_id`` (STOP_SENDING)."""
+
     def connection_info(self) -> ConnectionInfo: ...
 
     def close_socket(self) -> None:
