@@ -72,7 +72,7 @@ def select_backend(backend: str) -> str:
             raise CapabilityError(
                 f"backend='kernel' needs Linux kernel QUIC (IPPROTO_QUIC, the out-of-tree "
                 f"'quic' kernel module): {feature.detail}. To enable: {feature.enable}. "
-                "`http-fastpath doctor` explains; backend='userspace' works everywhere."
+                "`http-fastpath doctor` shows what this kernel offers."
             )
         from ._quic_kernel import uapi_mismatch
 

@@ -205,7 +205,6 @@ def test_httpx_untrusted_certificate_is_connect_error(h3: H3TestServer) -> None:
     with httpx.Client(transport=HTTP3Transport(backend="userspace")) as c:
         with pytest.raises(httpx.ConnectError, match="TLS handshake"):
             c.get(h3.url("/"))
-    assert h3.requests == [] or all(r[1] != "/untrusted" for r in h3.requests)
 
 
 def test_httpx_wrong_hostname_is_rejected(ca: trustme.CA, ca_file: str) -> None:

@@ -193,3 +193,31 @@ def test_require_aioquic_names_the_pin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.metadata, "version", missing)
     with pytest.raises(ImportError, match=r"http_fastpath\[http3\]"):
         require_aioquic()
+
+
+def test_missing_aioquic_is_a_clear_import_error(tmp_path: object) -> None:
+    """With aioquic absent, importing an HTTP/3 name says what to install."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import importlib.metadata, sys
+        real = importlib.metadata.version
+        def version(name):
+            if name == "aioquic":
+                raise importlib.metadata.PackageNotFoundError(name)
+            return real(name)
+        importlib.metadata.version = version
+        sys.modules["aioquic"] = None  # import aioquic -> ImportError
+        try:
+            from http_fastpath import HTTP3Transport
+        except ImportError as exc:
+            print("ImportError:", exc)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "ImportError: HTTP/3 needs aioquic: pip install 'http_fastpath[http3]'" in out.stdout, (
+        out.stdout + out.stderr
+    )

@@ -13,16 +13,20 @@ import errno
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
-from aioquic.h3.connection import ErrorCode, H3Connection
-from aioquic.h3.events import DataReceived, HeadersReceived
-from aioquic.quic.events import (
+from . import require_aioquic
+
+require_aioquic()
+
+from aioquic.h3.connection import ErrorCode, H3Connection  # noqa: E402
+from aioquic.h3.events import DataReceived, HeadersReceived  # noqa: E402
+from aioquic.quic.events import (  # noqa: E402
     ConnectionTerminated,
     HandshakeCompleted,
     StreamDataReceived,
     StreamReset,
 )
 
-from ._errors import H3ConnectError, H3StreamError, H3TLSError
+from ._errors import H3ConnectError, H3StreamError, H3TLSError  # noqa: E402
 
 if TYPE_CHECKING:
     from aioquic.quic.connection import QuicConnection
