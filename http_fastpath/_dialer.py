@@ -159,6 +159,10 @@ class FastpathSocket(socket.socket):
     _fp_pending: _Pending | None
     fastpath_record: DialRecord
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fp_pending = None
+
     @property
     def is_pending(self) -> bool:
         """True until the connection has been completed."""
@@ -263,7 +267,6 @@ def _create(
         except BaseException:
             sock.close()
             raise
-    sock._fp_pending = None
     sock.fastpath_record = record
     if source_address is not None:
         try:
