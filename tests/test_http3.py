@@ -374,3 +374,29 @@ def test_requests_proxy_goes_to_stock_adapter(
     with pytest.raises(requests.exceptions.ProxyError):
         session.get(h3.url("/"), proxies={"https": f"http://127.0.0.1:{port}"}, timeout=3)
     assert len(h3.requests) == before  # the request never went over HTTP/3
+
+
+def test_requests_threads_share_one_connection(ca: trustme.CA, ca_file: str) -> None:
+    import concurrent.futures
+
+    with H3TestServer(ca, "127.0.0.1") as srv, requests.Session() as s:
+        s.mount("https://", HTTP3Adapter(backend="userspace"))
+
+        def one(i: int) -> bytes:
+            return s.post(srv.url("/echo"), data=payload(500 + i), verify=ca_file).content
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(one, range(40)))
+        assert results == [payload(500 + i) for i in range(40)]
+        assert srv.connections == 1
+
+
+def test_requests_adapter_pickles(session: requests.Session) -> None:
+    import pickle
+
+    adapter = HTTP3Adapter(backend="userspace", max_retries=2)
+    clone = pickle.loads(pickle.dumps(adapter))
+    assert clone._h3_backend == "userspace"
+    assert clone.max_retries.total == 2
+    with pytest.raises(OptionError, match="cert"):
+        session.get("https://127.0.0.1:9/", cert="client.pem")
