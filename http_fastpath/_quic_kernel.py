@@ -407,6 +407,7 @@ class KernelQuic:
         self._next_id = {False: 0, True: 2}  # client-initiated bidi 0,4,8..; uni 2,6,10..
         self._established = False
         self._closed = False
+        self._closed_by_peer = False
 
     # -- QuicStreamLayer -----------------------------------------------------------------
 
@@ -465,7 +466,7 @@ class KernelQuic:
             self._tls_failed(exc)
 
     def receive(self, now: float) -> None:
-        while not self._closed:
+        while not self._closed and not self._closed_by_peer:
             try:
                 data, ancdata, msg_flags, _ = self._sock.recvmsg(_RECV_SIZE, _ANC_SIZE)
             except (BlockingIOError, InterruptedError):
@@ -489,6 +490,7 @@ class KernelQuic:
                 fin = bool(flags & MSG_QUIC_STREAM_FIN)
                 self._events.append(StreamDataReceived(data=data, end_stream=fin, stream_id=sid))
             elif not data:
+                self._closed_by_peer = True
                 self._terminated(0, "the kernel reported end of connection")
                 return
 

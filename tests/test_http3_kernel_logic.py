@@ -309,3 +309,14 @@ def test_stream_data_before_handshake_is_refused_by_the_script(ca: trustme.CA) -
         sock.setsockopt(
             k.SOL_QUIC, k.QUIC_SOCKOPT_CRYPTO_SECRET, k.pack_crypto_secret(True, 1, 51, bytes(32))
         )
+
+
+def test_end_of_connection_is_reported_once(ca: trustme.CA, ca_file: str) -> None:
+    backend, sock = _connected(ca, ca_file)
+    sock._recv.append((b"", [], 0))  # recvmsg() == 0: the kernel has nothing more
+    for _ in range(3):
+        backend.receive(0.0)
+    events = []
+    while (event := backend.next_event()) is not None:
+        events.append(event)
+    assert [type(e) for e in events] == [ConnectionTerminated]
