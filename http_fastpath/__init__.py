@@ -20,6 +20,13 @@ __all__ = [
     "connection_info",
     "probe",
     "Capabilities",
+    # httpx / httpcore
+    "FastpathTransport",
+    "AsyncFastpathTransport",
+    "FastpathBackend",
+    "AsyncFastpathBackend",
+    "fastpath_client",
+    "async_fastpath_client",
     # exceptions
     "FastpathError",
     "OptionError",
@@ -36,6 +43,12 @@ _LAZY = {
     "probe": "_capabilities",
     "Capabilities": "_capabilities",
     "connection_info": "_proof",
+    "FastpathTransport": "_httpx",
+    "AsyncFastpathTransport": "_httpx",
+    "fastpath_client": "_httpx",
+    "async_fastpath_client": "_httpx",
+    "FastpathBackend": "_httpcore_backend",
+    "AsyncFastpathBackend": "_httpcore_backend",
 }
 
 
