@@ -31,9 +31,9 @@ PORT = 8443
 def tcp_ext(name: str) -> int:
     """A ``TcpExt`` counter of this network namespace (what ``nstat`` reads)."""
     lines = Path("/proc/net/netstat").read_text().splitlines()
-    for head, values in zip(lines[::2], lines[1::2]):
+    for head, values in zip(lines[::2], lines[1::2], strict=True):
         if head.startswith("TcpExt:"):
-            table = dict(zip(head.split()[1:], values.split()[1:]))
+            table = dict(zip(head.split()[1:], values.split()[1:], strict=True))
             return int(table[name])
     raise KeyError(name)
 
@@ -144,9 +144,7 @@ def test_async_h2_fifty_streams_on_one_connection(
         transport = AsyncFastpathTransport(verify=client_tls, http2=True)
         async with httpx.AsyncClient(transport=transport) as client:
             if lib == "asyncio":
-                return list(
-                    await asyncio.gather(*(client.get(f"{url}/{i}") for i in range(50)))
-                )
+                return list(await asyncio.gather(*(client.get(f"{url}/{i}") for i in range(50))))
             import trio
 
             out: list[httpx.Response] = []

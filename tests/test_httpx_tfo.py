@@ -105,9 +105,7 @@ def test_post_is_not_sent_in_the_syn_under_the_safe_policy() -> None:
         assert info is not None
         assert info.tfo is TFOStatus.NOT_ATTEMPTED
         assert info.early_data_safe is False
-        with httpx.Client(
-            transport=FastpathTransport(mptcp=False, tfo_policy="always")
-        ) as client:
+        with httpx.Client(transport=FastpathTransport(mptcp=False, tfo_policy="always")) as client:
             resp = client.post(f"{server.url}/echo", content=b"pay")
             assert resp.content == b"pay"
         assert server.records[-1].syn_data is True
