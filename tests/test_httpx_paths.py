@@ -127,9 +127,7 @@ def test_forward_proxy(lib: str) -> None:
 
 
 @pytest.mark.parametrize("lib", LIBS)
-def test_connect_tunnel_through_proxy(
-    lib: str, ca: trustme.CA, client_tls: ssl.SSLContext
-) -> None:
+def test_connect_tunnel_through_proxy(lib: str, ca: trustme.CA, client_tls: ssl.SSLContext) -> None:
     host = next_loopback()
     with Server(host=host, tls=server_tls(ca, host)) as server, Proxy() as proxy:
         responses = get(lib, f"{server.url}/", 3, proxy=proxy.url, verify=client_tls)
