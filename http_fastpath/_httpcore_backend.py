@@ -54,6 +54,14 @@ _CONNECT_ERRORS: dict[type[Exception], type[Exception]] = {
     TimeoutError: httpcore.ConnectTimeout,
     OSError: httpcore.ConnectError,
 }
+_READ_ERRORS: dict[type[Exception], type[Exception]] = {
+    TimeoutError: httpcore.ReadTimeout,
+    OSError: httpcore.ReadError,
+}
+_WRITE_ERRORS: dict[type[Exception], type[Exception]] = {
+    TimeoutError: httpcore.WriteTimeout,
+    OSError: httpcore.WriteError,
+}
 
 
 @contextlib.contextmanager
@@ -177,14 +185,24 @@ class FastpathStream(_InfoMixin, httpcore.NetworkStream):
     """A blocking httpcore stream over a fastpath socket (plain or TLS)."""
 
     def __init__(
-        self, sock: FastpathSocket, redial: _Redial | None, tls: TLSSocket | None = None
+        self,
+        sock: FastpathSocket,
+        redial: _Redial | None,
+        tls: TLSSocket | None = None,
+        io: socket.socket | None = None,
     ) -> None:
-        self._sock = sock
+        self._sock = sock  # the dialer's socket: its record describes the connection
         self._redial = redial
         self._tls = tls
+        # Once connected, the fd moves to a plain socket (no Python-level overrides).
+        self._io = io
 
     def _live(self) -> socket.socket | None:
-        return None if self._sock.is_pending else self._sock
+        return self._io
+
+    def _connected(self) -> socket.socket:
+        io = self._io = _dialer.detach_plain(self._sock)
+        return io
 
     def _complete(self, data: bytes | None) -> int:
         """Finish a pending connect (with ``data`` as the first flight); retry like httpcore."""
@@ -194,7 +212,9 @@ class FastpathStream(_InfoMixin, httpcore.NetworkStream):
         while True:
             try:
                 with _map(_CONNECT_ERRORS):
-                    return self._sock.complete(data)
+                    sent = self._sock.complete(data)
+                    self._connected()
+                    return sent
             except (httpcore.ConnectError, httpcore.ConnectTimeout):
                 if retries <= 0 or redial is None:
                     raise
@@ -204,29 +224,37 @@ class FastpathStream(_InfoMixin, httpcore.NetworkStream):
                     self._sock = redial.open()
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._sock.is_pending:
+        io = self._io
+        if io is None:
             self._complete(None)
-        with _map({TimeoutError: httpcore.ReadTimeout, OSError: httpcore.ReadError}):
-            self._sock.settimeout(timeout)
+            io = self._io
+            assert io is not None
+        with _map(_READ_ERRORS):
+            io.settimeout(timeout)
             if self._tls is not None:
                 return self._tls.recv(max_bytes)
-            return self._sock.recv(max_bytes)
+            return io.recv(max_bytes)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
-        if self._sock.is_pending:
+        io = self._io
+        if io is None:
             buffer = buffer[self._complete(buffer) :]
+            io = self._io
+            assert io is not None
             if not buffer:
                 return
-        with _map({TimeoutError: httpcore.WriteTimeout, OSError: httpcore.WriteError}):
-            self._sock.settimeout(timeout)
+        with _map(_WRITE_ERRORS):
+            io.settimeout(timeout)
             if self._tls is not None:
                 self._tls.sendall(buffer)
             else:
-                self._sock.sendall(buffer)
+                io.sendall(buffer)
 
     def close(self) -> None:
+        if self._io is not None:
+            self._io.close()
         self._sock.close()
 
     def start_tls(
@@ -238,18 +266,22 @@ class FastpathStream(_InfoMixin, httpcore.NetworkStream):
         # TLS over memory BIOs: on a pending socket the ClientHello is the first write and
         # completes the connect (errors of that connect are connect errors, retried by
         # httpcore's own loop). Over an existing TLS layer (HTTPS proxy) it is TLS-in-TLS.
-        lower = cast(socket.socket, self._tls if self._tls is not None else self._sock)
+        lower: Any = self._tls if self._tls is not None else (self._io or self._sock)
         try:
             with _map(_CONNECT_ERRORS):
-                self._sock.settimeout(timeout)
+                (self._io or self._sock).settimeout(timeout)
                 tls = TLSSocket(lower, ssl_context, server_hostname)
                 tls.do_handshake()
+                if self._io is None:  # the handshake completed the connect
+                    tls.sock = self._connected()
         except BaseException:
             self.close()
             raise
-        return FastpathStream(self._sock, None, tls)
+        return FastpathStream(self._sock, None, tls, self._io)
 
     def get_extra_info(self, info: str) -> Any:
+        if info == INFO_EXTENSION and self._info is not None:
+            return self._info
         return self._extra(info, None if self._tls is None else self._tls.ssl_object)
 
 
@@ -278,10 +310,11 @@ class FastpathBackend(httpcore.NetworkBackend):
         with _map(_CONNECT_ERRORS):
             addresses = _dialer.resolve(host, port)
             redial = _Redial(addresses, self.options, timeout, local_address, opts, self.retries)
-            sock = redial.open()
+            stream = FastpathStream(redial.open(), redial)
             if not self.options.tfo:
-                sock.complete(None)
-        return FastpathStream(sock, redial)
+                stream._sock.complete(None)
+                stream._connected()
+        return stream
 
     def connect_unix_socket(
         self,
@@ -294,6 +327,18 @@ class FastpathBackend(httpcore.NetworkBackend):
 
 
 # -- async --------------------------------------------------------------------------------
+
+_ASYNC_READ_ERRORS: dict[type[Exception], type[Exception]] = {
+    TimeoutError: httpcore.ReadTimeout,
+    anyio.BrokenResourceError: httpcore.ReadError,
+    anyio.ClosedResourceError: httpcore.ReadError,
+    anyio.EndOfStream: httpcore.ReadError,
+}
+_ASYNC_WRITE_ERRORS: dict[type[Exception], type[Exception]] = {
+    TimeoutError: httpcore.WriteTimeout,
+    anyio.BrokenResourceError: httpcore.WriteError,
+    anyio.ClosedResourceError: httpcore.WriteError,
+}
 
 
 async def _drive_async(sock: FastpathSocket, data: bytes | None) -> int:
@@ -419,14 +464,7 @@ class AsyncFastpathStream(_InfoMixin, httpcore.AsyncNetworkStream):
         if self._stream is None:
             await self._complete(None)
         assert self._stream is not None
-        with _map(
-            {
-                TimeoutError: httpcore.ReadTimeout,
-                anyio.BrokenResourceError: httpcore.ReadError,
-                anyio.ClosedResourceError: httpcore.ReadError,
-                anyio.EndOfStream: httpcore.ReadError,
-            }
-        ):
+        with _map(_ASYNC_READ_ERRORS):
             with anyio.fail_after(timeout):
                 try:
                     return await self._stream.receive(max_bytes)
@@ -441,13 +479,7 @@ class AsyncFastpathStream(_InfoMixin, httpcore.AsyncNetworkStream):
             if not buffer:
                 return
         assert self._stream is not None
-        with _map(
-            {
-                TimeoutError: httpcore.WriteTimeout,
-                anyio.BrokenResourceError: httpcore.WriteError,
-                anyio.ClosedResourceError: httpcore.WriteError,
-            }
-        ):
+        with _map(_ASYNC_WRITE_ERRORS):
             with anyio.fail_after(timeout):
                 await self._stream.send(buffer)
 
@@ -491,6 +523,8 @@ class AsyncFastpathStream(_InfoMixin, httpcore.AsyncNetworkStream):
         return upgraded
 
     def get_extra_info(self, info: str) -> Any:
+        if info == INFO_EXTENSION and self._info is not None:
+            return self._info
         ssl_object = None
         if self._stream is not None:
             ssl_object = self._stream.extra(TLSAttribute.ssl_object, None)
