@@ -83,3 +83,59 @@ def test_sixteen_tasks_hundred_requests(
     assert leftover_tasks == 0, f"{leftover_tasks} tasks left"
     assert after <= before, f"leaked fds: {sorted(after - before)}"
     assert 1 <= connections <= 8 * 2  # keep-alive pool, not one connection per request
+
+
+@pytest.mark.parametrize("lib", ASYNC_LIBS)
+def test_cancelled_connect_leaks_nothing(lib: str) -> None:
+    """Cancelling a request while its (TFO) connect waits for the SYN-ACK closes the socket."""
+    from .test_httpx_errors import full_backlog
+
+    host = next_loopback()
+
+    async def main(url: str) -> None:
+        import anyio
+
+        transport = AsyncFastpathTransport()
+        async with httpx.AsyncClient(transport=transport, timeout=10) as client:
+            for _ in range(5):
+                with anyio.move_on_after(0.1) as scope:
+                    await client.get(url)
+                assert scope.cancelled_caught
+
+    with full_backlog(host) as port:
+        before = open_fds()
+        run_async(lib, main, f"http://{host}:{port}/")
+        gc.collect()
+        after = open_fds()
+    assert after <= before, f"leaked fds: {sorted(after - before)}"
+
+
+@pytest.mark.parametrize("lib", ["sync", *ASYNC_LIBS])
+def test_socket_options_reach_the_socket(lib: str) -> None:
+    import socket
+
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    with Server() as server:
+        if lib == "sync":
+            from http_fastpath import FastpathTransport
+
+            with httpx.Client(transport=FastpathTransport(socket_options=options)) as client:
+                resp = client.get(server.url)
+                sock = resp.extensions["network_stream"].get_extra_info("socket")
+                keepalive = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+                nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        else:
+
+            async def main() -> tuple[int, int]:
+                transport = AsyncFastpathTransport(socket_options=options)
+                async with httpx.AsyncClient(transport=transport) as client:
+                    resp = await client.get(server.url)
+                    sock = resp.extensions["network_stream"].get_extra_info("socket")
+                    return (
+                        sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                        sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                    )
+
+            keepalive, nodelay = run_async(lib, main)
+    assert keepalive == 1
+    assert nodelay == 1
