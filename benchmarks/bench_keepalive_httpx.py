@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="GETs per round (per client)")
     parser.add_argument("--rounds", type=int, default=15, help="rounds; the median is shown")
+    parser.add_argument(
+        "--no-mptcp", action="store_true", help="ours with mptcp=False (plain TCP sockets)"
+    )
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -190,17 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
             rows = []
+            kw = {"verify": client_tls, "mptcp": not args.no_mptcp}
             for scheme, url_port in (("http", port), ("https", port + 1)):
                 url = f"{scheme}://{host}:{url_port}/"
                 sync = {
                     "stock": lambda: httpx.Client(verify=client_tls),
-                    "ours": lambda: httpx.Client(transport=FastpathTransport(verify=client_tls)),
+                    "ours": lambda: httpx.Client(transport=FastpathTransport(**kw)),
                 }
                 asyn = {
                     "stock": lambda: httpx.AsyncClient(verify=client_tls),
-                    "ours": lambda: httpx.AsyncClient(
-                        transport=AsyncFastpathTransport(verify=client_tls)
-                    ),
+                    "ours": lambda: httpx.AsyncClient(transport=AsyncFastpathTransport(**kw)),
                 }
                 for mode, make in (("sync", sync), ("asyncio", asyn)):
                     samples = _measure(make, url, args.requests, args.rounds, mode != "sync")
@@ -211,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(10)
 
     print(f"keep-alive GET, {args.requests} requests x {args.rounds} rounds; medians, us/request;")
+    print(f"ours: tfo=True, mptcp={not args.no_mptcp} (server: plain TCP, so MPTCP falls back)")
     print("ratio = median over rounds of ours/stock (adjacent in time, so load noise cancels)")
     head = f"{'stock':>9} {'ours':>9} {'ratio':>7}"
     calls = f"{'stock':>6} {'ours':>6} {'ratio':>7}"
