@@ -560,7 +560,7 @@ class AsyncFastpathBackend(httpcore.AsyncNetworkBackend):
             redial = _Redial(addresses, self.options, timeout, local_address, opts, self.retries)
             stream = AsyncFastpathStream(redial.open(), redial)
             if not self.options.tfo:
-                await stream._complete(None)
+                await stream._complete(None, retry=False)  # httpcore retries this
         return stream
 
     async def connect_unix_socket(

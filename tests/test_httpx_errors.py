@@ -184,3 +184,11 @@ def test_retries_apply_to_a_dead_server_with_a_cached_cookie(
     exc = fetch(impl, lib, f"{scheme}://{primed}:8080/", T, retries=2, verify=False)
     assert type(exc) is httpx.ConnectError
     assert active_opens() - before == 3  # one attempt + two retries, like stock
+
+
+@pytest.mark.parametrize("lib", ["sync", "asyncio"])
+def test_retries_without_tfo_are_not_doubled(lib: str, primed: str) -> None:
+    before = active_opens()
+    exc = fetch("ours", lib, f"http://{primed}:8080/", T, retries=2, tfo=False)
+    assert type(exc) is httpx.ConnectError
+    assert active_opens() - before == 3
