@@ -160,3 +160,14 @@ def test_async_dead_first_address_then_a_live_one(lib: str) -> None:
         data, info = run_async(lib, main)
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello GET")
     assert info is not None and info.peer_address == (server.host, server.port)
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_local_address_is_the_source(lib: str) -> None:
+    source = next_loopback()
+    with Server() as server:
+        (resp,) = get(lib, f"{server.url}/", local_address=source)
+        records = server.records
+    assert records[0].peer[0] == source
+    info = info_of(resp)
+    assert info.local_address is not None and info.local_address[0] == source
