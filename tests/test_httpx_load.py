@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import ssl
+import time
 
 import httpx
 import pytest
@@ -23,14 +24,31 @@ TASKS = 16
 REQUESTS = 100
 
 
-async def _trio_checkpoint() -> None:
+async def _trio_sleep(seconds: float) -> None:
     import trio
 
-    await trio.lowlevel.checkpoint()
+    await trio.sleep(seconds)
+
+
+def settled_fds(before: set[str]) -> set[str]:
+    """Open fds once the in-process test server closed its side (bounded: 5 s)."""
+    deadline = time.monotonic() + 5
+    while True:
+        gc.collect()
+        now = open_fds()
+        if now <= before or time.monotonic() > deadline:
+            return now
+        time.sleep(0.05)
 
 
 def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.add(f"{fd}:{os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            pass  # the fd listing the directory itself
+    return out
 
 
 @pytest.mark.parametrize("lib", ASYNC_LIBS)
@@ -41,14 +59,20 @@ def test_sixteen_tasks_hundred_requests(
     host = next_loopback()
     tls = server_tls(ca, host) if scheme == "https" else None
 
-    def living_tasks() -> int:
+    def living_tasks() -> list[str]:
         if lib == "asyncio":
-            return len(asyncio.all_tasks())
+            return sorted(repr(t.get_coro()) for t in asyncio.all_tasks())
         import trio
 
-        return trio.lowlevel.current_statistics().tasks_living
+        names: list[str] = []
+        todo = [trio.lowlevel.current_root_task()]
+        while todo:
+            task = todo.pop()
+            names.append(task.name)
+            todo.extend(t for n in task.child_nurseries for t in n.child_tasks)
+        return sorted(names)
 
-    async def main(url: str) -> tuple[list[int], int]:
+    async def main(url: str) -> tuple[list[int], list[str]]:
         tasks_before = living_tasks()
         transport = AsyncFastpathTransport(
             verify=client_tls, limits=httpx.Limits(max_connections=8)
@@ -70,17 +94,17 @@ def test_sixteen_tasks_hundred_requests(
                 async with trio.open_nursery() as nursery:
                     for n in range(TASKS):
                         nursery.start_soon(worker, n)
-        await (asyncio.sleep(0) if lib == "asyncio" else _trio_checkpoint())
-        return statuses, living_tasks() - tasks_before
+        await (asyncio.sleep(0.05) if lib == "asyncio" else _trio_sleep(0.05))
+        after = living_tasks()
+        return statuses, [t for t in after if t not in tasks_before]
 
     with Server(host=host, tls=tls) as server:
         before = open_fds()
         statuses, leftover_tasks = run_async(lib, main, server.url)
-        gc.collect()
-        after = open_fds()
+        after = settled_fds(before)
         connections = len(server.records)
     assert statuses == [200] * (TASKS * REQUESTS)
-    assert leftover_tasks == 0, f"{leftover_tasks} tasks left"
+    assert leftover_tasks == [], f"tasks left: {leftover_tasks}"
     assert after <= before, f"leaked fds: {sorted(after - before)}"
     assert 1 <= connections <= 8 * 2  # keep-alive pool, not one connection per request
 
@@ -105,8 +129,7 @@ def test_cancelled_connect_leaks_nothing(lib: str) -> None:
     with full_backlog(host) as port:
         before = open_fds()
         run_async(lib, main, f"http://{host}:{port}/")
-        gc.collect()
-        after = open_fds()
+        after = settled_fds(before)
     assert after <= before, f"leaked fds: {sorted(after - before)}"
 
 
