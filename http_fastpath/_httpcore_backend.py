@@ -147,12 +147,20 @@ class _InfoMixin:
         """The kernel's view of this connection (None while it is not connected yet).
 
         Captured once, when first asked for (the transports ask when the first response
-        on the connection arrives), so it stays valid after the socket is closed.
+        on the connection arrives) or at the latest when the stream is closed, so it
+        stays readable afterwards.
         """
         live = self._live()
         if self._info is None and live is not None and live.fileno() >= 0:
             self._info = self._sock.fastpath_record.connection_info(live)
         return self._info
+
+    def _capture(self) -> None:
+        """Keep the proof readable after close (for direct httpcore users)."""
+        try:
+            self.connection_info()
+        except OSError:
+            pass
 
     def _extra(self, info: str, ssl_object: ssl.SSLObject | None) -> Any:
         if info == INFO_EXTENSION:
@@ -254,6 +262,7 @@ class FastpathStream(_InfoMixin, httpcore.NetworkStream):
 
     def close(self) -> None:
         if self._io is not None:
+            self._capture()
             self._io.close()
         self._sock.close()
 
@@ -485,6 +494,7 @@ class AsyncFastpathStream(_InfoMixin, httpcore.AsyncNetworkStream):
 
     async def aclose(self) -> None:
         if self._stream is not None:
+            self._capture()
             await self._stream.aclose()
         else:
             self._sock.close()

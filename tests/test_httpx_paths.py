@@ -171,3 +171,28 @@ def test_local_address_is_the_source(lib: str) -> None:
     assert records[0].peer[0] == source
     info = info_of(resp)
     assert info.local_address is not None and info.local_address[0] == source
+
+
+def test_backends_with_httpcore_directly() -> None:
+    import httpcore
+
+    from http_fastpath import AsyncFastpathBackend, FastpathBackend
+
+    with Server() as server:
+        with httpcore.ConnectionPool(network_backend=FastpathBackend()) as pool:
+            for _ in range(2):
+                resp = pool.request("GET", f"{server.url}/", headers={"Connection": "close"})
+                assert resp.content == b"hello GET"
+            stream = resp.extensions["network_stream"]
+            info = stream.get_extra_info("http_fastpath.connection_info")
+            assert isinstance(info, ConnectionInfo) and info.tfo_used
+
+        async def main() -> bytes:
+            async with httpcore.AsyncConnectionPool(
+                network_backend=AsyncFastpathBackend(FastpathOptions(mptcp=False))
+            ) as pool:
+                resp = await pool.request("GET", f"{server.url}/")
+                return resp.content
+
+        assert run_async("asyncio", main) == b"hello GET"
+        assert [r.syn_data for r in server.records] == [False, True, True]
