@@ -196,3 +196,13 @@ def test_backends_with_httpcore_directly() -> None:
 
         assert run_async("asyncio", main) == b"hello GET"
         assert [r.syn_data for r in server.records] == [False, True, True]
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_ipv6_loopback(lib: str) -> None:
+    with Server(family=socket.AF_INET6) as server:
+        responses = get(lib, f"{server.url}/", 2)
+        records = server.records
+    assert [r.text for r in responses] == ["hello GET"] * 2
+    assert info_of(responses[-1]).peer_address == ("::1", server.port)
+    assert len(records) == 2 and records[-1].syn_data  # the first one got the cookie
