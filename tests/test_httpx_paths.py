@@ -206,3 +206,28 @@ def test_ipv6_loopback(lib: str) -> None:
     assert [r.text for r in responses] == ["hello GET"] * 2
     assert info_of(responses[-1]).peer_address == ("::1", server.port)
     assert len(records) == 2 and records[-1].syn_data  # the first one got the cookie
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_https_proxy_tls_in_tls(
+    lib: str, scheme: str, ca: trustme.CA, client_tls: ssl.SSLContext
+) -> None:
+    """An https:// proxy: TLS to the proxy (ClientHello in the SYN), then TLS inside for https."""
+    host, proxy_host = next_loopback(), next_loopback()
+    tls = server_tls(ca, host) if scheme == "https" else None
+    with (
+        Server(host=host, tls=tls) as server,
+        Proxy(host=proxy_host, tls=server_tls(ca, proxy_host)) as proxy,
+    ):
+        via = httpx.Proxy(url=proxy.url, ssl_context=client_tls)
+        responses = get(lib, f"{server.url}/", 2, proxy=via, verify=client_tls)
+        records = proxy.records
+    assert [r.text for r in responses] == ["hello GET"] * 2
+    assert [r.syn_data for r in records] == [False, True]  # ClientHello to the proxy
+    info = info_of(responses[-1])
+    assert info.tfo_used and info.peer_address == (proxy_host, proxy.port)
+    if scheme == "https":
+        assert [r.requests for r in records] == [[f"CONNECT {host}:{server.port}"]] * 2
+        ssl_object = responses[-1].extensions["network_stream"].get_extra_info("ssl_object")
+        assert ssl_object is not None and ssl_object.server_hostname == host
