@@ -48,7 +48,7 @@ _LAZY = {
     "fastpath_client": "_httpx",
     "async_fastpath_client": "_httpx",
     "FastpathBackend": "_httpcore_backend",
-    "AsyncFastpathBackend": "_httpcore_backend",
+    "AsyncFastpathBackend": "_httpcore_async",
 }
 
 

@@ -25,7 +25,8 @@ import httpcore
 import httpx
 
 from ._exceptions import OptionError
-from ._httpcore_backend import AsyncFastpathBackend, CoreSocketOption, FastpathBackend
+from ._httpcore_async import AsyncFastpathBackend
+from ._httpcore_backend import CoreSocketOption, FastpathBackend
 from ._options import FastpathOptions, TFOPolicy
 from ._proof import INFO_EXTENSION
 

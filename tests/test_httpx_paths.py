@@ -17,7 +17,8 @@ from http_fastpath import (
     TFOStatus,
     connection_info,
 )
-from http_fastpath._httpcore_backend import AsyncFastpathStream, _Redial
+from http_fastpath._httpcore_async import AsyncFastpathStream
+from http_fastpath._httpcore_backend import _Redial
 from http_fastpath._options import FastpathOptions
 from http_fastpath.netlab import Server, next_loopback
 from http_fastpath.netlab._proxy import Proxy
