@@ -20,6 +20,13 @@ __all__ = [
     "connection_info",
     "probe",
     "Capabilities",
+    # httpx / httpcore
+    "FastpathTransport",
+    "AsyncFastpathTransport",
+    "FastpathBackend",
+    "AsyncFastpathBackend",
+    "fastpath_client",
+    "async_fastpath_client",
     # exceptions
     "FastpathError",
     "OptionError",
@@ -43,6 +50,12 @@ _LAZY = {
     "HTTP3Transport": "_http3_httpx",
     "AsyncHTTP3Transport": "_http3_httpx",
     "HTTP3Adapter": "_http3_requests",
+    "FastpathTransport": "_httpx",
+    "AsyncFastpathTransport": "_httpx",
+    "fastpath_client": "_httpx",
+    "async_fastpath_client": "_httpx",
+    "FastpathBackend": "_httpcore_backend",
+    "AsyncFastpathBackend": "_httpcore_async",
 }
 
 
