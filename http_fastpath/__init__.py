@@ -20,6 +20,10 @@ __all__ = [
     "connection_info",
     "probe",
     "Capabilities",
+    # adapters
+    "FastpathAdapter",
+    "FastpathPoolManager",
+    "FastpathProxyManager",
     # exceptions
     "FastpathError",
     "OptionError",
@@ -36,6 +40,9 @@ _LAZY = {
     "probe": "_capabilities",
     "Capabilities": "_capabilities",
     "connection_info": "_proof",
+    "FastpathAdapter": "_requests",
+    "FastpathPoolManager": "_urllib3",
+    "FastpathProxyManager": "_urllib3",
 }
 
 
