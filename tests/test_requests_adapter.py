@@ -180,9 +180,7 @@ def test_http_proxy_forward_and_connect_carry_syn_data(
         for _ in range(3):
             for server in (http_server, https_server):
                 with _fast(mptcp=False) as session:
-                    resp = session.get(
-                        server.url + "/bytes?n=5", proxies=proxies, verify=ca_file
-                    )
+                    resp = session.get(server.url + "/bytes?n=5", proxies=proxies, verify=ca_file)
                     assert resp.content == b"xxxxx"
                     info = connection_info(resp)
                     assert info is not None
