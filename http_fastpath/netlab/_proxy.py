@@ -13,6 +13,7 @@ from __future__ import annotations
 import select
 import socket
 import socketserver
+import ssl
 import threading
 import urllib.parse
 from typing import Any, Protocol
@@ -87,7 +88,12 @@ def _relay(a: socket.socket, b: socket.socket) -> None:
     """Copy bytes both ways until one side closes."""
     socks = [a, b]
     while True:
-        readable, _, _ = select.select(socks, [], [], _UPSTREAM_TIMEOUT)
+        # A TLS client connection may hold decrypted bytes that select() cannot see.
+        readable: list[socket.socket] = [
+            s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()
+        ]
+        if not readable:
+            readable, _, _ = select.select(socks, [], [], _UPSTREAM_TIMEOUT)
         if not readable:
             return
         for src in readable:
@@ -184,7 +190,8 @@ class _ProxyServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(self, host: str, proto: int, tfo: bool) -> None:
+    def __init__(self, host: str, proto: int, tfo: bool, tls: ssl.SSLContext | None) -> None:
+        self.tls = tls
         super().__init__((host, 0), _ProxyHandler, bind_and_activate=False)
         self.socket.close()
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
@@ -206,11 +213,23 @@ class _ProxyServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             is_mptcp=_linux.read_is_mptcp(conn) if conn.proto == _linux.IPPROTO_MPTCP else False,
             peer=(addr[0], addr[1]),
         )
+        wrapped: socket.socket = conn
+        if self.tls is not None:
+            wrapped = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
         with self.lock:
             self.records.append(rec)
-            self.records_by_conn[id(conn)] = rec
-            self.open_conns.add(conn)
-        return conn, addr
+            self.records_by_conn[id(wrapped)] = rec
+            self.open_conns.add(wrapped)
+        return wrapped, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(10)
+            try:
+                request.do_handshake()
+            except (OSError, ssl.SSLError):
+                return
+        super().finish_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self.lock:
@@ -224,21 +243,30 @@ class _ProxyServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 class Proxy:
     """A threaded HTTP proxy (forwarding + CONNECT) on a fresh loopback address.
 
-    ``proxy.url`` is ``http://127.0.x.y:port``; ``proxy.records`` lists one
+    ``proxy.url`` is ``http://127.0.x.y:port`` (``https://`` with ``tls=``: clients then
+    talk TLS to the proxy itself); ``proxy.records`` lists one
     :class:`~http_fastpath.netlab.Accepted` per client connection, whose ``requests`` are
     ``"GET http://host:port/path"`` or ``"CONNECT host:port"`` strings.
     """
 
-    def __init__(self, *, tfo: bool = True, mptcp: bool = False, host: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tls: ssl.SSLContext | None = None,
+        tfo: bool = True,
+        mptcp: bool = False,
+        host: str | None = None,
+    ) -> None:
         self.host = host or next_loopback()
+        self.scheme = "https" if tls is not None else "http"
         proto = _linux.IPPROTO_MPTCP if mptcp else socket.IPPROTO_TCP
-        self.server = _ProxyServer(self.host, proto, tfo)
+        self.server = _ProxyServer(self.host, proto, tfo, tls)
         self.port: int = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def records(self) -> list[Accepted]:
