@@ -9,6 +9,7 @@ import ssl
 import threading
 import time
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -491,3 +492,26 @@ def test_urllib3_future_is_refused_with_a_clear_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(urllib3, "HttpVersion", object(), raising=False)
     with pytest.raises(FastpathError, match="niquests"):
         FastpathAdapter()
+
+
+@BOTH
+def test_https_proxy_as_stock(
+    make: Factory, ca: trustme.CA, ca_file: str, http_server: Server, https_server: Server
+) -> None:
+    # TLS to the proxy goes through SSLContext.wrap_socket: the fastpath connects first.
+    host = next_loopback()
+    with Proxy(tls=server_tls(ca, host), host=host) as proxy, make() as session:
+        proxies = {"http": proxy.url, "https": proxy.url}
+        for _ in range(2):
+            for server in (http_server, https_server):
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    resp = session.get(server.url + "/bytes?n=4", proxies=proxies, verify=ca_file)
+                assert resp.content == b"xxxx"
+                # urllib3 warns for a plain-http origin behind an https proxy (stock behaviour)
+                expected = [InsecureRequestWarning] if server is http_server else []
+                assert [w.category for w in caught] == expected
+            session.close()
+        records = proxy.records
+    assert len(records) == 4 and not any(r.syn_data for r in records)
+    assert records[1].requests == [f"CONNECT {https_server.host}:{https_server.port}"]
