@@ -371,12 +371,23 @@ def silent_listener(sysctl: Any) -> Iterator[tuple[str, int, socket.socket]]:
 
 
 @BOTH
-def test_read_timeout_is_read_timeout(make: Factory, silent_listener: Any) -> None:
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_read_timeout_is_read_timeout(make: Factory, scheme: str, silent_listener: Any) -> None:
+    # https: the TLS handshake is never answered, which stock reports as a read timeout too.
     host, port, _ = silent_listener
     with make() as session:
-        for _ in range(2):  # the second one has a cookie: the request rides in the SYN
+        for _ in range(2):  # the second one has a cookie: the first flight rides in the SYN
             with pytest.raises(requests.exceptions.ReadTimeout):
-                session.get(f"http://{host}:{port}/", timeout=(2, 0.2))
+                session.get(f"{scheme}://{host}:{port}/", timeout=(0.5, 0.2), verify=False)
+            session.close()
+
+
+@BOTH
+def test_ipv6_literal(make: Factory) -> None:
+    with Server(family=socket.AF_INET6) as server, make() as session:
+        assert server.url.startswith("http://[::1]:")
+        for _ in range(2):
+            assert session.get(server.url + "/bytes?n=3").content == b"xxx"
             session.close()
 
 
