@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import socket
+import ssl
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -42,6 +43,7 @@ from urllib3.exceptions import (
 )
 from urllib3.poolmanager import PoolManager, ProxyManager
 from urllib3.util import ssl_ as _u3_ssl
+from urllib3.util.ssltransport import SSLTransport
 from urllib3.util.timeout import Timeout
 
 from . import _dialer
@@ -229,6 +231,38 @@ class FastpathHTTPConnection(HTTPConnection):
         return info
 
 
+class _LeanSSLTransport(SSLTransport):
+    """urllib3's ``SSLTransport`` without an empty ``send()`` syscall around every read.
+
+    Only the I/O loop differs (same reads, same writes, same errors); a connection's
+    transport is switched to it after the handshake, so keep-alive requests cost about
+    what they cost over ``SSLSocket``.
+    """
+
+    def _ssl_io_loop(self, func: Callable[..., Any], arg1: Any = None, arg2: Any = None) -> Any:
+        while True:
+            try:
+                if arg1 is None and arg2 is None:
+                    ret = func()
+                elif arg2 is None:
+                    ret = func(arg1)
+                else:
+                    ret = func(arg1, arg2)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as e:
+                if self.outgoing.pending:
+                    self.socket.sendall(self.outgoing.read())
+                if isinstance(e, ssl.SSLWantReadError):
+                    buf = self.socket.recv(16384)
+                    if buf:
+                        self.incoming.write(buf)
+                    else:
+                        self.incoming.write_eof()
+                continue
+            if self.outgoing.pending:
+                self.socket.sendall(self.outgoing.read())
+            return ret
+
+
 def fast_tls_supported(ssl_context: Any) -> bool:
     """Can this connection do its TLS over MemoryBIO (so the ClientHello rides in the SYN)?"""
     return (
@@ -287,6 +321,8 @@ class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
             )
         except DialError as e:
             raise self._connect_error(e) from e
+        if type(wrapped) is SSLTransport:
+            wrapped.__class__ = _LeanSSLTransport
         self.sock = wrapped
         self.is_verified = is_verified
         self._has_connected_to_proxy = False

@@ -144,3 +144,13 @@ def test_refused_raises_max_retry_error_like_stock() -> None:
         with pytest.raises(MaxRetryError) as err:
             manager.request("GET", f"http://{host}:{port}/", retries=1)
         assert type(err.value.reason).__name__ == "NewConnectionError"
+
+
+def test_https_keepalive_reuses_one_lean_transport(https_server: Server, ca_file: str) -> None:
+    pool = FastpathPoolManager(ca_certs=ca_file).connection_from_url(https_server.url)
+    for n in (5, 70000, 3):
+        assert pool.request("GET", f"/bytes?n={n}").data == b"x" * n
+    conn = pool._get_conn()
+    assert isinstance(conn.sock, fp_urllib3._LeanSSLTransport)
+    pool._put_conn(conn)
+    assert len(https_server.records) == 1 and https_server.records[0].requests == ["GET"] * 3
