@@ -196,21 +196,33 @@ def test_http_proxy_forward_and_connect_carry_syn_data(
     assert len(http_server.records) == 3 and len(https_server.records) == 3
 
 
-@pytest.mark.parametrize("make", [_stock, _fast], ids=["stock", "fastpath"])
 def test_env_proxies_and_no_proxy_as_stock(
-    make: Factory, ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
+    ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Proxy() as proxy, _tls_server(ca) as via, _tls_server(ca) as direct, Server() as plain:
-        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        monkeypatch.setenv("NO_PROXY", f"{direct.host},{plain.host}")
-        with make() as session:
-            for server in (via, direct, plain):
-                assert session.get(server.url, verify=ca_file).text == "hello GET"
-        seen = [req for rec in proxy.records for req in rec.requests]
-    # Only the host outside NO_PROXY went through the tunnel; the others went direct.
-    assert seen == [f"CONNECT {via.host}:{via.port}"]
-    assert len(direct.records) == 1 and len(plain.records) == 1
+    routes = {}
+    for make in (_stock, _fast):
+        with Proxy() as proxy, _tls_server(ca) as via, _tls_server(ca) as direct:
+            with Server() as plain, Server() as plain_via:
+                monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+                monkeypatch.setenv("HTTP_PROXY", proxy.url)
+                monkeypatch.setenv("NO_PROXY", f"{direct.host},{plain.host}")
+                servers = {"via": via, "direct": direct, "plain": plain, "plain_via": plain_via}
+                with make() as session:
+                    for server in servers.values():
+                        assert session.get(server.url, verify=ca_file).text == "hello GET"
+                seen = [req for rec in proxy.records for req in rec.requests]
+                routes[make.__name__] = {
+                    name: "proxy" if any(f"{s.host}:{s.port}" in req for req in seen) else "direct"
+                    for name, s in servers.items()
+                }
+                assert all(len(s.records) == 1 for s in servers.values())
+    assert routes["_fast"] == routes["_stock"]
+    assert routes["_stock"] == {
+        "via": "proxy",
+        "direct": "direct",
+        "plain": "direct",
+        "plain_via": "proxy",
+    }
 
 
 @BOTH
