@@ -30,6 +30,7 @@ from http_fastpath import (
     TFOStatus,
     connection_info,
 )
+from http_fastpath._dialer import dial
 from http_fastpath._urllib3 import (
     FastpathHTTPSConnectionPool,
     FastpathProxyManager,
@@ -408,18 +409,24 @@ def test_connect_timeout_is_connect_timeout(make: Factory, sysctl: Any) -> None:
     host = next_loopback()
     sysctl("net.ipv4.tcp_syn_retries", "1")
     with socket.socket() as listener:
+        listener.setsockopt(socket.IPPROTO_TCP, 23, 16)  # TCP_FASTOPEN: hand out cookies
         listener.bind((host, 0))
         listener.listen(0)
         port = listener.getsockname()[1]
-        fillers = []
-        for _ in range(3):  # fill the accept queue: further SYNs are dropped
+        # The primer gets a TFO cookie for this address and takes the only queue slot.
+        primer = dial(host, port, options=FastpathOptions(mptcp=False), timeout=2)
+        primer.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert primer.connection_info().tfo is TFOStatus.COOKIE_REQUESTED
+        fillers = [primer]
+        for _ in range(3):  # the accept queue is full: further SYNs are dropped
             s = socket.socket()
             s.setblocking(False)
             s.connect_ex((host, port))
             fillers.append(s)
         try:
-            with make() as session, pytest.raises(requests.exceptions.ConnectTimeout):
-                session.get(f"http://{host}:{port}/", timeout=(0.3, 1))
+            for scheme in ("http", "https"):
+                with make() as session, pytest.raises(requests.exceptions.ConnectTimeout):
+                    session.get(f"{scheme}://{host}:{port}/", timeout=(0.3, 1), verify=False)
         finally:
             for s in fillers:
                 s.close()
