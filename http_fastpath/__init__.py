@@ -20,6 +20,10 @@ __all__ = [
     "connection_info",
     "probe",
     "Capabilities",
+    # adapters
+    "FastpathAdapter",
+    "FastpathPoolManager",
+    "FastpathProxyManager",
     # httpx / httpcore
     "FastpathTransport",
     "AsyncFastpathTransport",
@@ -47,6 +51,9 @@ _LAZY = {
     "probe": "_capabilities",
     "Capabilities": "_capabilities",
     "connection_info": "_proof",
+    "FastpathAdapter": "_requests",
+    "FastpathPoolManager": "_urllib3",
+    "FastpathProxyManager": "_urllib3",
     "HTTP3Transport": "_http3_httpx",
     "AsyncHTTP3Transport": "_http3_httpx",
     "HTTP3Adapter": "_http3_requests",
