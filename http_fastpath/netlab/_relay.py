@@ -1,0 +1,236 @@
+"""The lab's packet relay: a separate process that joins TUN devices pairwise.
+
+Run as ``python -m http_fastpath.netlab._relay PAIRS`` with the TUN file descriptors
+inherited (``PAIRS`` is ``client_fd:server_fd,...``, one pair per path). For every path
+and direction it applies, in this order: cut (drop everything), middlebox rules (drop a
+SYN that carries data: a TCP Fast Open blackhole), random loss (seeded), a token-bucket
+style serialisation at the path's rate with a bounded queue (tail drop), then a constant
+one-way delay. Packets of one direction stay in order.
+
+Control: one JSON object per line on stdin, one JSON reply per line on stdout::
+
+    {"cmd": "set", "path": 0, "delay_ms": 25, "rate_mbit": 20, "loss": 0.01,
+     "cut": false, "drop_syn_data": false, "queue_ms": 100, "seed": 1}
+    {"cmd": "stats"}
+
+End of stdin (the lab closed it, or the lab's process died) stops the relay; its TUN
+file descriptors close with it, which is what lets the kernel delete the namespaces.
+It runs in its own process so its timing does not depend on the caller's GIL.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import select
+import sys
+import time
+from typing import Any
+
+_PR_SET_TIMERSLACK = 29
+_MAX_BURST = 64  # packets read from one device before looking at the others
+_SETTABLE = ("delay_ms", "rate_mbit", "loss", "cut", "drop_syn_data", "queue_ms", "seed")
+
+
+def is_syn_with_data(pkt: bytes) -> bool:
+    """True for a TCP SYN (without ACK) whose segment carries payload (IPv4 or IPv6)."""
+    if not pkt:
+        return False
+    version = pkt[0] >> 4
+    if version == 4 and len(pkt) >= 20 and pkt[9] == 6:
+        ihl = (pkt[0] & 0x0F) * 4
+        total = int.from_bytes(pkt[2:4], "big")
+        tcp = ihl
+    elif version == 6 and len(pkt) >= 40 and pkt[6] == 6:
+        total = 40 + int.from_bytes(pkt[4:6], "big")
+        tcp = 40
+    else:
+        return False
+    if len(pkt) < tcp + 14:
+        return False
+    flags = pkt[tcp + 13]
+    if flags & 0x12 != 0x02:  # SYN set, ACK clear
+        return False
+    doff = (pkt[tcp + 12] >> 4) * 4
+    return total - tcp - doff > 0
+
+
+class Direction:
+    """One direction of one path: impairments, queue and counters."""
+
+    def __init__(self, in_fd: int, out_fd: int, seed: int) -> None:
+        self.in_fd = in_fd
+        self.out_fd = out_fd
+        self.delay = 0.0
+        self.rate = 0.0  # bytes per second, 0 = unlimited
+        self.loss = 0.0
+        self.cut = False
+        self.drop_syn_data = False
+        self.queue_s = 0.1
+        self.rng = random.Random(seed)
+        self.queue: collections.deque[tuple[float, bytes]] = collections.deque()
+        self.busy_until = 0.0
+        self.last_due = 0.0
+        self.counts = {
+            "forwarded": 0,
+            "bytes": 0,
+            "cut": 0,
+            "syn_data": 0,
+            "loss": 0,
+            "queue": 0,
+            "write_error": 0,
+        }
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        if "delay_ms" in changes:
+            self.delay = float(changes["delay_ms"]) / 1000.0
+        if "rate_mbit" in changes:
+            rate = changes["rate_mbit"]
+            self.rate = float(rate) * 1e6 / 8 if rate else 0.0
+        if "loss" in changes:
+            self.loss = float(changes["loss"])
+        if "drop_syn_data" in changes:
+            self.drop_syn_data = bool(changes["drop_syn_data"])
+        if "queue_ms" in changes:
+            self.queue_s = float(changes["queue_ms"]) / 1000.0
+        if "seed" in changes:
+            self.rng.seed(changes["seed"])
+        if "cut" in changes:
+            self.cut = bool(changes["cut"])
+            if self.cut:
+                self.counts["cut"] += len(self.queue)
+                self.queue.clear()
+                self.busy_until = 0.0
+
+    def arrive(self, pkt: bytes, now: float) -> None:
+        counts = self.counts
+        if self.cut:
+            counts["cut"] += 1
+            return
+        if self.drop_syn_data and is_syn_with_data(pkt):
+            counts["syn_data"] += 1
+            return
+        if self.loss and self.rng.random() < self.loss:
+            counts["loss"] += 1
+            return
+        due = now
+        if self.rate:
+            start = max(now, self.busy_until)
+            if start - now > self.queue_s:
+                counts["queue"] += 1
+                return
+            self.busy_until = start + len(pkt) / self.rate
+            due = self.busy_until
+        due = max(due + self.delay, self.last_due)
+        self.last_due = due
+        self.queue.append((due, pkt))
+
+    def release(self, now: float) -> float | None:
+        """Write every packet that is due; return when the next one is due."""
+        queue = self.queue
+        while queue:
+            due, pkt = queue[0]
+            if due > now:
+                return due
+            queue.popleft()
+            try:
+                os.write(self.out_fd, pkt)
+            except OSError:
+                self.counts["write_error"] += 1
+                continue
+            self.counts["forwarded"] += 1
+            self.counts["bytes"] += len(pkt)
+        return None
+
+
+class Relay:
+    def __init__(self, pairs: list[tuple[int, int]]) -> None:
+        self.paths: list[tuple[Direction, Direction]] = []
+        for index, (client_fd, server_fd) in enumerate(pairs):
+            up = Direction(client_fd, server_fd, seed=2 * index)
+            down = Direction(server_fd, client_fd, seed=2 * index + 1)
+            self.paths.append((up, down))
+        self.by_fd = {d.in_fd: d for path in self.paths for d in path}
+        for fd in self.by_fd:
+            os.set_blocking(fd, False)
+
+    def handle(self, line: str) -> dict[str, Any]:
+        try:
+            msg = json.loads(line)
+            if msg.get("cmd") == "stats":
+                return {
+                    "ok": True,
+                    "paths": [{"up": up.counts, "down": down.counts} for up, down in self.paths],
+                }
+            if msg.get("cmd") == "set":
+                up, down = self.paths[int(msg["path"])]
+                changes = {k: v for k, v in msg.items() if k in _SETTABLE}
+                seed = changes.pop("seed", None)
+                for name, direction in (("up", up), ("down", down)):
+                    if seed is not None:
+                        changes["seed"] = f"{int(seed)}:{msg['path']}:{name}"
+                    direction.configure(changes)
+                return {"ok": True}
+            return {"ok": False, "error": f"unknown command {msg.get('cmd')!r}"}
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+    def run(self, control: int, reply: Any) -> None:
+        buffered = b""
+        watched = [control, *self.by_fd]
+        directions = list(self.by_fd.values())
+        while True:
+            now = time.monotonic()
+            next_due: float | None = None
+            for d in directions:
+                due = d.release(now)
+                if due is not None and (next_due is None or due < next_due):
+                    next_due = due
+            timeout = 1.0 if next_due is None else max(0.0, next_due - time.monotonic())
+            readable, _, _ = select.select(watched, [], [], timeout)
+            now = time.monotonic()
+            for fd in readable:
+                if fd == control:
+                    chunk = os.read(control, 65536)
+                    if not chunk:
+                        return
+                    buffered += chunk
+                    while b"\n" in buffered:
+                        line, _, buffered = buffered.partition(b"\n")
+                        reply.write(json.dumps(self.handle(line.decode())) + "\n")
+                        reply.flush()
+                    continue
+                d = self.by_fd[fd]
+                for _ in range(_MAX_BURST):
+                    try:
+                        pkt = os.read(fd, 65536)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:  # device gone: the namespace is being deleted
+                        return
+                    d.arrive(pkt, now)
+
+
+def main(argv: list[str]) -> int:
+    pairs = []
+    for item in argv[0].split(","):
+        client_fd, server_fd = item.split(":")
+        pairs.append((int(client_fd), int(server_fd)))
+    try:
+        os.nice(-10)  # timing accuracy under load; needs privilege, optional
+    except OSError:
+        pass
+    try:  # wake up on time: the default 50 us timer slack adds up over a round trip
+        import ctypes
+
+        ctypes.CDLL(None).prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    Relay(pairs).run(sys.stdin.fileno(), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
