@@ -45,14 +45,18 @@ def run(out: TextIO = sys.stdout, samples: int = SAMPLES) -> int:
     try:
         import trustme
     except ImportError:
-        out.write("the demo needs trustme for its test certificates: pip install 'http_fastpath[demo]'\n")
+        out.write(
+            "the demo needs trustme for its test certificates: pip install 'http_fastpath[demo]'\n"
+        )
         return 1
     out.write(f"setting up the lab: client and server namespaces, {RTT_MS:g} ms round trip ...\n")
     out.flush()
     try:
         lab = Lab([PathSpec(delay_ms=RTT_MS / 2)], mptcp=True)
     except LabError as exc:
-        out.write(f"no network lab here: {exc}\nfalling back to the loopback proof (no timing).\n\n")
+        out.write(
+            f"no network lab here: {exc}\nfalling back to the loopback proof (no timing).\n\n"
+        )
         return loopback_proof(out)
     with lab, _servers(lab, trustme.CA()) as (servers, tls):
         pairs, missing = available_pairs(tls)

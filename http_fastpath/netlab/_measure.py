@@ -92,6 +92,13 @@ class Kind:
         raise NotImplementedError
 
 
+def _public(name: str) -> Any:
+    """A public http_fastpath name (the adapters are optional extras)."""
+    import http_fastpath
+
+    return getattr(http_fastpath, name)
+
+
 def _split(url: str) -> tuple[str, str, int]:
     scheme, _, rest = url.partition("://")
     hostport = rest.split("/", 1)[0]
@@ -212,9 +219,7 @@ class RequestsKind(Kind):
         session = requests.Session()
         session.trust_env = False
         if self.fastpath:
-            import http_fastpath
-
-            adapter = http_fastpath.FastpathAdapter()
+            adapter = _public("FastpathAdapter")()
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         return session
@@ -249,9 +254,7 @@ class HttpxKind(Kind):
         import httpx
 
         if self.fastpath:
-            import http_fastpath
-
-            transport = http_fastpath.FastpathTransport(verify=self.tls.context)
+            transport = _public("FastpathTransport")(verify=self.tls.context)
             return httpx.Client(transport=transport, trust_env=False, timeout=10)
         return httpx.Client(verify=self.tls.context, trust_env=False, timeout=10)
 
@@ -285,9 +288,7 @@ class AsyncHttpxKind(Kind):
         import httpx
 
         if self.fastpath:
-            import http_fastpath
-
-            transport = http_fastpath.AsyncFastpathTransport(verify=self.tls.context)
+            transport = _public("AsyncFastpathTransport")(verify=self.tls.context)
             return httpx.AsyncClient(transport=transport, trust_env=False, timeout=10)
         return httpx.AsyncClient(verify=self.tls.context, trust_env=False, timeout=10)
 
