@@ -181,16 +181,24 @@ class Relay:
         buffered = b""
         watched = [control, *self.by_fd]
         directions = list(self.by_fd.values())
+        # How late select() wakes up (scheduler latency), learned as we go: timers are
+        # armed that much early so packets leave on time on average, not systematically late.
+        early = 0.0
         while True:
             now = time.monotonic()
             next_due: float | None = None
             for d in directions:
-                due = d.release(now)
+                due = d.release(now + early)
                 if due is not None and (next_due is None or due < next_due):
                     next_due = due
-            timeout = 1.0 if next_due is None else max(0.0, next_due - time.monotonic())
+            timeout = 1.0
+            if next_due is not None:
+                timeout = max(0.0, next_due - early - time.monotonic())
             readable, _, _ = select.select(watched, [], [], timeout)
             now = time.monotonic()
+            if not readable and next_due is not None and timeout > 0:
+                late = now - (next_due - early)
+                early = min(0.001, max(0.0, early + 0.1 * (late - early)))
             for fd in readable:
                 if fd == control:
                     chunk = os.read(control, 65536)
