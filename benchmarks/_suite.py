@@ -121,6 +121,9 @@ def cold_ttfb(log: Log, samples: int = 20, rtts: tuple[int, ...] = (10, 50, 200)
                         f"  fastpath {r.fast.median:7.1f} ms  ratio {r.ratio:.3f}"
                         f"  SYN data {r.fast_syn_data}/{r.connections // 2}"
                     )
+            for pair in pairs:
+                for kind in pair:
+                    kind.close()
     return {"rows": rows, "missing": missing}
 
 
@@ -159,6 +162,9 @@ def keepalive(log: Log, requests: int = 30, rounds: int = 3) -> dict[str, Any]:
                         f"  {where:<20} {scheme:<5} {fast.library:<11} stock {s.median:7.3f} ms"
                         f"  fastpath {f.median:7.3f} ms  ratio {f.median / s.median:.3f}"
                     )
+        for pair in pairs:
+            for kind in pair:
+                kind.close()
     return {"rows": rows}
 
 
@@ -252,6 +258,27 @@ def _relay_cpu_seconds(lab: Lab) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _relay_timing(before: list[Any], after: list[Any]) -> list[dict[str, Any]]:
+    """Per path and direction: packets, mean/max lateness of their release, queue drops."""
+    rows = []
+    for i, (b, a) in enumerate(zip(before, after, strict=True)):
+        for direction in ("up", "down"):
+            x, y = b[direction], a[direction]
+            packets = y["forwarded"] - x["forwarded"]
+            late = y["late_us_sum"] - x["late_us_sum"]
+            rows.append(
+                {
+                    "path": i + 1,
+                    "direction": direction,
+                    "packets": packets,
+                    "mean_late_us": round(late / packets, 1) if packets else 0.0,
+                    "max_late_us": y["late_us_max"],
+                    "queue_drops": y["queue"] - x["queue"],
+                }
+            )
+    return rows
+
+
 def mptcp(
     log: Log, samples: int = 8, size: int = 8_000_000, failover_size: int = 40_000_000
 ) -> dict[str, Any]:
@@ -264,7 +291,7 @@ def mptcp(
         with server:
             host = lab.service_address
             lab.client.run(_bulk, host, server.port, 1_000_000, True)  # warm-up
-            cpu0, t0 = _relay_cpu_seconds(lab), time.monotonic()
+            cpu0, t0, stats0 = _relay_cpu_seconds(lab), time.monotonic(), lab.stats()
             for i in range(samples):
                 for use in (True, False) if i % 2 == 0 else (False, True):
                     r = lab.client.run(_bulk, host, server.port, size, use)
@@ -274,6 +301,7 @@ def mptcp(
                         f"  goodput {'MPTCP' if use else 'TCP  '} {r['mbit_s']:6.2f} Mbit/s ({r['subflows']} subflows)"
                     )
             relay_cpu = (_relay_cpu_seconds(lab) - cpu0) / (time.monotonic() - t0)
+            timing = _relay_timing(stats0, lab.stats())
             for use in (True, False):
                 for _ in range(2):
                     cut = False
@@ -315,5 +343,6 @@ def mptcp(
         "transfer_bytes": size,
         "goodput": {"mptcp": m, "tcp": t, "ratio": m["median"] / t["median"], "samples": goodput},
         "relay_cpu_share": relay_cpu,
+        "relay_timing": timing,
         "failover": failover,
     }

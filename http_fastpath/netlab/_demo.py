@@ -68,6 +68,9 @@ def run(out: TextIO = sys.stdout, samples: int = SAMPLES) -> int:
                 result = ttfb_pairs(lab.client, server, url, pair, samples, deadline=deadline)
                 _rows(out, result)
                 results.append(result)
+        for pair in pairs:
+            for kind in pair:
+                kind.close()
         _footer(out, results, missing, time.monotonic() - started)
     bad = [r for r in results if r.fast_syn_data == 0]
     return 1 if bad or not results else 0

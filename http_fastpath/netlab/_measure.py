@@ -18,8 +18,8 @@ import socket
 import ssl
 import statistics
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from .._dialer import dial
 from .._options import FastpathOptions
@@ -42,6 +42,7 @@ COUNTERS = (
 )
 
 PATH = "/bytes?n=64"
+_R = TypeVar("_R")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +91,9 @@ class Kind:
     def keepalive(self, url: str, n: int) -> list[float]:
         """Seconds per request for ``n`` requests over one (warmed-up) connection."""
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the kind keeps between samples."""
 
 
 def _public(name: str) -> Any:
@@ -283,6 +287,20 @@ class AsyncHttpxKind(Kind):
         super().__init__(tls)
         self.fastpath = fastpath
         self.label = "httpx async + AsyncFastpathTransport" if fastpath else "httpx async (stock)"
+        # One event loop for all samples: a fresh loop per sample would also time the
+        # start of its resolver thread pool, which no long-running application pays.
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _run(self, coro: Coroutine[Any, Any, _R]) -> _R:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
+            self._loop.close()
+            self._loop = None
 
     def _client(self) -> Any:
         import httpx
@@ -305,7 +323,7 @@ class AsyncHttpxKind(Kind):
             async with self._client() as client:
                 return await self._one(client, url)
 
-        return asyncio.run(run())
+        return self._run(run())
 
     def keepalive(self, url: str, n: int) -> list[float]:
         async def run() -> list[float]:
@@ -313,7 +331,7 @@ class AsyncHttpxKind(Kind):
                 await self._one(client, url)
                 return [await self._one(client, url) for _ in range(n)]
 
-        return asyncio.run(run())
+        return self._run(run())
 
 
 def available_pairs(tls: TLSConfig) -> tuple[list[tuple[Kind, Kind]], list[str]]:
