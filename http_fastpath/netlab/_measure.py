@@ -334,11 +334,17 @@ class AsyncHttpxKind(Kind):
         return self._run(run())
 
 
-def available_pairs(tls: TLSConfig) -> tuple[list[tuple[Kind, Kind]], list[str]]:
-    """(stock, fastpath) pairs that can run here, and why the others cannot."""
+def available_pairs(
+    tls: TLSConfig, *, dialer: bool | None = True
+) -> tuple[list[tuple[Kind, Kind]], list[str]]:
+    """(stock, fastpath) pairs that can run here, and why the others cannot.
+
+    ``dialer``: include http.client vs the bare dialer (``None``: only when no adapter
+    is installed).
+    """
     import http_fastpath
 
-    pairs: list[tuple[Kind, Kind]] = [(StdlibStock(tls), DialerFast(tls))]
+    pairs: list[tuple[Kind, Kind]] = []
     missing: list[str] = []
     candidates: list[tuple[str, str, Callable[[bool], Kind]]] = [
         ("requests", "FastpathAdapter", lambda f: RequestsKind(tls, f)),
@@ -353,6 +359,8 @@ def available_pairs(tls: TLSConfig) -> tuple[list[tuple[Kind, Kind]], list[str]]
             missing.append(f"{name}: {exc}")
             continue
         pairs.append((make(False), make(True)))
+    if dialer or (dialer is None and not pairs):
+        pairs.insert(0, (StdlibStock(tls), DialerFast(tls)))
     return pairs, missing
 
 
