@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -222,3 +225,28 @@ def test_bad_path_specs_name_the_value() -> None:
         PathSpec(rate_mbit=0)
     with pytest.raises(OptionError, match="paths"):
         Lab([])
+
+
+def test_nothing_is_left_after_the_owner_is_killed() -> None:
+    code = (
+        "import time\n"
+        "from http_fastpath.netlab import Lab\n"
+        "lab = Lab()\n"
+        "print(lab.client.inode, lab.server.inode, lab._relay.pid, flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        client, server, relay = (int(v) for v in proc.stdout.readline().split())
+        assert namespace_in_use(client) and namespace_in_use(server)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{relay}").exists():
+        time.sleep(0.05)
+    assert not Path(f"/proc/{relay}").exists()
+    assert not namespace_in_use(client) and not namespace_in_use(server)
