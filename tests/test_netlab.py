@@ -223,6 +223,8 @@ def test_bad_path_specs_name_the_value() -> None:
         PathSpec(loss=1.5)
     with pytest.raises(OptionError, match="rate_mbit"):
         PathSpec(rate_mbit=0)
+    with pytest.raises(OptionError, match="mptcp_middlebox"):
+        PathSpec(mptcp_middlebox="eat")
     with pytest.raises(OptionError, match="paths"):
         Lab([])
 
@@ -250,3 +252,27 @@ def test_nothing_is_left_after_the_owner_is_killed() -> None:
         time.sleep(0.05)
     assert not Path(f"/proc/{relay}").exists()
     assert not namespace_in_use(client) and not namespace_in_use(server)
+
+
+def _mptcp_exchange(host: str, port: int) -> bool | None:
+    with dial(host, port, options=FastpathOptions(tfo=False, mptcp=True), timeout=10) as s:
+        assert _exchange(s).startswith(b"HTTP/1.1 200")
+        return s.connection_info().mptcp
+
+
+@pytest.mark.parametrize("mode", ["strip", "drop_syn"])
+def test_mptcp_middleboxes_force_a_working_tcp_fallback(
+    lab2: tuple[Lab, Server], mode: str
+) -> None:
+    lab, server = lab2
+    host = lab.server_address(1)
+    assert lab.client.run(_mptcp_exchange, host, server.port) is True
+    lab.set(1, mptcp_middlebox=mode)
+    try:
+        before = lab.stats()[1]["up"]["mptcp_syn"]
+        used_mptcp = lab.client.run(_mptcp_exchange, host, server.port)
+        dropped = lab.stats()[1]["up"]["mptcp_syn"] - before
+    finally:
+        lab.set(1, mptcp_middlebox="pass")
+    assert used_mptcp is False and server.records[-1].is_mptcp is False
+    assert (dropped > 0) == (mode == "drop_syn")

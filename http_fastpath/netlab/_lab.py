@@ -65,7 +65,10 @@ class PathSpec:
     the bottleneck rate (``None``: unlimited), ``loss`` the probability of dropping a
     packet, ``queue_ms`` the bottleneck queue (tail drop beyond that many milliseconds of
     backlog), ``drop_syn_data`` a middlebox that silently drops a SYN carrying data (a TCP
-    Fast Open blackhole), ``cut`` drops everything, ``seed`` seeds the loss generator.
+    Fast Open blackhole), ``mptcp_middlebox`` ``"strip"`` overwrites MPTCP options with
+    NOPs (the peers fall back to TCP) and ``"drop_syn"`` drops SYNs carrying one (the
+    client falls back after ``net.mptcp.syn_retrans_before_tcp_fallback`` retries),
+    ``cut`` drops everything, ``seed`` seeds the loss generator.
     """
 
     delay_ms: float = 0.0
@@ -73,6 +76,7 @@ class PathSpec:
     loss: float = 0.0
     queue_ms: float = 100.0
     drop_syn_data: bool = False
+    mptcp_middlebox: str = "pass"
     cut: bool = False
     seed: int = 0
 
@@ -84,6 +88,10 @@ class PathSpec:
         _check_number("queue_ms", self.queue_ms, 1.0, 10_000.0)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise OptionError("seed", self.seed, "an integer")
+        if self.mptcp_middlebox not in ("pass", "strip", "drop_syn"):
+            raise OptionError(
+                "mptcp_middlebox", self.mptcp_middlebox, "'pass', 'strip' or 'drop_syn'"
+            )
         for name in ("drop_syn_data", "cut"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(name, getattr(self, name), "True or False")

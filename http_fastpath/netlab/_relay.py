@@ -3,7 +3,8 @@
 Run as ``python -m http_fastpath.netlab._relay PAIRS`` with the TUN file descriptors
 inherited (``PAIRS`` is ``client_fd:server_fd,...``, one pair per path). For every path
 and direction it applies, in this order: cut (drop everything), middlebox rules (drop a
-SYN that carries data: a TCP Fast Open blackhole), random loss (seeded), a token-bucket
+SYN that carries data: a TCP Fast Open blackhole; strip MPTCP options, or drop SYNs
+that carry one), random loss (seeded), a token-bucket
 style serialisation at the path's rate with a bounded queue (tail drop), then a constant
 one-way delay. Packets of one direction stay in order.
 
@@ -20,6 +21,7 @@ It runs in its own process so its timing does not depend on the caller's GIL.
 
 from __future__ import annotations
 
+import array
 import collections
 import json
 import os
@@ -31,7 +33,16 @@ from typing import Any
 
 _PR_SET_TIMERSLACK = 29
 _MAX_BURST = 64  # packets read from one device before looking at the others
-_SETTABLE = ("delay_ms", "rate_mbit", "loss", "cut", "drop_syn_data", "queue_ms", "seed")
+_SETTABLE = (
+    "delay_ms",
+    "rate_mbit",
+    "loss",
+    "cut",
+    "drop_syn_data",
+    "mptcp_middlebox",
+    "queue_ms",
+    "seed",
+)
 
 
 def is_syn_with_data(pkt: bytes) -> bool:
@@ -57,6 +68,73 @@ def is_syn_with_data(pkt: bytes) -> bool:
     return total - tcp - doff > 0
 
 
+def _tcp_offset(pkt: bytes) -> int:
+    """Offset of the TCP header in an IPv4/IPv6 packet, or -1 when it is not TCP."""
+    if not pkt:
+        return -1
+    version = pkt[0] >> 4
+    if version == 4 and len(pkt) >= 40 and pkt[9] == 6:
+        return (pkt[0] & 0x0F) * 4
+    if version == 6 and len(pkt) >= 60 and pkt[6] == 6:
+        return 40
+    return -1
+
+
+def _mptcp_options(pkt: bytes, tcp: int) -> list[tuple[int, int]]:
+    """(offset, length) of every MPTCP option (kind 30) in the TCP header at ``tcp``."""
+    end = min(len(pkt), tcp + (pkt[tcp + 12] >> 4) * 4)
+    found, i = [], tcp + 20
+    while i < end:
+        kind = pkt[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= end or pkt[i + 1] < 2:
+            break
+        if kind == 30:
+            found.append((i, pkt[i + 1]))
+        i += pkt[i + 1]
+    return found
+
+
+def is_mptcp_syn(pkt: bytes) -> bool:
+    """True for a SYN (without ACK) that carries an MPTCP option (MP_CAPABLE, MP_JOIN)."""
+    tcp = _tcp_offset(pkt)
+    return tcp >= 0 and pkt[tcp + 13] & 0x12 == 0x02 and bool(_mptcp_options(pkt, tcp))
+
+
+def _checksum(data: bytes | bytearray) -> int:
+    if len(data) % 2:
+        data = bytes(data) + b"\0"
+    total = sum(array.array("H", bytes(data)))  # one's complement sum is byte-order neutral
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def strip_mptcp(pkt: bytes) -> bytes:
+    """The packet with its MPTCP options overwritten by NOPs and the TCP checksum fixed."""
+    tcp = _tcp_offset(pkt)
+    options = _mptcp_options(pkt, tcp) if tcp >= 0 else []
+    if not options:
+        return pkt
+    buf = bytearray(pkt)
+    for offset, length in options:
+        buf[offset : offset + length] = b"\x01" * length
+    buf[tcp + 16 : tcp + 18] = b"\0\0"
+    if pkt[0] >> 4 == 4:
+        segment = int.from_bytes(pkt[2:4], "big") - tcp
+        pseudo = pkt[12:20] + b"\0\x06" + segment.to_bytes(2, "big")
+    else:
+        segment = int.from_bytes(pkt[4:6], "big")
+        pseudo = pkt[8:40] + segment.to_bytes(4, "big") + b"\0\0\0\x06"
+    csum = _checksum(pseudo + buf[tcp : tcp + segment])
+    buf[tcp + 16 : tcp + 18] = array.array("H", [csum]).tobytes()
+    return bytes(buf)
+
+
 class Direction:
     """One direction of one path: impairments, queue and counters."""
 
@@ -68,6 +146,7 @@ class Direction:
         self.loss = 0.0
         self.cut = False
         self.drop_syn_data = False
+        self.mptcp_middlebox = "pass"
         self.queue_s = 0.1
         self.rng = random.Random(seed)
         self.queue: collections.deque[tuple[float, bytes]] = collections.deque()
@@ -78,6 +157,7 @@ class Direction:
             "bytes": 0,
             "cut": 0,
             "syn_data": 0,
+            "mptcp_syn": 0,
             "loss": 0,
             "queue": 0,
             "write_error": 0,
@@ -95,6 +175,8 @@ class Direction:
             self.loss = float(changes["loss"])
         if "drop_syn_data" in changes:
             self.drop_syn_data = bool(changes["drop_syn_data"])
+        if "mptcp_middlebox" in changes:
+            self.mptcp_middlebox = str(changes["mptcp_middlebox"])
         if "queue_ms" in changes:
             self.queue_s = float(changes["queue_ms"]) / 1000.0
         if "seed" in changes:
@@ -114,6 +196,12 @@ class Direction:
         if self.drop_syn_data and is_syn_with_data(pkt):
             counts["syn_data"] += 1
             return
+        if self.mptcp_middlebox != "pass":
+            if self.mptcp_middlebox == "strip":
+                pkt = strip_mptcp(pkt)
+            elif is_mptcp_syn(pkt):
+                counts["mptcp_syn"] += 1
+                return
         if self.loss and self.rng.random() < self.loss:
             counts["loss"] += 1
             return
