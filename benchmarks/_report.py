@@ -202,19 +202,24 @@ def write(results: dict[str, Any], out: Path) -> None:
         md += [
             "## The lab's accuracy",
             "",
-            "Added round-trip time (TCP connect time over a delayed path minus a zero-delay",
-            "path in the same lab) against the setting, and the relay's ceiling with one TCP",
-            "flow and no rate limit. The relay is Python in its own process; it wakes with",
-            "`select()` at microsecond resolution and a 1 ns timer slack.",
+            "Added round-trip time against the setting: the client kernel's RTT sample of the",
+            "TCP handshake (`tcpi_rtt` right after `connect`) over a delayed path minus a",
+            "zero-delay path in the same lab; the user-space connect time (which also contains",
+            "this process's scheduling) next to it. Then the relay's ceiling with one TCP flow",
+            "and no rate limit. The relay is Python in its own process, scheduled `SCHED_FIFO`",
+            "(as netem's kernel timers would be ahead of processes); it wakes with `select()`",
+            "at microsecond resolution and a 1 ns timer slack, and arms its timers early by its",
+            "learned wake-up latency.",
             "",
-            "| RTT setting | measured (median) | zero-delay base | added | error | samples |",
-            "|---|---|---|---|---|---|",
+            "| RTT setting | measured (median) | zero-delay base | added | error | connect time added | samples |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in cal["rtt"]:
             md.append(
                 f"| {r['rtt_setting_ms']} ms | {r['measured_median_ms']:.2f} ms | "
                 f"{r['base_median_ms']:.2f} ms | {r['added_ms']:.2f} ms | "
-                f"{r['error_ms']:+.2f} ms | {r['samples']} |"
+                f"{r['error_ms']:+.2f} ms | {r.get('connect_time_added_ms', float('nan')):.2f} ms | "
+                f"{r['samples']} |"
             )
         ceiling = cal["relay_ceiling"]
         md += [
@@ -316,10 +321,11 @@ def write(results: dict[str, Any], out: Path) -> None:
             "leaving before its due time counts negative; the timer is armed early by the",
             "learned wake-up latency). Queue drops are the bottleneck doing its job.",
             "",
-            "| path | direction | packets | mean lateness | max lateness | queue drops |",
-            "|---|---|---|---|---|---|",
+            "| path | direction | packets | mean lateness | > 1 ms late | > 10 ms late | max lateness | queue drops |",
+            "|---|---|---|---|---|---|---|---|",
             *[
                 f"| {t['path']} | {t['direction']} | {t['packets']:,} | {t['mean_late_us']:.0f} µs | "
+                f"{t.get('late_over_1ms', '?')} | {t.get('late_over_10ms', '?')} | "
                 f"{t['max_late_us'] / 1000:.1f} ms | {t['queue_drops']} |"
                 for t in mp.get("relay_timing", [])
             ],
