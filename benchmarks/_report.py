@@ -319,7 +319,11 @@ def write(results: dict[str, Any], out: Path) -> None:
             "",
             "How accurately the relay kept its delay while it carried these transfers (a packet",
             "leaving before its due time counts negative; the timer is armed early by the",
-            "learned wake-up latency). Queue drops are the bottleneck doing its job.",
+            "learned wake-up latency). Queue drops are the bottleneck doing its job. The relay",
+            "runs `SCHED_FIFO`, so what delays it by milliseconds is mostly outside the guest:",
+            "the hypervisor took "
+            + (f"{mp['steal_share']:.1%}" if "steal_share" in mp else "an unrecorded share")
+            + " of this VM's CPU time (steal) during these transfers.",
             "",
             "| path | direction | packets | mean lateness | > 1 ms late | > 10 ms late | max lateness | queue drops |",
             "|---|---|---|---|---|---|---|---|",

@@ -275,6 +275,12 @@ def _relay_cpu_seconds(lab: Lab) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _steal_seconds() -> float:
+    """CPU time the hypervisor took from this VM (all CPUs), from /proc/stat."""
+    fields = open("/proc/stat").readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def _relay_timing(before: list[Any], after: list[Any]) -> list[dict[str, Any]]:
     """Per path and direction: packets, mean/max lateness of their release, queue drops."""
     rows = []
@@ -311,6 +317,7 @@ def mptcp(
             host = lab.service_address
             lab.client.run(_bulk, host, server.port, 1_000_000, True)  # warm-up
             cpu0, t0, stats0 = _relay_cpu_seconds(lab), time.monotonic(), lab.stats()
+            steal0 = _steal_seconds()
             for i in range(samples):
                 for use in (True, False) if i % 2 == 0 else (False, True):
                     r = lab.client.run(_bulk, host, server.port, size, use)
@@ -321,6 +328,7 @@ def mptcp(
                     )
             relay_cpu = (_relay_cpu_seconds(lab) - cpu0) / (time.monotonic() - t0)
             timing = _relay_timing(stats0, lab.stats())
+            steal = (_steal_seconds() - steal0) / (time.monotonic() - t0)
             for use in (True, False):
                 for _ in range(2):
                     cut = False
@@ -363,5 +371,6 @@ def mptcp(
         "goodput": {"mptcp": m, "tcp": t, "ratio": m["median"] / t["median"], "samples": goodput},
         "relay_cpu_share": relay_cpu,
         "relay_timing": timing,
+        "steal_share": steal,
         "failover": failover,
     }
