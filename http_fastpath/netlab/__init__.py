@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._lab import SERVICE_ADDRESS, Lab, LabError, Namespace, PathSpec, counters_delta
 from ._netns import enter as enter_private_netns
 from ._netns import get_sysctl, set_sysctl, skip_reason, sysctl
+from ._proxy import Proxy
 from ._servers import Accepted, Server, next_loopback
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Namespace",
     "PathSpec",
     "counters_delta",
+    "Proxy",
     "Server",
     "enter_private_netns",
     "get_sysctl",
