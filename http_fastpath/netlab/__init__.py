@@ -6,13 +6,20 @@ loopback or on addresses inside namespaces this package created itself.
 
 from __future__ import annotations
 
+from ._lab import SERVICE_ADDRESS, Lab, LabError, Namespace, PathSpec, counters_delta
 from ._netns import enter as enter_private_netns
 from ._netns import get_sysctl, set_sysctl, skip_reason, sysctl
 from ._proxy import Proxy
 from ._servers import Accepted, Server, next_loopback
 
 __all__ = [
+    "SERVICE_ADDRESS",
     "Accepted",
+    "Lab",
+    "LabError",
+    "Namespace",
+    "PathSpec",
+    "counters_delta",
     "Proxy",
     "Server",
     "enter_private_netns",

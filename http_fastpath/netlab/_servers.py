@@ -7,8 +7,10 @@ destination address) never leak from one test to another.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import http.server
 import itertools
+import os
 import socket
 import socketserver
 import ssl
@@ -77,7 +79,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         body = self._body()
-        if url.path == "/bytes":
+        if url.path == "/random":  # incompressible payload with its digest, for integrity checks
+            payload = os.urandom(int(query.get("n", "1024")))
+            self._reply(200, payload, {"X-SHA256": hashlib.sha256(payload).hexdigest()})
+        elif url.path == "/bytes":
             self._reply(200, b"x" * int(query.get("n", "1024")))
         elif url.path == "/echo":
             self._reply(200, body, {"X-Method": self.command})
@@ -119,6 +124,9 @@ class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def get_request(self) -> tuple[Any, Any]:
         conn, addr = self.socket.accept()
+        # Like production servers (nginx tcp_nodelay): http.server writes the headers and
+        # the body separately, and Nagle would hold the body for a round trip.
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         info = _linux.read_tcp_info(conn)
         rec = Accepted(
             syn_data=bool(info and info.syn_data_acked),

@@ -1,0 +1,1 @@
+"""Benchmarks for http_fastpath: run ``python -m benchmarks``."""

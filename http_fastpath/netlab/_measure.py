@@ -1,0 +1,460 @@
+"""Side-by-side measurements for the demo and the benchmarks: stock client vs fastpath.
+
+A :class:`Kind` is one way of making HTTP requests (stdlib ``http.client`` vs the
+fastpath dialer; requests vs ``FastpathAdapter``; httpx vs ``FastpathTransport``; httpx
+async vs ``AsyncFastpathTransport``). Each can time a *cold* request (a new client and a
+new connection; the client is built before the clock starts) and a series of keep-alive
+requests over one connection. :func:`ttfb_pairs` interleaves stock and fastpath samples
+so that load on the machine hits both alike, and records next to the timings what the
+server's kernel saw (SYN data per connection) and the client namespace's counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import http.client
+import socket
+import ssl
+import statistics
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from .._dialer import dial
+from .._options import FastpathOptions
+from .._tls import TLSSocket
+from ._lab import Namespace, counters_delta
+from ._servers import Server
+
+__all__ = ["COUNTERS", "Kind", "Summary", "TLSConfig", "available_pairs", "summarize"]
+
+#: Kernel counters (client namespace) reported next to every timing.
+COUNTERS = (
+    "Tcp.ActiveOpens",
+    "TcpExt.TCPFastOpenActive",
+    "TcpExt.TCPFastOpenActiveFail",
+    "TcpExt.TCPFastOpenCookieReqd",
+    "MPTcpExt.MPCapableSYNTX",
+    "MPTcpExt.MPCapableSYNACKRX",
+    "MPTcpExt.MPCapableFallbackSYNACK",
+    "MPTcpExt.MPJoinSynAckRx",
+)
+
+PATH = "/bytes?n=64"
+_R = TypeVar("_R")
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSConfig:
+    """How clients trust the lab's test CA: an ``SSLContext`` and the CA file (requests)."""
+
+    context: ssl.SSLContext
+    ca_file: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """Median and 10th/90th percentiles of a sample, in milliseconds."""
+
+    n: int
+    median: float
+    p10: float
+    p90: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+def summarize(seconds: Sequence[float]) -> Summary:
+    ms = sorted(s * 1000 for s in seconds)
+    if len(ms) == 1:
+        return Summary(1, ms[0], ms[0], ms[0])
+    deciles = statistics.quantiles(ms, n=10, method="inclusive")
+    return Summary(len(ms), statistics.median(ms), deciles[0], deciles[-1])
+
+
+class Kind:
+    """One client flavour; subclasses implement :meth:`cold` and :meth:`keepalive`."""
+
+    library = ""
+    fastpath = False
+    label = ""
+
+    def __init__(self, tls: TLSConfig) -> None:
+        self.tls = tls
+
+    def cold(self, url: str) -> float:
+        """Seconds from the request call to the response headers, on a new connection."""
+        raise NotImplementedError
+
+    def keepalive(self, url: str, n: int) -> list[float]:
+        """Seconds per request for ``n`` requests over one (warmed-up) connection."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the kind keeps between samples."""
+
+
+def _public(name: str) -> Any:
+    """A public http_fastpath name (the adapters are optional extras)."""
+    import http_fastpath
+
+    return getattr(http_fastpath, name)
+
+
+def _split(url: str) -> tuple[str, str, int]:
+    scheme, _, rest = url.partition("://")
+    hostport = rest.split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    return scheme, host, int(port)
+
+
+_REQUEST = "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\n\r\n"
+
+
+class _Raw:
+    """A minimal HTTP/1.1 client over a connected (TLS or plain) byte stream."""
+
+    def __init__(self, conn: Any, host: str) -> None:
+        self.conn = conn
+        self.host = host
+
+    def request(self) -> float:
+        start = time.perf_counter()
+        self.conn.sendall(_REQUEST.format(path=PATH, host=self.host).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            data += chunk
+        elapsed = time.perf_counter() - start
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            body += chunk
+        return elapsed
+
+
+class StdlibStock(Kind):
+    library, label = "stdlib", "http.client (stock)"
+
+    def _conn(self, url: str) -> http.client.HTTPConnection:
+        scheme, host, port = _split(url)
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=10, context=self.tls.context)
+        return http.client.HTTPConnection(host, port, timeout=10)
+
+    def _one(self, conn: http.client.HTTPConnection) -> float:
+        start = time.perf_counter()
+        conn.request("GET", PATH)
+        response = conn.getresponse()
+        elapsed = time.perf_counter() - start
+        response.read()
+        return elapsed
+
+    def cold(self, url: str) -> float:
+        conn = self._conn(url)
+        try:
+            return self._one(conn)
+        finally:
+            conn.close()
+
+    def keepalive(self, url: str, n: int) -> list[float]:
+        conn = self._conn(url)
+        try:
+            self._one(conn)
+            return [self._one(conn) for _ in range(n)]
+        finally:
+            conn.close()
+
+
+class DialerFast(Kind):
+    """The fastpath dialer with a raw HTTP/1.1 request: the lower bound of the adapters."""
+
+    library, fastpath, label = "stdlib", True, "http_fastpath dialer"
+
+    def _open(self, url: str) -> tuple[_Raw, socket.socket]:
+        scheme, host, port = _split(url)
+        # TCP_NODELAY as http.client and urllib3 set it: without it Nagle holds the
+        # request behind the unacknowledged TLS Finished for a round trip.
+        nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = dial(host, port, options=FastpathOptions(), timeout=10, socket_options=[nodelay])
+        if scheme == "https":
+            tls = TLSSocket(sock, self.tls.context, server_hostname=host)
+            return _Raw(tls, host), sock
+        return _Raw(sock, host), sock
+
+    def cold(self, url: str) -> float:
+        start = time.perf_counter()
+        raw, sock = self._open(url)  # pending: no packet sent yet
+        try:
+            if isinstance(raw.conn, TLSSocket):
+                raw.conn.do_handshake()  # the ClientHello rides in the SYN
+            handshake = time.perf_counter() - start
+            return handshake + raw.request()
+        finally:
+            sock.close()
+
+    def keepalive(self, url: str, n: int) -> list[float]:
+        raw, sock = self._open(url)
+        try:
+            raw.request()
+            return [raw.request() for _ in range(n)]
+        finally:
+            sock.close()
+
+
+class RequestsKind(Kind):
+    library = "requests"
+
+    def __init__(self, tls: TLSConfig, fastpath: bool) -> None:
+        super().__init__(tls)
+        self.fastpath = fastpath
+        self.label = "requests + FastpathAdapter" if fastpath else "requests (stock)"
+
+    def _session(self) -> Any:
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False
+        if self.fastpath:
+            adapter = _public("FastpathAdapter")()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        return session
+
+    def _one(self, session: Any, url: str) -> float:
+        start = time.perf_counter()
+        with session.get(url + PATH, stream=True, verify=self.tls.ca_file, timeout=10) as r:
+            elapsed = time.perf_counter() - start
+            r.raise_for_status()
+            _ = r.content
+        return elapsed
+
+    def cold(self, url: str) -> float:
+        with self._session() as session:
+            return self._one(session, url)
+
+    def keepalive(self, url: str, n: int) -> list[float]:
+        with self._session() as session:
+            self._one(session, url)
+            return [self._one(session, url) for _ in range(n)]
+
+
+class HttpxKind(Kind):
+    library = "httpx"
+
+    def __init__(self, tls: TLSConfig, fastpath: bool) -> None:
+        super().__init__(tls)
+        self.fastpath = fastpath
+        self.label = "httpx + FastpathTransport" if fastpath else "httpx (stock)"
+
+    def _client(self) -> Any:
+        import httpx
+
+        if self.fastpath:
+            transport = _public("FastpathTransport")(verify=self.tls.context)
+            return httpx.Client(transport=transport, trust_env=False, timeout=10)
+        return httpx.Client(verify=self.tls.context, trust_env=False, timeout=10)
+
+    def _one(self, client: Any, url: str) -> float:
+        start = time.perf_counter()
+        with client.stream("GET", url + PATH) as r:
+            elapsed = time.perf_counter() - start
+            r.raise_for_status()
+            r.read()
+        return elapsed
+
+    def cold(self, url: str) -> float:
+        with self._client() as client:
+            return self._one(client, url)
+
+    def keepalive(self, url: str, n: int) -> list[float]:
+        with self._client() as client:
+            self._one(client, url)
+            return [self._one(client, url) for _ in range(n)]
+
+
+class AsyncHttpxKind(Kind):
+    library = "httpx async"
+
+    def __init__(self, tls: TLSConfig, fastpath: bool) -> None:
+        super().__init__(tls)
+        self.fastpath = fastpath
+        self.label = "httpx async + AsyncFastpathTransport" if fastpath else "httpx async (stock)"
+        # One event loop for all samples: a fresh loop per sample would also time the
+        # start of its resolver thread pool, which no long-running application pays.
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _run(self, coro: Coroutine[Any, Any, _R]) -> _R:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
+            self._loop.close()
+            self._loop = None
+
+    def _client(self) -> Any:
+        import httpx
+
+        if self.fastpath:
+            transport = _public("AsyncFastpathTransport")(verify=self.tls.context)
+            return httpx.AsyncClient(transport=transport, trust_env=False, timeout=10)
+        return httpx.AsyncClient(verify=self.tls.context, trust_env=False, timeout=10)
+
+    async def _one(self, client: Any, url: str) -> float:
+        start = time.perf_counter()
+        async with client.stream("GET", url + PATH) as r:
+            elapsed = time.perf_counter() - start
+            r.raise_for_status()
+            await r.aread()
+        return elapsed
+
+    def cold(self, url: str) -> float:
+        async def run() -> float:
+            async with self._client() as client:
+                return await self._one(client, url)
+
+        return self._run(run())
+
+    def keepalive(self, url: str, n: int) -> list[float]:
+        async def run() -> list[float]:
+            async with self._client() as client:
+                await self._one(client, url)
+                return [await self._one(client, url) for _ in range(n)]
+
+        return self._run(run())
+
+
+def available_pairs(
+    tls: TLSConfig, *, dialer: bool | None = True
+) -> tuple[list[tuple[Kind, Kind]], list[str]]:
+    """(stock, fastpath) pairs that can run here, and why the others cannot.
+
+    ``dialer``: include http.client vs the bare dialer (``None``: only when no adapter
+    is installed).
+    """
+    import http_fastpath
+
+    pairs: list[tuple[Kind, Kind]] = []
+    missing: list[str] = []
+    candidates: list[tuple[str, str, Callable[[bool], Kind]]] = [
+        ("requests", "FastpathAdapter", lambda f: RequestsKind(tls, f)),
+        ("httpx", "FastpathTransport", lambda f: HttpxKind(tls, f)),
+        ("httpx", "AsyncFastpathTransport", lambda f: AsyncHttpxKind(tls, f)),
+    ]
+    for module, name, make in candidates:
+        try:
+            __import__(module)
+            getattr(http_fastpath, name)
+        except (ImportError, AttributeError) as exc:
+            missing.append(f"{name}: {exc}")
+            continue
+        pairs.append((make(False), make(True)))
+    if dialer or (dialer is None and not pairs):
+        pairs.insert(0, (StdlibStock(tls), DialerFast(tls)))
+    return pairs, missing
+
+
+@dataclasses.dataclass
+class PairResult:
+    """One stock-vs-fastpath comparison with its kernel evidence."""
+
+    library: str
+    scheme: str
+    stock: Summary
+    fast: Summary
+    stock_label: str
+    fast_label: str
+    stock_syn_data: int
+    fast_syn_data: int
+    connections: int
+    stock_counters: dict[str, int]
+    fast_counters: dict[str, int]
+    errors: list[str]
+
+    @property
+    def ratio(self) -> float:
+        return self.fast.median / self.stock.median
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["ratio"] = round(self.ratio, 4)
+        return out
+
+
+def _syn_data_since(server: Server, start: int) -> tuple[int, int]:
+    records = server.records[start:]
+    return sum(r.syn_data for r in records), len(records)
+
+
+def ttfb_pairs(
+    client_ns: Namespace,
+    server: Server,
+    url: str,
+    pair: tuple[Kind, Kind],
+    samples: int,
+    *,
+    deadline: float,
+    progress: Callable[[int], None] | None = None,
+) -> PairResult:
+    """Interleaved cold-TTFB samples for one (stock, fastpath) pair, inside ``client_ns``."""
+    stock, fast = pair
+    times: dict[bool, list[float]] = {False: [], True: []}
+    syn: dict[bool, int] = {False: 0, True: 0}
+    counters: dict[bool, dict[str, int]] = {False: {}, True: {}}
+    errors: list[str] = []
+    connections = 0
+
+    def run() -> None:
+        nonlocal connections
+        for kind in pair:  # warm-up: the fastpath's first connection fetches the TFO cookie
+            kind.cold(url)
+        for i in range(samples):
+            if time.monotonic() > deadline and i >= 3:
+                errors.append(f"time budget reached after {i} samples")
+                break
+            for kind in (stock, fast) if i % 2 == 0 else (fast, stock):
+                before, start = _counters(), len(server.records)
+                try:
+                    times[kind.fastpath].append(kind.cold(url))
+                except Exception as exc:  # reported in the row, never hidden
+                    errors.append(f"{kind.label}: {type(exc).__name__}: {exc}")
+                got, conns = _syn_data_since(server, start)
+                syn[kind.fastpath] += got
+                connections += conns
+                delta = counters_delta(before, _counters(), COUNTERS)
+                for key, value in delta.items():
+                    counters[kind.fastpath][key] = counters[kind.fastpath].get(key, 0) + value
+            if progress is not None:
+                progress(i + 1)
+
+    client_ns.run(run)
+    return PairResult(
+        library=fast.library,
+        scheme=url.partition(":")[0],
+        stock=summarize(times[False] or [float("nan")]),
+        fast=summarize(times[True] or [float("nan")]),
+        stock_label=stock.label,
+        fast_label=fast.label,
+        stock_syn_data=syn[False],
+        fast_syn_data=syn[True],
+        connections=connections,
+        stock_counters=counters[False],
+        fast_counters=counters[True],
+        errors=errors,
+    )
+
+
+def _counters() -> dict[str, int]:
+    from ._lab import _read_netstat
+
+    return _read_netstat()
