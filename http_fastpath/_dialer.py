@@ -377,8 +377,8 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
     if use_tfo and _health.is_paused(str(address[1][0])):
         use_tfo = False
         record.fallback(
-            f"tfo: paused for {address[1][0]}: an earlier SYN with data was lost on the way "
-            "(middlebox or blackhole), so plain SYNs are used there for a while"
+            f"tfo: paused for {address[1][0]}: an earlier SYN with data was lost or reset on "
+            "the way (middlebox or blackhole), so plain SYNs are used there for a while"
         )
     elif options.tfo and early and not use_tfo and not record.tfo_refused:
         record.fallback("tfo: the first flight is not replay-safe (tfo_policy='safe')")
@@ -408,8 +408,24 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
         sent = socket.socket.send(sock, data)
     except BlockingIOError:
         sent = 0
+    except (ConnectionRefusedError, ConnectionResetError) as exc:
+        raise _SynDataRefused(exc.errno, exc.strerror) from exc
     record.syn_data_bytes = sent
     return sent
+
+
+class _SynDataRefused(OSError):
+    """The SYN that carried data was answered with a reset (see :func:`connect_steps`)."""
+
+
+_REFUSED_ERRNOS: Final = frozenset({errno.ECONNREFUSED, errno.ECONNRESET})
+
+
+def _syn_data_refused(record: DialRecord, exc: OSError) -> bool:
+    """Whether ``exc`` is a reset answering a SYN that carried data."""
+    if isinstance(exc, _SynDataRefused):
+        return True
+    return record.tfo_requested and record.syn_data_bytes > 0 and exc.errno in _REFUSED_ERRNOS
 
 
 def _finish(sock: socket.socket) -> None:
@@ -453,10 +469,15 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
     """
     record = sock.fastpath_record
     last: DialError | None = None
-    for index, address in enumerate(pending.addresses):
-        if index:
+    queue = list(pending.addresses)
+    retried: list[Address] = []
+    fresh_socket_needed = False
+    while queue:
+        address = queue.pop(0)
+        if fresh_socket_needed:
             fresh = _create(address[0], record, pending.socket_options, pending.source_address)
             sock._replace_with(fresh)
+        fresh_socket_needed = True
         try:
             sent = _start(sock, address, data)
             writable = yield pending.timeout
@@ -465,6 +486,20 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
             _finish(sock)
             _observe_syn_data(sock, address)
         except OSError as exc:
+            if _syn_data_refused(record, exc) and address not in retried:
+                # A middlebox (or a broken server) resets SYNs that carry data, where a
+                # plain SYN may well pass: pause TFO for the address (so later connections
+                # and retries cost one SYN) and try it once more with a plain SYN. A dead
+                # server refuses that one too, and the error is the same as stock's.
+                retried.append(address)
+                _health.pause(str(address[1][0]))
+                record.fallback(
+                    f"tfo: the SYN with data to {address[1][0]} was answered with a reset; "
+                    "retried with a plain SYN and paused TFO for that address"
+                )
+                record.syn_data_bytes = 0
+                queue.insert(0, address)
+                continue
             last = _to_dial_error(exc, address)
             dial_logger.debug("connect to %s failed: %s", address[1], exc)
             record.syn_data_bytes = 0

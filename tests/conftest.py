@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trustme
 
-from http_fastpath import _log
+from http_fastpath import _health, _log
 from http_fastpath.netlab import _netns as netns
 
 
@@ -34,11 +34,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests start without proxy or fastpath variables from the caller's environment."""
+    """Tests start without proxy or fastpath variables from the caller's environment,
+    and without TFO pauses left by another test."""
     for name in list(os.environ):
         if name.upper().endswith("_PROXY") or name.upper().startswith("HTTP_FASTPATH"):
             monkeypatch.delenv(name)
     _log.reset_fallback_log()
+    _health.reset()  # no per-destination TFO pause carries over from another test
 
 
 @pytest.fixture(scope="session")

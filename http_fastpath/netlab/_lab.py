@@ -65,7 +65,8 @@ class PathSpec:
     the bottleneck rate (``None``: unlimited), ``loss`` the probability of dropping a
     packet, ``queue_ms`` the bottleneck queue (tail drop beyond that many milliseconds of
     backlog), ``drop_syn_data`` a middlebox that silently drops a SYN carrying data (a TCP
-    Fast Open blackhole), ``mptcp_middlebox`` ``"strip"`` overwrites MPTCP options with
+    Fast Open blackhole), ``rst_syn_data`` a middlebox that answers such a SYN with a
+    RST (IPv4; a plain SYN passes), ``mptcp_middlebox`` ``"strip"`` overwrites MPTCP options with
     NOPs (the peers fall back to TCP) and ``"drop_syn"`` drops SYNs carrying one (the
     client falls back after ``net.mptcp.syn_retrans_before_tcp_fallback`` retries),
     ``cut`` drops everything, ``seed`` seeds the loss generator.
@@ -76,6 +77,7 @@ class PathSpec:
     loss: float = 0.0
     queue_ms: float = 100.0
     drop_syn_data: bool = False
+    rst_syn_data: bool = False
     mptcp_middlebox: str = "pass"
     cut: bool = False
     seed: int = 0
@@ -92,7 +94,7 @@ class PathSpec:
             raise OptionError(
                 "mptcp_middlebox", self.mptcp_middlebox, "'pass', 'strip' or 'drop_syn'"
             )
-        for name in ("drop_syn_data", "cut"):
+        for name in ("drop_syn_data", "rst_syn_data", "cut"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionError(name, getattr(self, name), "True or False")
 

@@ -3,7 +3,7 @@
 Run as ``python -m http_fastpath.netlab._relay PAIRS`` with the TUN file descriptors
 inherited (``PAIRS`` is ``client_fd:server_fd,...``, one pair per path). For every path
 and direction it applies, in this order: cut (drop everything), middlebox rules (drop a
-SYN that carries data: a TCP Fast Open blackhole; strip MPTCP options, or drop SYNs
+SYN that carries data: a TCP Fast Open blackhole, or answer it with a RST; strip MPTCP options, or drop SYNs
 that carry one), random loss (seeded), a token-bucket
 style serialisation at the path's rate with a bounded queue (tail drop), then a constant
 one-way delay. Packets of one direction stay in order.
@@ -40,6 +40,7 @@ _SETTABLE = (
     "loss",
     "cut",
     "drop_syn_data",
+    "rst_syn_data",
     "mptcp_middlebox",
     "queue_ms",
     "seed",
@@ -67,6 +68,28 @@ def is_syn_with_data(pkt: bytes) -> bool:
         return False
     doff = (pkt[tcp + 12] >> 4) * 4
     return total - tcp - doff > 0
+
+
+def syn_data_reset(pkt: bytes) -> bytes | None:
+    """The RST|ACK a middlebox would answer an IPv4 SYN-with-data with (None: not one).
+
+    Addresses and ports swapped, ``ack`` = the SYN's sequence number + 1 + its payload,
+    checksums computed: the client's kernel takes it as a refused connection.
+    """
+    if not is_syn_with_data(pkt) or pkt[0] >> 4 != 4:
+        return None
+    ihl = (pkt[0] & 0x0F) * 4
+    total = int.from_bytes(pkt[2:4], "big")
+    tcp = pkt[ihl:total]
+    payload = total - ihl - (tcp[12] >> 4) * 4
+    ack = (int.from_bytes(tcp[4:8], "big") + 1 + payload) & 0xFFFFFFFF
+    src, dst = pkt[16:20], pkt[12:16]
+    hdr = bytearray(tcp[2:4] + tcp[0:2] + b"\0\0\0\0" + ack.to_bytes(4, "big"))
+    hdr += bytes([5 << 4, 0x14]) + b"\0\0" + b"\0\0" + b"\0\0"  # doff 5, RST|ACK, win, csum, urg
+    hdr[16:18] = array.array("H", [_checksum(src + dst + b"\0\x06\0\x14" + hdr)]).tobytes()
+    ip = bytearray(b"\x45\0\0\x28\0\0\x40\0\x40\x06\0\0" + src + dst)
+    ip[10:12] = array.array("H", [_checksum(ip)]).tobytes()
+    return bytes(ip + hdr)
 
 
 def _tcp_offset(pkt: bytes) -> int:
@@ -147,6 +170,7 @@ class Direction:
         self.loss = 0.0
         self.cut = False
         self.drop_syn_data = False
+        self.rst_syn_data = False
         self.mptcp_middlebox = "pass"
         self.queue_s = 0.1
         self.rng = random.Random(seed)
@@ -158,6 +182,7 @@ class Direction:
             "bytes": 0,
             "cut": 0,
             "syn_data": 0,
+            "syn_data_rst": 0,
             "mptcp_syn": 0,
             "loss": 0,
             "queue": 0,
@@ -178,6 +203,8 @@ class Direction:
             self.loss = float(changes["loss"])
         if "drop_syn_data" in changes:
             self.drop_syn_data = bool(changes["drop_syn_data"])
+        if "rst_syn_data" in changes:
+            self.rst_syn_data = bool(changes["rst_syn_data"])
         if "mptcp_middlebox" in changes:
             self.mptcp_middlebox = str(changes["mptcp_middlebox"])
         if "queue_ms" in changes:
@@ -199,6 +226,15 @@ class Direction:
         if self.drop_syn_data and is_syn_with_data(pkt):
             counts["syn_data"] += 1
             return
+        if self.rst_syn_data:
+            reset = syn_data_reset(pkt)
+            if reset is not None:
+                counts["syn_data_rst"] += 1
+                try:
+                    os.write(self.in_fd, reset)  # straight back to the sender
+                except OSError:
+                    counts["write_error"] += 1
+                return
         if self.mptcp_middlebox != "pass":
             if self.mptcp_middlebox == "strip":
                 pkt = strip_mptcp(pkt)
