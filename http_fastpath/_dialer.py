@@ -408,7 +408,7 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
         sent = socket.socket.send(sock, data)
     except BlockingIOError:
         sent = 0
-    except (ConnectionRefusedError, ConnectionResetError) as exc:
+    except ConnectionRefusedError as exc:
         raise _SynDataRefused(exc.errno, exc.strerror) from exc
     record.syn_data_bytes = sent
     return sent
@@ -418,18 +418,21 @@ class _SynDataRefused(OSError):
     """The SYN that carried data was answered with a reset (see :func:`connect_steps`)."""
 
 
-_REFUSED_ERRNOS: Final = frozenset({errno.ECONNREFUSED, errno.ECONNRESET})
-
-
 def _syn_data_refused(record: DialRecord, exc: OSError) -> bool:
-    """Whether ``exc`` is a reset answering a SYN that carried data."""
+    """Whether ``exc`` is a reset answering a SYN that carried data (``ECONNREFUSED``)."""
     if isinstance(exc, _SynDataRefused):
         return True
-    return record.tfo_requested and record.syn_data_bytes > 0 and exc.errno in _REFUSED_ERRNOS
+    return record.tfo_requested and record.syn_data_bytes > 0 and exc.errno == errno.ECONNREFUSED
 
 
-def _finish(sock: socket.socket) -> None:
+def _finish(sock: FastpathSocket) -> None:
     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err == errno.ECONNRESET and sock.fastpath_record.syn_data_bytes > 0:
+        # Only an established connection is reset (a SYN answered with a RST reports
+        # ECONNREFUSED): the server got the request from the SYN, answered and reset the
+        # connection before this poll. Its answer is still readable, then end of stream —
+        # what a stock client sees when a server answers and resets.
+        return
     if err:
         raise OSError(err, os.strerror(err))
 

@@ -123,6 +123,42 @@ class _DeferredByteStream(anyio.abc.ByteStream):
         return {anyio.abc.SocketAttribute.raw_socket: lambda: sock}
 
 
+def _drain(sock: socket.socket) -> bytes:
+    """Everything still readable on a reset socket (non-blocking)."""
+    sock.setblocking(False)
+    data = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            return bytes(data)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+
+
+class _Answered(anyio.abc.ByteStream):
+    """A finished exchange: ``data`` to read, then end of stream; sending is broken."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if not self._data:
+            raise anyio.EndOfStream
+        chunk, self._data = self._data[:max_bytes], self._data[max_bytes:]
+        return chunk
+
+    async def send(self, item: bytes) -> None:
+        raise anyio.BrokenResourceError("the server reset the connection")
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        self._data = b""
+
+
 class AsyncFastpathStream(_InfoMixin, httpcore.AsyncNetworkStream):
     """An async httpcore stream over a fastpath socket (anyio: asyncio or trio)."""
 
@@ -145,6 +181,13 @@ class AsyncFastpathStream(_InfoMixin, httpcore.AsyncNetworkStream):
         plain = _dialer.detach_plain(self._sock)
         try:
             self._stream = await anyio.abc.SocketStream.from_socket(plain)
+        except ValueError:
+            # Not connected any more: the server answered the request that rode in the
+            # SYN and reset the connection before the handshake was polled. anyio will
+            # not wrap it; hand httpcore what the server sent, then the end of stream.
+            self._stream = _Answered(_drain(plain))
+            plain.close()
+            return
         except BaseException:
             plain.close()
             raise
