@@ -246,3 +246,85 @@ def test_10_server_closes_idle_keepalive_connections(
         accepted = server.accepted
     assert [o.body for o in ok(outcomes)] == [b"hello"] * 4
     assert accepted == 4  # each request noticed its pooled connection was dead: a new one
+
+
+# -- 12: a name with one dead and one live address --------------------------------------------
+
+DUAL_NAME = "dual.fastpath.test"
+
+
+@contextlib.contextmanager
+def dual_name(monkeypatch: pytest.MonkeyPatch, live: str, port: int) -> Iterator[None]:
+    """TEST-ONLY RESOLUTION PATCH: ``DUAL_NAME`` resolves to ``::1`` (dead) then ``live``.
+
+    There is no DNS server here and /etc/hosts is the host's file, so ``socket.getaddrinfo``
+    (which stock urllib3, httpcore, anyio and our dialer all call) answers for this one
+    made-up name; every other name resolves normally.
+    """
+    real = socket.getaddrinfo
+
+    def fake(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in (DUAL_NAME, DUAL_NAME.encode()):
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", (live, port)),
+            ]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    yield
+
+
+@contextlib.contextmanager
+def silent_v6(port: int) -> Iterator[None]:
+    """``[::1]:port`` drops SYNs: a listener whose accept queue is full."""
+    listener = new_socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    listener.bind(("::1", port))
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(3):
+            s = new_socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            s.setblocking(False)
+            s.connect_ex(("::1", port))
+            fillers.append(s)
+        time.sleep(0.05)
+        yield
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+
+
+@BOTH
+@pytest.mark.parametrize("dead", ["refused", "silent"])
+@pytest.mark.parametrize("tfo", [True, False], ids=["tfo", "no-tfo"])
+def test_12_name_with_a_dead_and_a_live_address(
+    kind: str, impl: str, dead: str, tfo: bool, monkeypatch: pytest.MonkeyPatch, sysctl: Any
+) -> None:
+    if impl == "stock" and not tfo:
+        pytest.skip("the tfo switch only applies to ours")
+    sysctl("net.ipv4.tcp_syn_retries", "1")
+    timeout = 1.0
+    with Server() as server, dual_name(monkeypatch, server.host, server.port):
+        url = f"http://{DUAL_NAME}:{server.port}/"
+        elapsed = []
+        outcomes: list[Outcome] = []
+        with silent_v6(server.port) if dead == "silent" else contextlib.nullcontext():
+            for _ in range(2):  # the second connection has a TFO cookie for the live address
+                start = time.monotonic()
+                outcomes += ok(
+                    run(kind, impl, [("GET", url)], options={"tfo": tfo}, connect_timeout=timeout)
+                    if impl == "fast"
+                    else run(kind, impl, [("GET", url)], connect_timeout=timeout)
+                )
+                elapsed.append(time.monotonic() - start)
+        records = server.records
+    print(f"\n12 {kind}-{impl} dead={dead} tfo={tfo}: " + ", ".join(f"{e:.3f}s" for e in elapsed))
+    assert [o.body for o in outcomes] == [b"hello GET"] * 2
+    assert len(records) == 2
+    if impl == "fast":
+        for o in outcomes:
+            assert o.info is not None and o.info.peer_address == (server.host, server.port)
+        assert records[1].syn_data is tfo  # the live address got the request in the SYN
