@@ -380,6 +380,17 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
             f"tfo: paused for {address[1][0]}: an earlier SYN with data was lost or reset on "
             "the way (middlebox or blackhole), so plain SYNs are used there for a while"
         )
+    elif (
+        use_tfo
+        and sock.proto == _linux.IPPROTO_MPTCP
+        and not _health.is_plain_tcp_peer(str(address[1][0]))
+    ):
+        use_tfo = False
+        record.fallback(
+            "tfo: no data in the SYN of an MPTCP connection until the server is known to "
+            "answer in plain TCP (with MPTCP at both ends, Linux 6.18 loses the server's "
+            "reply to data carried in the SYN as soon as the path has any delay)"
+        )
     elif options.tfo and early and not use_tfo and not record.tfo_refused:
         record.fallback("tfo: the first flight is not replay-safe (tfo_policy='safe')")
     elif options.tfo and not early:
@@ -451,6 +462,15 @@ def _observe_syn_data(sock: FastpathSocket, address: Address) -> None:
         )
 
 
+def _observe_peer(sock: FastpathSocket, address: Address) -> None:
+    """Remember whether the server at ``address`` speaks MPTCP (see :func:`_start`)."""
+    if sock.proto != _linux.IPPROTO_MPTCP:
+        return
+    speaks = _linux.read_is_mptcp(sock)
+    if speaks is not None:
+        _health.note_peer(str(address[1][0]), speaks_mptcp=speaks)
+
+
 def _to_dial_error(exc: OSError, address: Address) -> DialError:
     where = f"{address[1][0]}:{address[1][1]}"
     if isinstance(exc, DialError):
@@ -488,6 +508,7 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
                 raise DialTimeout(errno.ETIMEDOUT, "timed out")
             _finish(sock)
             _observe_syn_data(sock, address)
+            _observe_peer(sock, address)
         except OSError as exc:
             if _syn_data_refused(record, exc) and address not in retried:
                 # A middlebox (or a broken server) resets SYNs that carry data, where a

@@ -21,3 +21,17 @@ def test_bounded_memory() -> None:
         _health.pause(f"10.0.{i // 256}.{i % 256}", now=float(i))
     assert len(_health._paused) <= 4096
     _health.reset()
+
+
+def test_plain_tcp_peers_are_remembered_and_bounded() -> None:
+    _health.reset()
+    assert not _health.is_plain_tcp_peer("192.0.2.1")
+    _health.note_peer("192.0.2.1", speaks_mptcp=False)
+    assert _health.is_plain_tcp_peer("192.0.2.1")
+    _health.note_peer("192.0.2.1", speaks_mptcp=True)  # it learned MPTCP since
+    assert not _health.is_plain_tcp_peer("192.0.2.1")
+    for i in range(5000):
+        _health.note_peer(f"10.1.{i // 256}.{i % 256}", speaks_mptcp=False)
+    assert len(_health._plain_tcp_peers) <= 4096
+    _health.reset()
+    assert not _health.is_plain_tcp_peer("10.1.19.135")
