@@ -96,6 +96,7 @@ class DialRecord:
         "early_data_safe",
         "fallbacks",
         "mptcp_requested",
+        "mptcp_syn_data_blocked",
         "options",
         "peer",
         "syn_data_bytes",
@@ -106,6 +107,7 @@ class DialRecord:
     def __init__(self, options: FastpathOptions) -> None:
         self.options = options
         self.mptcp_requested = options.mptcp
+        self.mptcp_syn_data_blocked = False
         self.tfo_requested = False
         self.tfo_refused = False
         self.syn_data_bytes = 0
@@ -380,17 +382,8 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
             f"tfo: paused for {address[1][0]}: an earlier SYN with data was lost or reset on "
             "the way (middlebox or blackhole), so plain SYNs are used there for a while"
         )
-    elif (
-        use_tfo
-        and sock.proto == _linux.IPPROTO_MPTCP
-        and not _health.is_plain_tcp_peer(str(address[1][0]))
-    ):
-        use_tfo = False
-        record.fallback(
-            "tfo: no data in the SYN of an MPTCP connection until the server is known to "
-            "answer in plain TCP (with MPTCP at both ends, Linux 6.18 loses the server's "
-            "reply to data carried in the SYN as soon as the path has any delay)"
-        )
+    elif use_tfo and record.mptcp_syn_data_blocked:
+        use_tfo = False  # see _MptcpSynData (the reason is recorded already)
     elif options.tfo and early and not use_tfo and not record.tfo_refused:
         record.fallback("tfo: the first flight is not replay-safe (tfo_policy='safe')")
     elif options.tfo and not early:
@@ -414,7 +407,15 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
     if err:
         raise OSError(err, os.strerror(err))
     if not (record.tfo_requested and data and _is_deferred(sock)):
-        return 0
+        return 0  # no cookie cached: the SYN only asks for one, the data follows
+    if sock.proto == _linux.IPPROTO_MPTCP and not _health.is_plain_tcp_peer(str(address[1][0])):
+        record.mptcp_syn_data_blocked = True
+        record.fallback(
+            "tfo: no data in the SYN of an MPTCP connection unless the server is known to "
+            "answer MPTCP in plain TCP (with MPTCP at both ends, Linux 6.18 loses the "
+            "server's reply to data carried in the SYN once the path has any delay)"
+        )
+        raise _MptcpSynData
     try:
         sent = socket.socket.send(sock, data)
     except BlockingIOError:
@@ -423,6 +424,16 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
         raise _SynDataRefused(exc.errno, exc.strerror) from exc
     record.syn_data_bytes = sent
     return sent
+
+
+class _MptcpSynData(Exception):
+    """A cookie is cached, so the data would ride in an MPTCP SYN: start again without.
+
+    No SYN has left yet (the connect is deferred to the first write), so dropping the
+    socket costs nothing on the wire. ``TCP_FASTOPEN_CONNECT`` stays on for first
+    connections, which only ask for a cookie (that is safe), and for servers known to
+    answer MPTCP in plain TCP (there SYN data works).
+    """
 
 
 class _SynDataRefused(OSError):
@@ -509,6 +520,9 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
             _finish(sock)
             _observe_syn_data(sock, address)
             _observe_peer(sock, address)
+        except _MptcpSynData:
+            queue.insert(0, address)
+            continue
         except OSError as exc:
             if _syn_data_refused(record, exc) and address not in retried:
                 # A middlebox (or a broken server) resets SYNs that carry data, where a

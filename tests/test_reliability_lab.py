@@ -66,15 +66,15 @@ def _relay_count(lab: Lab, name: str) -> int:
 def _connections(
     lab: Lab, kind: str, impl: str, url: str, verify: Any
 ) -> tuple[list[Outcome], list[float]]:
-    """Four fresh connections to ``url``, each through a fresh client, timed.
+    """Three fresh connections to ``url``, each through a fresh client, timed.
 
-    With the default options (MPTCP + TFO) against a plain-TCP server: 1 learns that the
-    server answers MPTCP in plain TCP, 2 asks for a TFO cookie, 3 sends data in its SYN,
-    4 comes after the verdict on 3.
+    With the default options (MPTCP + TFO) against a plain-TCP server: 1 asks for a TFO
+    cookie (and learns that the server answers MPTCP in plain TCP), 2 sends data in its SYN,
+    3 comes after the verdict on 2.
     """
     outcomes: list[Outcome] = []
     elapsed: list[float] = []
-    for _ in range(4):
+    for _ in range(3):
         start = time.monotonic()
         outcomes += ok(lab.client.run(run, kind, impl, [("GET", url)], verify=verify))
         elapsed.append(time.monotonic() - start)
@@ -105,18 +105,18 @@ def test_5_syn_data_blackhole_only_the_first_connection_pays(
         lab1.set(0, drop_syn_data=False)
     dropped = _relay_count(lab1, "syn_data") - dropped
     print(f"\n5 {kind}-{impl} {scheme}: " + ", ".join(f"{e * 1000:.0f} ms" for e in elapsed))
-    assert [o.status for o in outcomes] == [200] * 4
+    assert [o.status for o in outcomes] == [200] * 3
     assert not any(r.syn_data for r in records)  # nothing with data ever got through
     if impl == "stock":
         assert dropped == 0
         return
     infos = [o.info for o in outcomes]
-    assert infos[1] is not None and infos[1].tfo is TFOStatus.COOKIE_REQUESTED
-    assert infos[2] is not None and infos[2].tfo is TFOStatus.SYN_RETRANSMITTED
-    assert any("TFO is paused" in f for f in infos[2].fallbacks)
+    assert infos[0] is not None and infos[0].tfo is TFOStatus.COOKIE_REQUESTED
+    assert infos[1] is not None and infos[1].tfo is TFOStatus.SYN_RETRANSMITTED
+    assert any("TFO is paused" in f for f in infos[1].fallbacks)
     # The verdict sticks: the next connection sends a plain SYN and loses nothing.
-    assert infos[3] is not None and infos[3].tfo is TFOStatus.NOT_ATTEMPTED
-    assert any("paused" in f for f in infos[3].fallbacks)
+    assert infos[2] is not None and infos[2].tfo is TFOStatus.NOT_ATTEMPTED
+    assert any("paused" in f for f in infos[2].fallbacks)
     assert dropped == 1
 
 
@@ -141,16 +141,16 @@ def test_6_syn_data_reset_is_retried_without_data(
         lab1.set(0, rst_syn_data=False)
     resets = _relay_count(lab1, "syn_data_rst") - resets
     print(f"\n6 {kind}-{impl} {scheme}: " + ", ".join(f"{e * 1000:.0f} ms" for e in elapsed))
-    assert [o.status for o in outcomes] == [200] * 4
-    assert len(records) == 4 and not any(r.syn_data for r in records)
+    assert [o.status for o in outcomes] == [200] * 3
+    assert len(records) == 3 and not any(r.syn_data for r in records)
     if impl == "stock":
         assert resets == 0
         return
     infos = [o.info for o in outcomes]
-    assert infos[1] is not None and infos[1].tfo is TFOStatus.COOKIE_REQUESTED
-    assert infos[2] is not None and infos[2].tfo is TFOStatus.NOT_ATTEMPTED
-    assert any("answered with a reset" in f for f in infos[2].fallbacks)
-    assert infos[3] is not None and any("paused" in f for f in infos[3].fallbacks)
+    assert infos[0] is not None and infos[0].tfo is TFOStatus.COOKIE_REQUESTED
+    assert infos[1] is not None and infos[1].tfo is TFOStatus.NOT_ATTEMPTED
+    assert any("answered with a reset" in f for f in infos[1].fallbacks)
+    assert infos[2] is not None and any("paused" in f for f in infos[2].fallbacks)
     assert resets == 1  # one SYN with data, reset once; every other SYN was plain
 
 
