@@ -508,6 +508,8 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
     fresh_socket_needed = False
     while queue:
         address = queue.pop(0)
+        if address not in retried:  # a new address (not a retry of the same one)
+            record.mptcp_syn_data_blocked = False
         if fresh_socket_needed:
             fresh = _create(address[0], record, pending.socket_options, pending.source_address)
             sock._replace_with(fresh)
@@ -521,6 +523,7 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
             _observe_syn_data(sock, address)
             _observe_peer(sock, address)
         except _MptcpSynData:
+            retried.append(address)
             queue.insert(0, address)
             continue
         except OSError as exc:

@@ -155,7 +155,11 @@ def test_7_dead_server_with_cached_cookie_retries_honoured(
     errors = []
     for _ in range(2):
         before = active_opens()
-        (outcome,) = run(kind, impl, [("GET", url)], retries=2, verify=False)
+        # TFO only: the cached cookie puts the first flight in the SYN (MPTCP sockets do not
+        # send SYN data to a server not known to answer in plain TCP).
+        (outcome,) = run(
+            kind, impl, [("GET", url)], retries=2, verify=False, options={"mptcp": False}
+        )
         attempts.append(active_opens() - before)
         errors.append(outcome.error)
     for error in errors:
