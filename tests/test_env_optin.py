@@ -190,3 +190,68 @@ def test_install_status_uninstall_in_process() -> None:
     assert sys.modules["urllib3"].connectionpool.HTTPConnectionPool.ConnectionCls.__name__ == (
         "HTTPConnection"
     )
+
+
+REPLAY_SCRIPT = """
+    import sys, requests, httpx
+    url = sys.argv[1]
+    for method in ("GET", "POST", "PATCH", "GET", "POST"):
+        with requests.Session() as s:  # a new connection each time
+            assert s.request(method, url + "/echo", data=b"x", timeout=10).status_code == 200
+    for method in ("POST", "PATCH", "GET"):
+        assert httpx.request(method, url + "/echo", content=b"x", timeout=10).status_code == 200
+"""
+
+
+@pytest.mark.parametrize("policy", [None, "safe", "always"])
+def test_replay_safety_under_the_opt_in(
+    policy: str | None, wheel_python: Path, tmp_path: Path
+) -> None:
+    env = {"HTTP_FASTPATH": "tfo"}
+    if policy is not None:
+        env["HTTP_FASTPATH_TFO_POLICY"] = policy
+    with Server(tfo=True) as server:
+        done = _run(wheel_python, REPLAY_SCRIPT, [server.url], env, tmp_path)
+        assert done.returncode == 0, done.stderr
+        records = server.records
+    seen = [(r.requests[0], r.syn_data) for r in records]
+    always = policy == "always"
+    assert seen == [
+        ("GET", False),  # no cookie yet
+        ("POST", always),
+        ("PATCH", always),
+        ("GET", True),
+        ("POST", always),
+        ("POST", always),
+        ("PATCH", always),
+        ("GET", True),
+    ]
+
+
+PROXY_SCRIPT = """
+    import sys, requests, httpx
+    for url in sys.argv[1:]:
+        assert requests.get(url, timeout=10).status_code == 200
+        assert httpx.get(url, timeout=10).status_code == 200
+"""
+
+
+@pytest.mark.parametrize("opt_in", [None, "tfo,mptcp"])
+def test_env_proxies_under_the_opt_in_route_as_without(
+    opt_in: str | None, wheel_python: Path, tmp_path: Path
+) -> None:
+    from http_fastpath.netlab import Proxy
+
+    with Server() as direct, Server() as proxied, Proxy() as proxy:
+        env = {"HTTP_PROXY": proxy.url, "NO_PROXY": direct.host}
+        if opt_in is not None:
+            env["HTTP_FASTPATH"] = opt_in
+        done = _run(
+            wheel_python, PROXY_SCRIPT, [direct.url + "/", proxied.url + "/"], env, tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        through = sorted(req for r in proxy.records for req in r.requests)
+        direct_hits = len(direct.records)
+    # requests and httpx each: the NO_PROXY host directly, the other through the proxy.
+    assert through == [f"GET {proxied.url}/"] * 2
+    assert direct_hits == 2
