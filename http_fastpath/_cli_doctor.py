@@ -295,7 +295,9 @@ def _ip_mptcp_checks(section: str) -> list[Check]:
     else:
         shown = []
         for ep in endpoints if isinstance(endpoints, list) else []:
-            flags = ",".join(ep.get("flags", [])) or "-"
+            known = ("signal", "subflow", "backup", "fullmesh", "implicit", "laminar")
+            flags = ",".join([*ep.get("flags", []), *(f for f in known if ep.get(f) is True)])
+            flags = flags or "-"
             dev = f" dev {ep['dev']}" if ep.get("dev") else ""
             shown.append(f"{ep.get('address', '?')}{dev} id {ep.get('id', '?')} [{flags}]")
         checks.append(Check(section, "endpoints", "info", "; ".join(shown)))

@@ -1,0 +1,373 @@
+"""The ``http-fastpath`` command line against real servers in the private namespace.
+
+Every fact the CLI reports about a server is checked against what the server's kernel
+saw (``Server.records``): SYN data accepted, MPTCP in use.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trustme
+
+from http_fastpath import _capabilities
+from http_fastpath._cli import main
+from http_fastpath.netlab import Server, next_loopback
+
+from .conftest import server_tls
+
+pytestmark = pytest.mark.netns
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_subprocess(
+    *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "http_fastpath", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def assert_one_line_error(err: str, *needles: str) -> None:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "error" in lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probe() -> Iterator[None]:
+    """doctor re-probes the kernel; drop the cached probe so other tests see current sysctls."""
+    yield
+    _capabilities._probe_cached.cache_clear()
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+def test_doctor_all_on_require_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_cli(capsys, "doctor", "--require", "tfo,mptcp,tcp_is_mptcp")
+    assert status == 0, out
+    assert "net.ipv4.tcp_fastopen=3 (0x3)" in out
+    assert "net.mptcp.enabled=1" in out
+    assert "tcp_fastopen_blackhole_timeout_sec=" in out
+    assert "all required features available: tfo, mptcp, tcp-is-mptcp" in out
+    assert "\x1b[" not in out  # no colour when stdout is not a terminal
+    assert err == ""
+
+
+def test_doctor_reports_tfo_and_mptcp_off_with_commands(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "0")
+    sysctl("net.mptcp.enabled", "0")
+    status, out, _ = run_cli(capsys, "doctor")
+    assert status == 0  # nothing required
+    lines = out.splitlines()
+    client = next(i for i, line in enumerate(lines) if " client " in line)
+    assert lines[client].split()[0] == "NO"
+    assert "net.ipv4.tcp_fastopen=0" in lines[client]
+    assert "enable: sysctl -w net.ipv4.tcp_fastopen=1" in lines[client + 1]
+    enabled = next(i for i, line in enumerate(lines) if " enabled " in line)
+    assert lines[enabled].split()[0] == "NO"
+    assert "net.mptcp.enabled=0" in lines[enabled]
+    assert "enable: sysctl -w net.mptcp.enabled=1" in lines[enabled + 1]
+
+    status, out, _ = run_cli(capsys, "doctor", "--require", "tfo")
+    assert status == 1
+    assert "missing required: tfo" in out
+    status, out, _ = run_cli(capsys, "doctor", "--json", "--require", "tfo,mptcp")
+    assert status == 1
+    report = json.loads(out)
+    assert report["missing"] == ["tfo", "mptcp"] and report["ok"] is False
+    checks = {(c["section"], c["name"]): c for c in report["checks"]}
+    assert checks[("TCP Fast Open", "client")]["status"] == "no"
+    assert checks[("Multipath TCP", "enabled")]["enable"] == "sysctl -w net.mptcp.enabled=1"
+
+
+def test_doctor_subprocess_json_matches_namespace_sysctls(sysctl: Any) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "1")
+    done = run_subprocess("doctor", "--json", "--require", "tfo-server")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    checks = {(c["section"], c["name"]): c for c in report["checks"]}
+    assert checks[("TCP Fast Open", "client")]["status"] == "ok"
+    server = checks[("TCP Fast Open", "server")]
+    assert server["status"] == "no"
+    assert server["enable"] == "sysctl -w net.ipv4.tcp_fastopen=3"
+    assert report["missing"] == ["tfo-server"]
+    assert checks[("Multipath TCP", "limits")]["detail"].startswith("subflows=")
+
+
+def test_doctor_mptcp_limits_and_endpoints_from_ip() -> None:
+    subprocess.run(["ip", "mptcp", "limits", "set", "subflows", "0"], check=True)
+    try:
+        done = run_subprocess("doctor", "--json")
+    finally:
+        subprocess.run(["ip", "mptcp", "limits", "set", "subflows", "2"], check=True)
+    checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
+    limits = checks[("Multipath TCP", "limits")]
+    assert limits["status"] == "warn" and "subflows=0" in limits["detail"]
+    assert limits["enable"].startswith("ip mptcp limits set subflows")
+    subprocess.run(["ip", "addr", "add", "10.99.0.1/24", "dev", "lo"], check=True)
+    subprocess.run(
+        ["ip", "mptcp", "endpoint", "add", "10.99.0.1", "dev", "lo", "subflow"], check=True
+    )
+    try:
+        done = run_subprocess("doctor", "--json")
+    finally:
+        subprocess.run(["ip", "mptcp", "endpoint", "flush"], check=True)
+        subprocess.run(["ip", "addr", "del", "10.99.0.1/24", "dev", "lo"], check=True)
+    checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
+    endpoints = checks[("Multipath TCP", "endpoints")]["detail"]
+    assert "10.99.0.1 dev lo" in endpoints and "subflow" in endpoints
+
+
+def test_doctor_reports_env_opt_in_raw_value(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status, out, _ = run_cli(capsys, "doctor", "--require", "env")
+    assert status == 1
+    assert "export HTTP_FASTPATH=tfo,mptcp" in out
+    monkeypatch.setenv("HTTP_FASTPATH", "tfo,bogus")
+    status, out, _ = run_cli(capsys, "doctor", "--json", "--require", "env")
+    assert status == 0
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert "'tfo,bogus'" in checks["HTTP_FASTPATH"]["detail"]
+    assert checks["urllib3"]["status"] in ("ok", "warn")
+    assert checks["python"]["detail"].startswith("CPython") or checks["python"]["status"] == "info"
+
+
+def test_doctor_bad_require(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_cli(capsys, "doctor", "--require", "tfo,warp")
+    assert status == 2
+    assert_one_line_error(err, "'warp'", "allowed: tfo")
+
+
+# -- probe ----------------------------------------------------------------------------------
+
+
+def findings(out: str) -> dict[str, dict[str, Any]]:
+    return {f["feature"]: f for f in json.loads(out)["findings"]}
+
+
+def test_probe_tfo_and_mptcp_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with Server(tfo=True, mptcp=True) as server:
+        status, out, err = run_cli(capsys, "probe", server.url + "/", "--json")
+        records = server.records
+    assert status == 0, err
+    found = findings(out)
+    assert found["TFO"]["verdict"] == "yes"
+    assert found["MPTCP"]["verdict"] == "yes"
+    assert found["HTTP/2"]["verdict"] == "n/a"
+    assert found["HTTP/3"]["verdict"] == "no"
+    # The server's kernel agrees: connection 2 carried SYN data, connection 3 was MPTCP.
+    assert [r.syn_data for r in records] == [False, True, False]
+    assert [r.is_mptcp for r in records] == [False, False, True]
+    connections = json.loads(out)["connections"]
+    assert connections[1]["tfo"] == "syn_data_acked" and connections[1]["syn_data_bytes"] > 0
+    assert connections[2]["mptcp"] is True
+
+
+def test_probe_plain_listener_says_no(capsys: pytest.CaptureFixture[str]) -> None:
+    with Server(tfo=False, mptcp=False) as server:
+        status, out, _ = run_cli(capsys, "probe", server.url)
+        records = server.records
+    assert status == 0
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert lines["TFO"].split()[1] == "no"
+    assert "never sent a cookie" in lines["TFO"]
+    assert lines["MPTCP"].split()[1] == "no"
+    assert "TCP_IS_MPTCP=0" in lines["MPTCP"]
+    assert not any(r.syn_data for r in records)
+    assert not any(r.is_mptcp for r in records)
+
+
+def test_probe_tls_with_cacert_alpn_h2(
+    capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: str
+) -> None:
+    host = next_loopback()
+    ctx = server_tls(ca, host)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with Server(tls=ctx, host=host, mptcp=True) as server:
+        status, out, err = run_cli(capsys, "probe", server.url, "--cacert", ca_file, "--json")
+        records = server.records
+    assert status == 0, err
+    found = findings(out)
+    assert (found["TFO"]["verdict"], found["MPTCP"]["verdict"]) == ("yes", "yes")
+    assert found["HTTP/2"]["verdict"] == "yes"
+    assert "selected h2" in found["HTTP/2"]["evidence"]
+    assert records[1].syn_data and records[2].is_mptcp
+    assert json.loads(out)["response"]["status"] == 200
+
+
+def test_probe_tls_http11_only_server_says_no_h2(
+    capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: str
+) -> None:
+    host = next_loopback()
+    with Server(tls=server_tls(ca, host), host=host, tfo=False) as server:
+        status, out, _ = run_cli(capsys, "probe", server.url, "--cacert", ca_file, "--json")
+        records = server.records
+    assert status == 0
+    found = findings(out)
+    assert found["HTTP/2"]["verdict"] == "no"
+    assert found["TFO"]["verdict"] == "no"
+    assert not any(r.syn_data for r in records)
+
+
+class _AltSvcHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Alt-Svc", 'h3=":4433"; ma=3600, h2=":443"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_probe_alt_svc_h3(capsys: pytest.CaptureFixture[str]) -> None:
+    httpd = http.server.ThreadingHTTPServer((next_loopback(), 0), _AltSvcHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = httpd.server_address[:2]
+        status, out, _ = run_cli(capsys, "probe", f"http://{host}:{port}/", "--json")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+    assert status == 0
+    h3 = findings(out)["HTTP/3"]
+    assert h3["verdict"] == "yes"
+    assert 'h3=":4433"' in h3["evidence"]
+
+
+def test_probe_with_tfo_client_off_says_unknown(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "2")
+    with Server() as server:
+        status, out, _ = run_cli(capsys, "probe", server.url, "--json")
+    assert status == 0
+    tfo = findings(out)["TFO"]
+    assert tfo["verdict"] == "unknown"
+    assert tfo["enable"] == "sysctl -w net.ipv4.tcp_fastopen=1"
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "needles"),
+    [
+        (["get", "not-a-url"], 2, ["invalid URL 'not-a-url'", "http://"]),
+        (["probe", "ftp://example.test/"], 2, ["invalid URL", "https://"]),
+        (["get", "http://127.0.0.1:99999/"], 2, ["invalid URL"]),
+        (["probe", "--bogus", "http://127.0.0.1/"], 2, ["unrecognized arguments: --bogus"]),
+        (["frobnicate"], 2, ["invalid choice: 'frobnicate'"]),
+        (["get", "http://127.0.0.1/", "-H", "no colon"], 2, ["invalid header 'no colon'"]),
+        (["get", "http://127.0.0.1/", "--repeat", "x"], 2, ["--repeat"]),
+        (["probe", "http://127.0.0.1/", "--timeout", "-1"], 2, ["invalid timeout '-1'"]),
+        (["probe", "https://127.0.0.1/", "--cacert", "/nonexistent.pem"], 2, ["--cacert"]),
+        (["get", "http://127.0.0.1/", "-d", "@/nonexistent.txt"], None, []),
+    ],
+)
+def test_bad_input_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], status: int | None, needles: list[str]
+) -> None:
+    code, out, err = run_cli(capsys, *argv)
+    assert code != 0
+    if status is not None:
+        assert code == status
+    assert out == ""
+    assert_one_line_error(err, *needles)
+
+
+def test_probe_unreachable_host_subprocess() -> None:
+    with Server() as server:
+        host, port = server.host, server.port
+    done = run_subprocess("probe", f"http://{host}:{port}/", "--timeout", "2")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, f"{host}:{port}", "Connection refused")
+
+
+def test_probe_unresolvable_host() -> None:
+    done = run_subprocess("probe", "http://no-such-host.invalid/", "--timeout", "2")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "no-such-host.invalid", "cannot resolve host")
+
+
+def test_probe_bad_certificate(ca: trustme.CA, ca_file: str) -> None:
+    host = next_loopback()
+    other = trustme.CA()  # the server's certificate comes from a CA we do not trust
+    with Server(tls=server_tls(other, host), host=host) as server:
+        done = run_subprocess("probe", server.url, "--cacert", ca_file)
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "certificate verif")
+
+
+def test_probe_wrong_hostname(ca: trustme.CA, ca_file: str) -> None:
+    host = next_loopback()
+    with Server(tls=server_tls(ca, "other.example"), host=host) as server:
+        done = run_subprocess("probe", server.url, "--cacert", ca_file)
+        insecure = run_subprocess("probe", server.url, "--insecure")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "certificate verif")
+    assert insecure.returncode == 0, insecure.stderr
+    assert "TFO" in insecure.stdout
+
+
+def test_get_without_any_client_library(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    monkeypatch.setitem(sys.modules, "requests", None)
+    with Server() as server:
+        code, out, err = run_cli(capsys, "get", server.url)
+        records = server.records
+    assert code == 1 and out == ""
+    assert_one_line_error(
+        err, "no HTTP client available", "pip install 'http_fastpath[httpx]'", "[requests]"
+    )
+    assert records == []  # nothing was sent
+
+
+def test_get_http3_without_transport_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import http_fastpath
+
+    if any("3" in name and "Transport" in name for name in http_fastpath._LAZY):
+        pytest.skip("this build has an HTTP/3 transport")
+    code, _, err = run_cli(capsys, "get", "https://127.0.0.1/", "--http3")
+    assert code == 1
+    assert_one_line_error(err, "--http3", "no HTTP/3 transport")
+
+
+def test_main_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for command in ("doctor", "probe", "get", "demo"):
+        assert command in out
