@@ -28,7 +28,7 @@ import socket
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _linux, _trace
+from . import _health, _linux, _trace
 from ._exceptions import DialError, DialTimeout
 from ._info import ConnectionInfo, TFOStatus, read_connection_info, tfo_status
 from ._log import dial_logger, log_fallback_once
@@ -159,6 +159,10 @@ class FastpathSocket(socket.socket):
     _fp_pending: _Pending | None
     fastpath_record: DialRecord
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fp_pending = None
+
     @property
     def is_pending(self) -> bool:
         """True until the connection has been completed."""
@@ -263,7 +267,6 @@ def _create(
         except BaseException:
             sock.close()
             raise
-    sock._fp_pending = None
     sock.fastpath_record = record
     if source_address is not None:
         try:
@@ -358,7 +361,13 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
         and not record.tfo_refused
         and (options.tfo_policy == "always" or bool(record.early_data_safe))
     )
-    if options.tfo and early and not use_tfo and not record.tfo_refused:
+    if use_tfo and _health.is_paused(str(address[1][0])):
+        use_tfo = False
+        record.fallback(
+            f"tfo: paused for {address[1][0]}: an earlier SYN with data was lost on the way "
+            "(middlebox or blackhole), so plain SYNs are used there for a while"
+        )
+    elif options.tfo and early and not use_tfo and not record.tfo_refused:
         record.fallback("tfo: the first flight is not replay-safe (tfo_policy='safe')")
     elif options.tfo and not early:
         record.fallback("tfo: nothing to send first (the connection starts with a read)")
@@ -396,6 +405,20 @@ def _finish(sock: socket.socket) -> None:
         raise OSError(err, os.strerror(err))
 
 
+def _observe_syn_data(sock: FastpathSocket, address: Address) -> None:
+    """Remember destinations where data in the SYN was lost (see :mod:`._health`)."""
+    record = sock.fastpath_record
+    if not (record.tfo_requested and record.syn_data_bytes):
+        return
+    info = _linux.read_tcp_info(sock)
+    if info is not None and info.fastopen_client_fail == _linux.TFO_SYN_RETRANSMITTED:
+        _health.pause(str(address[1][0]))
+        record.fallback(
+            f"tfo: the SYN with data to {address[1][0]} was lost and sent again without data; "
+            "TFO is paused for that address"
+        )
+
+
 def _to_dial_error(exc: OSError, address: Address) -> DialError:
     where = f"{address[1][0]}:{address[1][1]}"
     if isinstance(exc, DialError):
@@ -427,6 +450,7 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
             if not writable:
                 raise DialTimeout(errno.ETIMEDOUT, "timed out")
             _finish(sock)
+            _observe_syn_data(sock, address)
         except OSError as exc:
             last = _to_dial_error(exc, address)
             dial_logger.debug("connect to %s failed: %s", address[1], exc)

@@ -21,6 +21,10 @@ IPPROTO_QUIC: Final = 261
 SOL_TCP: Final = socket.IPPROTO_TCP
 
 TCPI_OPT_SYN_DATA: Final = 32
+#: enum tcp_fastopen_client_fail
+TFO_COOKIE_UNAVAILABLE: Final = 1
+TFO_DATA_NOT_ACKED: Final = 2
+TFO_SYN_RETRANSMITTED: Final = 3
 #: Bytes of ``struct tcp_info`` we ask for (the kernel copies min(len, sizeof)).
 TCP_INFO_LEN: Final = 256
 #: Bytes of ``struct mptcp_info`` we ask for.
