@@ -509,6 +509,13 @@ def render(checks: Sequence[Check], style: Style, header: str) -> str:
     return "\n".join(lines)
 
 
+def _capabilities_dict() -> dict[str, object]:
+    """``http_fastpath.probe().as_dict()`` (the stable schema of earlier releases)."""
+    from ._capabilities import probe
+
+    return probe().as_dict()
+
+
 def run(args: argparse.Namespace) -> int:
     checks = collect()
     required: list[str] = args.require or []
@@ -520,6 +527,7 @@ def run(args: argparse.Namespace) -> int:
             "kernel": platform.release(),
             "python": platform.python_version(),
             "checks": [c.as_dict() for c in checks],
+            "capabilities": _capabilities_dict(),
             "required": required,
             "missing": missing,
             "ok": not missing,
