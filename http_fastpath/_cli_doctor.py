@@ -13,11 +13,11 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from ._cli_output import Style
+from ._cli_output import Style, one_line
 
 __all__ = ["add_parser", "collect", "run"]
 
@@ -402,30 +402,34 @@ def _package_checks() -> list[Check]:
 def _env_checks() -> list[Check]:
     import http_fastpath
 
+    from ._env import read_environ
+
     section = "Environment"
-    raw = os.environ.get("HTTP_FASTPATH")
-    status_fn: Callable[[], object] | None = (
-        getattr(http_fastpath, "status", None)
-        if ("status" in getattr(http_fastpath, "_LAZY", {}) or hasattr(http_fastpath, "status"))
-        else None
-    )
+    config = read_environ(warn=False)
+    raw = config.raw
     extra = ""
-    if status_fn is not None:
+    if "status" in getattr(http_fastpath, "_LAZY", {}):
         try:
+            status_fn: Any = getattr(http_fastpath, "status")  # noqa: B009 (added lazily)
             extra = f"; status(): {status_fn()}"
         except Exception as exc:  # the report must survive a broken opt-in
-            extra = f"; status() failed: {exc}"
+            extra = f"; status() failed: {one_line(exc)}"
+    enable = "export HTTP_FASTPATH=tfo,mptcp"
     if raw is None:
-        return [
-            Check(
-                section,
-                "HTTP_FASTPATH",
-                "no",
-                "not set — only code that mounts the adapter/transport uses the fastpath" + extra,
-                "export HTTP_FASTPATH=tfo,mptcp",
-            )
-        ]
-    return [Check(section, "HTTP_FASTPATH", "ok", f"set to {raw!r}{extra}")]
+        detail = "not set — only code that mounts the adapter/transport uses the fastpath"
+        checks = [Check(section, "HTTP_FASTPATH", "no", detail + extra, enable)]
+    elif config.options is None:
+        detail = f"set to {raw!r}: the opt-in is off"
+        checks = [Check(section, "HTTP_FASTPATH", "no", detail + extra, enable)]
+    else:
+        opts = config.options
+        features = ", ".join(f for f, on in (("tfo", opts.tfo), ("mptcp", opts.mptcp)) if on)
+        detail = f"set to {raw!r}: {features} for every requests/urllib3/httpx connection"
+        detail += f" (tfo_policy={opts.tfo_policy!r})"
+        checks = [Check(section, "HTTP_FASTPATH", "ok", detail + extra)]
+    for problem in config.problems:
+        checks.append(Check(section, "problem", "warn", problem))
+    return checks
 
 
 # -- report ----------------------------------------------------------------------------

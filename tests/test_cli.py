@@ -153,6 +153,8 @@ def test_doctor_reports_env_opt_in_raw_value(
     assert status == 0
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert "'tfo,bogus'" in checks["HTTP_FASTPATH"]["detail"]
+    assert "set to 'tfo,bogus': tfo for every" in checks["HTTP_FASTPATH"]["detail"]
+    assert checks["problem"]["status"] == "warn" and "'bogus'" in checks["problem"]["detail"]
     assert checks["urllib3"]["status"] in ("ok", "warn")
     assert checks["python"]["detail"].startswith("CPython") or checks["python"]["status"] == "info"
 
