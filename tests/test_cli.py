@@ -373,3 +373,198 @@ def test_main_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for command in ("doctor", "probe", "get", "demo"):
         assert command in out
+
+
+# -- get (end to end through the adapters) ------------------------------------------------
+
+
+def _client_or_skip(name: str) -> None:
+    from http_fastpath._cli_get import choose_client
+    from http_fastpath._cli_output import CLIError
+
+    try:
+        choose_client(name)
+    except CLIError as exc:
+        pytest.skip(str(exc))
+
+
+CLIENTS = ["httpx", "requests"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_repeat_shows_cookie_paying_off(
+    capsys: pytest.CaptureFixture[str], client: str
+) -> None:
+    _client_or_skip(client)
+    with Server(tfo=True, mptcp=True) as server:
+        code, out, err = run_cli(
+            capsys, "get", server.url + "/bytes?n=100", f"--{client}", "--repeat", "3", "--json"
+        )
+        records = server.records
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["client"] == client
+    responses = report["responses"]
+    assert [r["status"] for r in responses] == [200, 200, 200]
+    assert all(r["body_bytes"] == 100 for r in responses)
+    infos = [r["connection"] for r in responses]
+    assert [i["tfo"] for i in infos] == ["cookie_requested", "syn_data_acked", "syn_data_acked"]
+    assert all(i["mptcp"] is True and i["transport"] == "mptcp" for i in infos)
+    # What the CLI reported is what the server's kernel saw, connection by connection.
+    assert len(records) == 3
+    assert [r.syn_data for r in records] == [i["tfo"] == "syn_data_acked" for i in infos]
+    assert all(r.is_mptcp for r in records)
+    assert all("total" in r["timings"] and "first_byte" in r["timings"] for r in responses)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_repeat_text_lines(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with Server(tfo=True) as server:
+        code, out, err = run_cli(capsys, "get", server.url + "/", f"--{client}", "--repeat", "2")
+    assert code == 0, err
+    assert out == "hello GET"
+    lines = err.splitlines()
+    assert lines[0].startswith("#1 200  tfo=cookie_requested")
+    assert lines[1].startswith("#2 200  tfo=syn_data_acked (")
+    assert "B in SYN" in lines[1]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_no_tfo_no_mptcp(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with Server(tfo=True, mptcp=True) as server:
+        code, out, err = run_cli(
+            capsys,
+            "get",
+            server.url + "/",
+            f"--{client}",
+            "--no-tfo",
+            "--no-mptcp",
+            "--repeat",
+            "2",
+            "--json",
+        )
+        records = server.records
+    assert code == 0, err
+    infos = [r["connection"] for r in json.loads(out)["responses"]]
+    assert [i["tfo"] for i in infos] == ["disabled", "disabled"]
+    assert all(i["transport"] == "tcp" for i in infos)
+    assert not any(r.syn_data or r.is_mptcp for r in records)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_https_verbose_with_cacert(
+    capsys: pytest.CaptureFixture[str], client: str, ca: trustme.CA, ca_file: str
+) -> None:
+    _client_or_skip(client)
+    host = next_loopback()
+    with Server(tls=server_tls(ca, host), host=host, mptcp=True) as server:
+        code, out, err = run_cli(
+            capsys,
+            "get",
+            server.url + "/",
+            f"--{client}",
+            "--cacert",
+            ca_file,
+            "-v",
+            "--repeat",
+            "2",
+        )
+        records = server.records
+    assert code == 0, err
+    assert out == "hello GET"
+    assert "timings (seconds since the request started" in err
+    for key in ("connect", "first byte", "total"):
+        line = next(line for line in err.splitlines() if line.startswith(f"*   {key} "))
+        assert line.split()[-1] != "n/a", line
+    assert f"-> {host}:{server.port}" in err
+    assert "TFO       syn_data_acked" in err  # the second connection: ClientHello in the SYN
+    assert "MPTCP     yes" in err
+    assert [r.syn_data for r in records] == [False, True]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_method_headers_data_file_include_output(
+    capsys: pytest.CaptureFixture[str], client: str, tmp_path: Any
+) -> None:
+    _client_or_skip(client)
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"from a file \x00\x01")
+    target = tmp_path / "out.bin"
+    with Server() as server:
+        code, out, err = run_cli(
+            capsys,
+            "get",
+            server.url + "/echo",
+            f"--{client}",
+            "-X",
+            "PUT",
+            "-H",
+            "X-Test: one",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-d",
+            f"@{payload}",
+            "-i",
+            "-o",
+            str(target),
+        )
+        records = server.records
+    assert code == 0, err
+    assert target.read_bytes() == b"from a file \x00\x01"
+    assert out.startswith("HTTP/1.1 200 OK\r\n")
+    assert "x-method: put" in out.lower()
+    assert records[0].requests == ["PUT"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_post_is_not_sent_in_the_syn(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with Server() as server:
+        code, out, err = run_cli(
+            capsys,
+            "get",
+            server.url + "/echo",
+            f"--{client}",
+            "-d",
+            "a=1",
+            "--repeat",
+            "2",
+            "--json",
+        )
+        records = server.records
+    assert code == 0, err
+    infos = [r["connection"] for r in json.loads(out)["responses"]]
+    assert not any(r.syn_data for r in records)  # replay policy: POST never rides in the SYN
+    assert all(i["early_data_safe"] is False for i in infos)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_bad_certificate_and_refused(
+    capsys: pytest.CaptureFixture[str], client: str, ca_file: str
+) -> None:
+    _client_or_skip(client)
+    host = next_loopback()
+    with Server(tls=server_tls(trustme.CA(), host), host=host) as server:
+        code, out, err = run_cli(capsys, "get", server.url, f"--{client}", "--cacert", ca_file)
+        assert code == 1 and out == ""
+        assert_one_line_error(err, "certificate verif")
+        code, out, err = run_cli(capsys, "get", server.url, f"--{client}", "-k")
+        assert code == 0 and out == "hello GET", err
+        url = f"http://{server.host}:{server.port}/"
+    code, out, err = run_cli(capsys, "get", url, f"--{client}", "--timeout", "3")
+    assert code == 1
+    assert_one_line_error(err, "Connection refused")
+
+
+def test_get_subprocess_no_traceback_on_refused() -> None:
+    try:
+        from http_fastpath._cli_get import choose_client
+
+        choose_client(None)
+    except Exception as exc:
+        pytest.skip(str(exc))
+    done = run_subprocess("get", "http://127.0.0.1:1/")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "127.0.0.1:1")
