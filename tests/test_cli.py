@@ -425,8 +425,8 @@ def test_get_repeat_text_lines(capsys: pytest.CaptureFixture[str], client: str) 
     assert code == 0, err
     assert out == "hello GET"
     lines = err.splitlines()
-    assert lines[0].startswith("#1 200  tfo=cookie_requested")
-    assert lines[1].startswith("#2 200  tfo=syn_data_acked (")
+    assert lines[0].startswith("#1  200  tfo=cookie_requested")
+    assert lines[1].startswith("#2  200  tfo=syn_data_acked (")
     assert "B in SYN" in lines[1]
 
 
