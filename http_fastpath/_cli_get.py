@@ -38,6 +38,22 @@ _CLIENTS: Final = {
     "requests": ("requests", "FastpathAdapter", "requests"),
 }
 _TIMING_ORDER: Final = ("dns", "connect", "tls", "first_byte", "total")
+#: ConnectionInfo fields -v prints by name; any other (newer) field is listed as is.
+_SHOWN_FIELDS: Final = frozenset(
+    {
+        "transport",
+        "tfo",
+        "tfo_used",
+        "syn_data_bytes",
+        "mptcp",
+        "mptcp_subflows",
+        "fallbacks",
+        "rtt_ms",
+        "local_address",
+        "peer_address",
+        "early_data_safe",
+    }
+)
 
 
 @dataclasses.dataclass
@@ -162,9 +178,12 @@ def _send_httpx(cls: Any, req: Request, args: argparse.Namespace) -> Result:
     from . import _trace
     from ._proof import connection_info
 
-    verify = ssl_context(args.cacert, args.insecure)
-    kwargs: dict[str, Any] = {"verify": verify}
-    if not args.http3:
+    kwargs: dict[str, Any]
+    if args.http3:
+        # The HTTP/3 transport takes httpx-style verify values (QUIC does not use ssl).
+        kwargs = {"verify": False if args.insecure else (args.cacert or True)}
+    else:
+        kwargs = {"verify": ssl_context(args.cacert, args.insecure)}
         kwargs.update(_fastpath_kwargs(cls, not args.no_tfo, not args.no_mptcp))
     extra: dict[str, float] = {}
 
@@ -361,6 +380,9 @@ def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
     out.write(f"{star}   RTT       {rtt}\n")
     for reason in info.fallbacks or ("none",):
         out.write(f"{star}   fallback  {reason}\n")
+    for key, field in info.as_dict().items():
+        if key not in _SHOWN_FIELDS and field is not None:
+            out.write(f"{star}   {key:<9} {field}\n")
 
 
 def _summary(index: int, result: Result) -> str:
