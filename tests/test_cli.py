@@ -568,3 +568,60 @@ def test_get_subprocess_no_traceback_on_refused() -> None:
     done = run_subprocess("get", "http://127.0.0.1:1/")
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "127.0.0.1:1")
+
+
+# -- terminal behaviour ---------------------------------------------------------------------
+
+
+def _run_on_pty(*argv: str) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; return (status, output)."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http_fastpath", *argv],
+        stdout=slave,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_colour_and_progress_only_on_a_terminal() -> None:
+    status, output = _run_on_pty("doctor")
+    assert status == 0
+    assert "\x1b[32m ok \x1b[0m" in output  # green "ok" on a terminal
+    with Server(mptcp=True) as server:
+        status, output = _run_on_pty("probe", server.url)
+        piped = run_subprocess("probe", server.url)
+    assert status == 0
+    assert "probing " in output and "TFO connection 1/3 ..." in output  # progress on stderr
+    assert "\r\x1b[K" in output  # ... erased before the report
+    assert "\x1b[" not in piped.stdout and piped.stderr == ""
+
+
+def test_doctor_when_ip_lacks_mptcp(tmp_path: Any) -> None:
+    import os
+
+    fake = tmp_path / "ip"
+    fake.write_text('#!/bin/sh\necho \'Object "mptcp" is unknown, try "ip help".\' >&2\nexit 255\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ.get('PATH', '')}")
+    done = run_subprocess("doctor", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
+    detail = checks[("Multipath TCP", "limits")]["detail"]
+    assert "no MPTCP support" in detail and "iproute2 >= 5.7" in detail
