@@ -451,6 +451,13 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose and not args.json:
             _verbose(result, client, sys.stderr, style)
     _output(results, client, args)
+    failed = [r for r in results if r.status >= 400]
+    if args.fail and failed:
+        sys.stderr.write(
+            f"http-fastpath get: error: the server answered {failed[-1].status} "
+            f"{failed[-1].reason} (--fail)\n"
+        )
+        return 22
     return 0
 
 
@@ -527,6 +534,9 @@ def add_parser(sub: Any) -> None:
     )
     get.add_argument("-i", "--include", action="store_true", help="print the response head too")
     get.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE")
+    get.add_argument(
+        "-f", "--fail", action="store_true", help="exit status 22 when the HTTP status is >= 400"
+    )
     get.add_argument("-L", "--location", action="store_true", help="follow redirects")
     get.add_argument(
         "-v", "--verbose", action="store_true", help="timings and the connection proof on stderr"

@@ -173,10 +173,15 @@ def _tfo_finding(first: ConnectionInfo, second: ConnectionInfo, cookie: str | No
     evidence = f"connection 1: {words(1, first)}; {cookie_text}; connection 2: {words(2, second)}"
     if first.tfo_used or second.tfo_used:
         return Finding("TFO", "yes", evidence + " (TCP_INFO: TCPI_OPT_SYN_DATA)")
-    if second.tfo in (TFOStatus.DATA_NOT_ACKED, TFOStatus.SYN_RETRANSMITTED):
+    if any(
+        i.tfo in (TFOStatus.DATA_NOT_ACKED, TFOStatus.SYN_RETRANSMITTED) for i in (first, second)
+    ):
         return Finding("TFO", "no", evidence)
     if second.tfo is TFOStatus.COOKIE_REQUESTED:
         return Finding("TFO", "no", evidence + ": the server never sent a cookie")
+    reasons = [f for f in (*first.fallbacks, *second.fallbacks) if f.startswith("tfo")]
+    if reasons:
+        evidence += " (" + "; ".join(dict.fromkeys(reasons)) + ")"
     return Finding("TFO", "unknown", evidence)
 
 

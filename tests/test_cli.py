@@ -625,3 +625,23 @@ def test_doctor_when_ip_lacks_mptcp(tmp_path: Any) -> None:
     checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
     detail = checks[("Multipath TCP", "limits")]["detail"]
     assert "no MPTCP support" in detail and "iproute2 >= 5.7" in detail
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_fail_and_follow_redirects(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with Server() as server:
+        code, _, err = run_cli(capsys, "get", server.url + "/status/404", f"--{client}", "-f")
+        assert code == 22
+        assert_one_line_error(err, "404", "--fail")
+        code, _, err = run_cli(capsys, "get", server.url + "/status/404", f"--{client}")
+        assert code == 0 and err == ""
+        target = server.url + "/echo"
+        url = f"{server.url}/redirect?to={target}"
+        code, out, _ = run_cli(capsys, "get", url, f"--{client}", "-i")
+        assert code == 0 and out.startswith("HTTP/1.1 302")
+        code, out, err = run_cli(capsys, "get", url, f"--{client}", "-L", "-i")
+        records = server.records
+    assert code == 0, err
+    assert out.startswith("HTTP/1.1 200") and "x-method: get" in out.lower()
+    assert [m for r in records for m in r.requests][-2:] == ["GET", "GET"]
