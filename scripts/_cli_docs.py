@@ -73,7 +73,9 @@ def sh(argv: list[str], shown: list[str] | None = None) -> str:
         check=False,
     )
     cmd = "$ http-fastpath " + " ".join(shlex.quote(a) for a in (shown or argv))
-    out = done.stdout + done.stderr
+    # stderr first: -v, --repeat lines and progress come before the body on a terminal too.
+    out = done.stderr + ("\n" if done.stderr and not done.stderr.endswith("\n") else "")
+    out += done.stdout
     status = "" if done.returncode == 0 else f"[exit status {done.returncode}]\n"
     return f"```console\n{cmd}\n{out.rstrip()}\n{status}```\n"
 
@@ -87,6 +89,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp())
     ca_file = tmp / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
+    trustme_other = tmp / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(trustme_other))
     tls_host = next_loopback()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(tls_host).configure_cert(server_ctx)
@@ -129,24 +133,67 @@ def main() -> int:
         parts.append(sh(["probe", fast.url + "/", "--json"]))
 
         parts.append("\n## get\n\n")
-        parts.append(sh(["get", fast.url + "/echo", "-d", "hello", "-i", "-v"]))
         parts.append(
-            "\n`--repeat 3`: fresh connections; the first asks for a cookie, the next "
-            "ones put the request in the SYN:\n\n"
+            "`--repeat 3` against a server this host has never talked to: the first connection "
+            "asks for a cookie, the next ones put the request in the SYN:\n\n"
         )
-        parts.append(sh(["get", fast.url + "/bytes?n=16", "--repeat", "3", "-o", "/dev/null"]))
-        parts.append("\nrequests instead of httpx, over HTTPS, with TFO off:\n\n")
+        with Server(tfo=True, mptcp=True) as fresh:
+            parts.append(sh(["get", fresh.url + "/bytes?n=16", "--repeat", "3", "-o", "/dev/null"]))
+            parts.append(
+                "\n`-i -v` (the timings and the proof go to stderr, the body to stdout):\n\n"
+            )
+            parts.append(sh(["get", fresh.url + "/", "-i", "-v"]))
+            parts.append(
+                "\nA POST is not replay-safe, so it never rides in the SYN (`tfo_policy='safe'`):\n\n"
+            )
+            parts.append(sh(["get", fresh.url + "/echo", "-d", "hello", "-v"]))
+        parts.append(
+            "\nHTTPS: the TLS ClientHello rides in the SYN from the second connection on:\n\n"
+        )
         parts.append(
             sh(
-                ["get", secure.url + "/", "--requests", "--no-tfo", "-v", "--cacert", str(ca_file)],
-                ["get", secure.url + "/", "--requests", "--no-tfo", "-v", "--cacert", ca_shown],
+                ["get", secure.url + "/", "--repeat", "2", "-v", "--cacert", str(ca_file)],
+                ["get", secure.url + "/", "--repeat", "2", "-v", "--cacert", ca_shown],
             )
         )
+        parts.append("\nrequests instead of httpx, with TFO and MPTCP off:\n\n")
+        parts.append(
+            sh(
+                [
+                    "get",
+                    secure.url + "/",
+                    "--requests",
+                    "--no-tfo",
+                    "--no-mptcp",
+                    "-v",
+                    "--cacert",
+                    str(ca_file),
+                ],
+                [
+                    "get",
+                    secure.url + "/",
+                    "--requests",
+                    "--no-tfo",
+                    "--no-mptcp",
+                    "-v",
+                    "--cacert",
+                    ca_shown,
+                ],
+            )
+        )
+        parts.append("\n`--json`:\n\n")
+        parts.append(sh(["get", plain.url + "/", "--json"]))
         parts.append("\n## Errors\n\nOne line on stderr, non-zero exit status, no traceback:\n\n")
         parts.append(sh(["get", "not-a-url"]))
         parts.append(sh(["probe", "--frob", plain.url]))
         parts.append(sh(["probe", f"http://{plain.host}:1/"]))
         parts.append(sh(["probe", secure.url + "/"]))
+        parts.append(
+            sh(
+                ["get", secure.url + "/", "--cacert", str(trustme_other)],
+                ["get", secure.url + "/", "--cacert", "other-ca.pem"],
+            )
+        )
         parts.append(sh(["get", "https://127.0.0.1/", "--http3"]))
     (ROOT / "docs" / "cli.md").write_text("".join(parts))
     print(f"wrote {ROOT / 'docs' / 'cli.md'}")

@@ -645,3 +645,20 @@ def test_get_fail_and_follow_redirects(capsys: pytest.CaptureFixture[str], clien
     assert code == 0, err
     assert out.startswith("HTTP/1.1 200") and "x-method: get" in out.lower()
     assert [m for r in records for m in r.requests][-2:] == ["GET", "GET"]
+
+
+def test_lab_server_sets_tcp_nodelay() -> None:
+    """The lab's server answers without Nagle delays (timings in `get -v` stay honest)."""
+    import socket
+
+    with Server(mptcp=True) as server:
+        from http_fastpath._dialer import dial
+        from http_fastpath._options import FastpathOptions
+
+        with dial(server.host, server.port, options=FastpathOptions(), timeout=5) as sock:
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {server.host}\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            with server.httpd.lock:
+                conns = list(server.httpd.open_conns)
+            assert conns
+            assert all(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in conns)
