@@ -662,3 +662,27 @@ def test_lab_server_sets_tcp_nodelay() -> None:
                 conns = list(server.httpd.open_conns)
             assert conns
             assert all(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in conns)
+
+
+def test_get_http3_end_to_end(
+    capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: str
+) -> None:
+    """``get --http3`` through the experimental transport (userspace QUIC where no kernel QUIC)."""
+    import http_fastpath
+
+    if "HTTP3Transport" not in http_fastpath._LAZY:
+        pytest.skip("this build has no HTTP/3 transport")
+    pytest.importorskip("aioquic")
+    from ._h3server import H3TestServer  # type: ignore[import-not-found,unused-ignore]
+
+    with H3TestServer(ca, "127.0.0.1", "localhost") as server:
+        code, out, err = run_cli(
+            capsys, "get", server.url("/"), "--http3", "--cacert", ca_file, "--json"
+        )
+        bad, _, bad_err = run_cli(capsys, "get", server.url("/"), "--http3")
+    assert code == 0, err
+    response = json.loads(out)["responses"][0]
+    assert response["status"] == 200
+    assert response["http_version"] == "HTTP/3"
+    assert bad == 1
+    assert_one_line_error(bad_err, "certificate")
