@@ -379,6 +379,7 @@ def _package_checks() -> list[Check]:
         ("httpcore", "httpx", None),
         ("h2", "http2", None),
         ("h11", "httpx", None),
+        ("aioquic", "http3", "HTTP3Transport"),
     ):
         version = _dist_version(dist)
         if version is None:

@@ -374,8 +374,11 @@ def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
     local = "{}:{}".format(*info.local_address) if info.local_address else "?"
     peer = "{}:{}".format(*info.peer_address) if info.peer_address else "?"
     out.write(f"{star} connection: {info.transport} {local} -> {peer}\n")
-    out.write(f"{star}   TFO       {_tfo_text(info)}\n")
-    out.write(f"{star}   MPTCP     {_mptcp_text(info)}\n")
+    if info.transport in ("tcp", "mptcp"):
+        out.write(f"{star}   TFO       {_tfo_text(info)}\n")
+        out.write(f"{star}   MPTCP     {_mptcp_text(info)}\n")
+    else:
+        out.write(f"{star}   TFO/MPTCP n/a over {info.transport}\n")
     rtt = f"{info.rtt_ms:.3f} ms" if info.rtt_ms is not None else "n/a"
     out.write(f"{star}   RTT       {rtt}\n")
     for reason in info.fallbacks or ("none",):
@@ -388,7 +391,9 @@ def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
 def _summary(index: int, result: Result) -> str:
     info = result.info
     parts = [f"#{index}", str(result.status)]
-    if info is not None:
+    if info is not None and info.transport not in ("tcp", "mptcp"):
+        parts.append(f"transport={info.transport}")
+    elif info is not None:
         syn = f" ({info.syn_data_bytes} B in SYN)" if info.syn_data_bytes else ""
         mptcp = (
             "-" if info.transport != "mptcp" else {True: "yes", False: "no", None: "?"}[info.mptcp]
