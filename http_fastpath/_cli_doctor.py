@@ -207,7 +207,7 @@ def _mptcp_checks() -> list[Check]:
             "MPTCP_INFO",
             _ok(caps.mptcp_info.available),
             caps.mptcp_info.detail,
-            caps.mptcp_info.enable,
+            caps.mptcp_info.enable or (None if caps.mptcp_info.available else caps.mptcp.enable),
         ),
     ]
     manager = _sysctl("net.mptcp.path_manager")
