@@ -379,7 +379,7 @@ def test_main_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def _client_or_skip(name: str) -> None:
-    from http_fastpath._cli_get import choose_client
+    from http_fastpath._cli_clients import choose_client
     from http_fastpath._cli_output import CLIError
 
     try:
@@ -560,7 +560,7 @@ def test_get_bad_certificate_and_refused(
 
 def test_get_subprocess_no_traceback_on_refused() -> None:
     try:
-        from http_fastpath._cli_get import choose_client
+        from http_fastpath._cli_clients import choose_client
 
         choose_client(None)
     except Exception as exc:
