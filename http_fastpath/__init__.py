@@ -26,6 +26,10 @@ __all__ = [
     "DialError",
     "DialTimeout",
     "CapabilityError",
+    # EXPERIMENTAL HTTP/3 (extra "http3")
+    "HTTP3Transport",
+    "AsyncHTTP3Transport",
+    "HTTP3Adapter",
     "__version__",
 ]
 
@@ -36,6 +40,9 @@ _LAZY = {
     "probe": "_capabilities",
     "Capabilities": "_capabilities",
     "connection_info": "_proof",
+    "HTTP3Transport": "_http3_httpx",
+    "AsyncHTTP3Transport": "_http3_httpx",
+    "HTTP3Adapter": "_http3_requests",
 }
 
 

@@ -157,7 +157,9 @@ def _quic_feature() -> Feature:
             False,
             f"IPPROTO_QUIC sockets unavailable ({exc.strerror}): the out-of-tree 'quic' "
             "kernel module is not loaded",
-            "modprobe quic (module from the lxin/quic project)",
+            "modprobe quic (out-of-tree module from the lxin/quic project, not in mainline"
+            " Linux; the EXPERIMENTAL HTTP/3 transport's backend='userspace' needs no module,"
+            " see docs/http3.md)",
         )
     sock.close()
     return Feature("kernel_quic", True, "IPPROTO_QUIC sockets can be created")

@@ -45,7 +45,8 @@ class ConnectionInfo:
     """The kernel's view of one connection made by the fastpath dialer.
 
     Attributes:
-        transport: ``"mptcp"`` when an ``IPPROTO_MPTCP`` socket was used, else ``"tcp"``.
+        transport: ``"mptcp"`` when an ``IPPROTO_MPTCP`` socket was used, ``"quic"`` for the
+            EXPERIMENTAL HTTP/3 transport, else ``"tcp"``.
         tfo: what TCP Fast Open did (see :class:`TFOStatus`).
         syn_data_bytes: bytes of the first flight handed to the kernel with the SYN.
         mptcp: True when MPTCP is really in use end to end (``TCP_IS_MPTCP``), False when the
@@ -55,6 +56,9 @@ class ConnectionInfo:
         rtt_ms: the kernel's smoothed round-trip time.
         local_address / peer_address: socket addresses (``None`` if unknown).
         early_data_safe: whether the first flight was judged replay-safe by the policy.
+        quic_backend: for the EXPERIMENTAL HTTP/3 transport (``transport="quic"``), which
+            QUIC implementation carried the connection: ``"kernel"`` (Linux ``IPPROTO_QUIC``)
+            or ``"userspace"`` (aioquic over UDP); None for TCP connections.
     """
 
     transport: str
@@ -67,6 +71,7 @@ class ConnectionInfo:
     local_address: tuple[str, int] | None = None
     peer_address: tuple[str, int] | None = None
     early_data_safe: bool | None = None
+    quic_backend: str | None = None
 
     @property
     def tfo_used(self) -> bool:

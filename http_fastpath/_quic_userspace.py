@@ -1,0 +1,166 @@
+"""EXPERIMENTAL userspace QUIC backend: aioquic's sans-IO ``QuicConnection`` over a UDP socket.
+
+Implements :class:`http_fastpath._h3._stream_layer.QuicBackend`. The UDP socket comes from
+:func:`http_fastpath._dialer.new_socket`, is connected to the server's address (so ICMP
+"port unreachable" surfaces as ``ECONNREFUSED``) and is non-blocking; the drivers in
+:mod:`http_fastpath._http3` wait on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+from typing import TYPE_CHECKING, Any
+
+from ._h3 import require_aioquic
+
+require_aioquic()
+
+from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
+from aioquic.quic.connection import QuicConnection  # noqa: E402
+from aioquic.quic.events import ConnectionTerminated, QuicEvent  # noqa: E402
+
+from ._dialer import Address, new_socket  # noqa: E402
+from ._info import ConnectionInfo, TFOStatus  # noqa: E402
+
+if TYPE_CHECKING:
+    from ._h3._stream_layer import QuicBackend
+
+__all__ = ["UserspaceQuic"]
+
+_RECV_SIZE = 65535
+
+
+class UserspaceQuic:
+    """aioquic ``QuicConnection`` + a connected, non-blocking UDP socket."""
+
+    name = "userspace"
+
+    def __init__(self, address: Address, configuration: QuicConfiguration) -> None:
+        family, sockaddr = address
+        self._addr = sockaddr
+        self._quic = QuicConnection(configuration=configuration)
+        self._early: collections.deque[QuicEvent] = collections.deque()
+        self._close_reported = False
+        self._sock = new_socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        try:
+            self._sock.setblocking(False)
+            self._sock.connect(sockaddr)
+        except OSError:
+            self._sock.close()
+            raise
+
+    # -- QuicStreamLayer: delegated to aioquic ------------------------------------------
+
+    @property
+    def configuration(self) -> QuicConfiguration:
+        return self._quic.configuration
+
+    @property
+    def _quic_logger(self) -> None:
+        return None
+
+    @property
+    def _remote_max_datagram_frame_size(self) -> int | None:
+        return self._quic._remote_max_datagram_frame_size
+
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
+        return self._quic.get_next_available_stream_id(is_unidirectional)
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self._quic.send_stream_data(stream_id, data, end_stream)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        self._quic.reset_stream(stream_id, error_code)
+
+    def close(
+        self, error_code: int = 0, frame_type: int | None = None, reason_phrase: str = ""
+    ) -> None:
+        self._quic.close(error_code=error_code, frame_type=frame_type, reason_phrase=reason_phrase)
+
+    def send_datagram_frame(self, data: bytes) -> None:
+        self._quic.send_datagram_frame(data)
+
+    # -- QuicBackend: I/O ---------------------------------------------------------------
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def start(self, now: float) -> None:
+        self._quic.connect(self._addr, now)
+
+    def receive(self, now: float) -> None:
+        while True:
+            try:
+                data = self._sock.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            self._quic.receive_datagram(data, self._addr, now)
+        self._report_close_early()
+
+    def transmit(self, now: float) -> None:
+        for data, _addr in self._quic.datagrams_to_send(now):
+            try:
+                self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                break  # UDP: a dropped datagram is recovered by QUIC loss detection
+        self._report_close_early()
+
+    def wants_write(self) -> bool:
+        return False
+
+    def next_timer(self) -> float | None:
+        return self._quic.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self._quic.handle_timer(now)
+
+    def next_event(self) -> QuicEvent | None:
+        if self._early:
+            return self._early.popleft()
+        event = self._quic.next_event()
+        if isinstance(event, ConnectionTerminated):
+            if self._close_reported:
+                return self._quic.next_event()
+            self._close_reported = True
+        return event
+
+    def stop_stream(self, stream_id: int, error_code: int) -> None:
+        self._quic.stop_stream(stream_id, error_code)
+
+    def connection_info(self) -> ConnectionInfo:
+        try:
+            local = self._sock.getsockname()
+        except OSError:
+            local = None
+        return ConnectionInfo(
+            transport="quic",
+            tfo=TFOStatus.NOT_ATTEMPTED,
+            local_address=_addr(local),
+            peer_address=_addr(self._addr),
+            quic_backend=self.name,
+        )
+
+    def close_socket(self) -> None:
+        self._sock.close()
+
+    def _report_close_early(self) -> None:
+        # aioquic queues ConnectionTerminated only when its closing period (3 PTO) ends;
+        # report a close (e.g. a TLS alert) at once. ``_close_event`` is private to the
+        # pinned aioquic release.
+        event: Any = getattr(self._quic, "_close_event", None)
+        if isinstance(event, ConnectionTerminated) and not self._close_reported:
+            self._close_reported = True
+            self._early.append(event)
+
+
+def _addr(value: object) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    return None
+
+
+if TYPE_CHECKING:
+
+    def _implements_backend(backend: UserspaceQuic) -> QuicBackend:
+        return backend
