@@ -686,3 +686,15 @@ def test_get_http3_end_to_end(
     assert response["http_version"] == "HTTP/3"
     assert bad == 1
     assert_one_line_error(bad_err, "certificate")
+
+
+def test_probe_needs_only_the_base_package(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("h11", "h2", "httpx", "httpcore", "requests", "urllib3", "anyio"):
+        monkeypatch.setitem(sys.modules, name, None)  # "import name" now fails
+    with Server(mptcp=True) as server:
+        status, out, err = run_cli(capsys, "probe", server.url, "--json")
+    assert status == 0, err
+    found = findings(out)
+    assert (found["TFO"]["verdict"], found["MPTCP"]["verdict"]) == ("yes", "yes")
