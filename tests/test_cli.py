@@ -698,3 +698,18 @@ def test_probe_needs_only_the_base_package(
     assert status == 0, err
     found = findings(out)
     assert (found["TFO"]["verdict"], found["MPTCP"]["verdict"]) == ("yes", "yes")
+
+
+def test_probe_ipv6_literal(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with Server(family=socket.AF_INET6, mptcp=True) as server:
+        assert server.url.startswith("http://[::1]:")
+        status, out, err = run_cli(capsys, "probe", server.url + "/", "--json")
+        records = server.records
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["peer"] == ["::1", server.port]
+    found = findings(out)
+    assert (found["TFO"]["verdict"], found["MPTCP"]["verdict"]) == ("yes", "yes")
+    assert any(r.syn_data for r in records[:2]) and records[2].is_mptcp
