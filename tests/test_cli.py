@@ -713,3 +713,19 @@ def test_probe_ipv6_literal(capsys: pytest.CaptureFixture[str]) -> None:
     found = findings(out)
     assert (found["TFO"]["verdict"], found["MPTCP"]["verdict"]) == ("yes", "yes")
     assert any(r.syn_data for r in records[:2]) and records[2].is_mptcp
+
+
+def test_doctor_blackhole_timer_and_extra_tfo_bits(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen_blackhole_timeout_sec", "3600")
+    sysctl("net.ipv4.tcp_fastopen", str(0x1 | 0x2 | 0x400))
+    status, out, _ = run_cli(capsys, "doctor", "--json", "--require", "tfo,tfo-server")
+    assert status == 0
+    checks = {(c["section"], c["name"]): c for c in json.loads(out)["checks"]}
+    blackhole = checks[("TCP Fast Open", "blackhole")]["detail"]
+    assert (
+        "tcp_fastopen_blackhole_timeout_sec=3600" in blackhole and "pauses for 3600s" in blackhole
+    )
+    assert "every listener does TFO" in checks[("TCP Fast Open", "flags")]["detail"]
+    assert "(0x403)" in checks[("TCP Fast Open", "client")]["detail"]
