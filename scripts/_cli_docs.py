@@ -154,12 +154,17 @@ def main() -> int:
         parts.append(
             "\nHTTPS: the TLS ClientHello rides in the SYN from the second connection on:\n\n"
         )
-        parts.append(
-            sh(
-                ["get", secure.url + "/", "--repeat", "2", "-v", "--cacert", str(ca_file)],
-                ["get", secure.url + "/", "--repeat", "2", "-v", "--cacert", ca_shown],
+        fresh_host = next_loopback()
+        fresh_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(fresh_host).configure_cert(fresh_ctx)
+        with Server(tls=fresh_ctx, host=fresh_host, mptcp=True) as fresh_tls:
+            url = fresh_tls.url + "/"
+            parts.append(
+                sh(
+                    ["get", url, "--repeat", "2", "-v", "--cacert", str(ca_file)],
+                    ["get", url, "--repeat", "2", "-v", "--cacert", ca_shown],
+                )
             )
-        )
         parts.append("\nrequests instead of httpx, with TFO and MPTCP off:\n\n")
         parts.append(
             sh(
