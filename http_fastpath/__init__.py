@@ -20,6 +20,17 @@ __all__ = [
     "connection_info",
     "probe",
     "Capabilities",
+    # adapters
+    "FastpathAdapter",
+    "FastpathPoolManager",
+    "FastpathProxyManager",
+    # httpx / httpcore
+    "FastpathTransport",
+    "AsyncFastpathTransport",
+    "FastpathBackend",
+    "AsyncFastpathBackend",
+    "fastpath_client",
+    "async_fastpath_client",
     # exceptions
     "FastpathError",
     "OptionError",
@@ -40,9 +51,18 @@ _LAZY = {
     "probe": "_capabilities",
     "Capabilities": "_capabilities",
     "connection_info": "_proof",
+    "FastpathAdapter": "_requests",
+    "FastpathPoolManager": "_urllib3",
+    "FastpathProxyManager": "_urllib3",
     "HTTP3Transport": "_http3_httpx",
     "AsyncHTTP3Transport": "_http3_httpx",
     "HTTP3Adapter": "_http3_requests",
+    "FastpathTransport": "_httpx",
+    "AsyncFastpathTransport": "_httpx",
+    "fastpath_client": "_httpx",
+    "async_fastpath_client": "_httpx",
+    "FastpathBackend": "_httpcore_backend",
+    "AsyncFastpathBackend": "_httpcore_async",
 }
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "FastpathSocket",
     "SocketOption",
     "connect_steps",
+    "detach_plain",
     "dial",
     "new_socket",
     "open_pending",
@@ -66,6 +67,20 @@ _MPTCP_SOFT_OPTION_ERRNOS: Final = frozenset({errno.ENOPROTOOPT, errno.EOPNOTSUP
 def new_socket(family: int, type: int, proto: int) -> socket.socket:
     """Create a plain socket: the package's single ``socket.socket`` call for probes."""
     return socket.socket(family, type, proto)
+
+
+def detach_plain(sock: FastpathSocket) -> socket.socket:
+    """Move a connected :class:`FastpathSocket`'s fd into a plain ``socket.socket``.
+
+    For event loops that insist on the exact type (trio's ``from_stdlib_socket``); the
+    ``sock.fastpath_record`` still describes the connection (pass it the new socket).
+    """
+    if sock._fp_pending is not None:
+        raise ValueError("the socket is not connected yet")
+    timeout = sock.gettimeout()
+    plain = socket.socket(fileno=sock.detach())
+    plain.settimeout(timeout)
+    return plain
 
 
 def mptcp_refusal_reason(exc: OSError) -> str:

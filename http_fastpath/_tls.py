@@ -46,8 +46,20 @@ class TLSSocket:
 
     def recv(self, max_bytes: int) -> bytes:
         """Read up to ``max_bytes`` of plaintext; ``b""`` at a clean end of stream."""
+        # The hot path of every response: kept inline (no closures, no helper calls).
+        read, outgoing = self.ssl_object.read, self._outgoing
         try:
-            return self._retry(lambda: self.ssl_object.read(max_bytes))
+            while True:
+                try:
+                    data = read(max_bytes)
+                except ssl.SSLWantReadError:
+                    if outgoing.pending:
+                        self.sock.sendall(outgoing.read())
+                    self._fill()
+                    continue
+                if outgoing.pending:  # e.g. a TLS 1.3 KeyUpdate reply
+                    self.sock.sendall(outgoing.read())
+                return data
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             # A clean close_notify, or a ragged EOF: SSLSocket's suppress_ragged_eofs=True.
             return b""
@@ -55,8 +67,14 @@ class TLSSocket:
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt and send all of ``data``."""
         view = memoryview(data)
+        write = self.ssl_object.write
         while view:
-            written = self._retry(lambda v=view: self.ssl_object.write(v))  # type: ignore[misc]
+            try:
+                written = write(view)
+            except ssl.SSLWantReadError:  # renegotiation-like states: read, then retry
+                self._flush()
+                self._fill()
+                continue
             view = view[written:]
         self._flush()
 
@@ -69,17 +87,20 @@ class TLSSocket:
         if pending:
             self.sock.sendall(pending)
 
+    def _fill(self) -> None:
+        data = self.sock.recv(_READ_SIZE)
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+
     def _retry(self, func: Callable[[], _T]) -> _T:
         while True:
             try:
                 result = func()
             except ssl.SSLWantReadError:
                 self._flush()
-                data = self.sock.recv(_READ_SIZE)
-                if not data:
-                    self._incoming.write_eof()
-                else:
-                    self._incoming.write(data)
+                self._fill()
                 continue
             self._flush()
             return result

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from ._netns import enter as enter_private_netns
 from ._netns import get_sysctl, set_sysctl, skip_reason, sysctl
+from ._proxy import Proxy
 from ._servers import Accepted, Server, next_loopback
 
 __all__ = [
     "Accepted",
+    "Proxy",
     "Server",
     "enter_private_netns",
     "get_sysctl",

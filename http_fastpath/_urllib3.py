@@ -1,0 +1,433 @@
+"""urllib3 connections, pools and pool managers whose sockets come from the fastpath dialer.
+
+A thin shell: the dialer makes the socket (MPTCP, TCP Fast Open, fallbacks); this module
+only plugs it into urllib3 2.x and translates errors so urllib3 (and requests) see
+exactly the exceptions a stock connection raises.
+
+- :class:`FastpathHTTPConnection` dials through :func:`http_fastpath._dialer.dial`. With
+  TFO on the socket comes back *pending*; the request head (http.client's first
+  ``send``) completes the connect with the request in the SYN when the replay policy
+  allows it. A connect failure that only shows up on that first write is re-raised as
+  ``NewConnectionError`` / ``ConnectTimeoutError`` so ``Retry(connect=N)`` counts it.
+- :class:`FastpathHTTPSConnection` does TLS over ``ssl.MemoryBIO`` (urllib3's own
+  ``SSLTransport`` and verification code) for direct connections, so the ClientHello is
+  the first flight and rides in the SYN. CONNECT tunnels through an ``http://`` proxy use
+  the stock code: the CONNECT request is the (replay-safe) first flight. Where TLS must
+  go through ``SSLContext.wrap_socket`` (an ``https://`` proxy, urllib3's experimental
+  HTTP/2, a context without ``wrap_bio``) the connect is completed first, without early
+  data, because ``wrap_socket`` cannot take a pending socket.
+- :class:`FastpathPoolManager` / :class:`FastpathProxyManager` install the pools on a
+  *new* ``pool_classes_by_scheme`` dict (urllib3's module-level dict is never touched) and
+  hand the options to each pool outside the pool key.
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import urllib3
+from urllib3 import connection as _u3_connection
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    SystemTimeWarning,
+)
+from urllib3.poolmanager import PoolManager, ProxyManager
+from urllib3.util import ssl_ as _u3_ssl
+from urllib3.util.ssltransport import SSLTransport
+from urllib3.util.timeout import Timeout
+
+from . import _dialer
+from ._exceptions import DialError, DialTimeout, FastpathError, OptionError
+from ._info import ConnectionInfo
+from ._options import FastpathOptions
+from ._proof import INFO_ATTR
+
+if TYPE_CHECKING:
+    from urllib3.response import HTTPResponse
+
+__all__ = [
+    "FastpathHTTPConnection",
+    "FastpathHTTPConnectionPool",
+    "FastpathHTTPSConnection",
+    "FastpathHTTPSConnectionPool",
+    "FastpathPoolManager",
+    "FastpathProxyManager",
+    "ensure_stock_urllib3",
+    "resolve_options",
+    "urllib3_future_problem",
+]
+
+#: Private urllib3 helper that builds the TLS context and verifies exactly like stock.
+_WRAP_AND_VERIFY: Callable[..., Any] | None = getattr(
+    _u3_connection, "_ssl_wrap_socket_and_match_hostname", None
+)
+
+
+# -- urllib3-future detection -------------------------------------------------------------
+
+
+def urllib3_future_problem(module: Any = urllib3) -> str | None:
+    """Why ``module`` (the imported ``urllib3``) is not the urllib3 we build on, or None.
+
+    niquests installs urllib3-future, which takes over ``import urllib3`` (a ``.pth`` file)
+    and creates its sockets elsewhere, so our connection classes would be bypassed or
+    break. It is recognised by its version scheme (patch level >= 900, e.g. ``2.25.904``)
+    and its extra top-level ``HttpVersion`` export.
+    """
+    version = str(getattr(module, "__version__", ""))
+    parts = version.split(".")
+    future_version = len(parts) >= 3 and parts[2].isdigit() and int(parts[2]) >= 900
+    if not (future_version or hasattr(module, "HttpVersion")):
+        return None
+    return (
+        f"the installed urllib3 ({version}) is urllib3-future (installed by niquests; it "
+        "replaces 'import urllib3'), which http_fastpath's requests/urllib3 adapters do not "
+        "support. Fix: use an environment without niquests, or reinstall stock urllib3 "
+        "with: pip uninstall -y urllib3-future && pip install --force-reinstall "
+        "'urllib3>=2,<3'"
+    )
+
+
+def ensure_stock_urllib3(module: Any = urllib3) -> None:
+    """Raise :class:`FastpathError` when ``module`` is urllib3-future (see above)."""
+    problem = urllib3_future_problem(module)
+    if problem is not None:
+        raise FastpathError(problem)
+
+
+def resolve_options(
+    options: FastpathOptions | None,
+    tfo: bool | None,
+    mptcp: bool | None,
+    tfo_policy: str | None,
+) -> FastpathOptions:
+    """``options=`` or the ``tfo``/``mptcp``/``tfo_policy`` keywords (not both), validated."""
+    if options is not None:
+        if not isinstance(options, FastpathOptions):
+            raise OptionError("options", options, "a FastpathOptions instance or None")
+        if tfo is not None or mptcp is not None or tfo_policy is not None:
+            raise OptionError(
+                "options",
+                options,
+                "either options=FastpathOptions(...) or the tfo/mptcp/tfo_policy keywords, "
+                "not both",
+            )
+        return options
+    return FastpathOptions(
+        tfo=True if tfo is None else tfo,
+        mptcp=True if mptcp is None else mptcp,
+        tfo_policy="safe" if tfo_policy is None else tfo_policy,  # type: ignore[arg-type]
+    )
+
+
+_DEFAULT_OPTIONS = FastpathOptions()
+
+
+# -- connections ----------------------------------------------------------------------------
+
+
+class FastpathHTTPConnection(HTTPConnection):
+    """``urllib3.connection.HTTPConnection`` whose socket comes from the fastpath dialer.
+
+    Takes every ``HTTPConnection`` argument plus ``fastpath_options``. Responses carry the
+    connection's :class:`~http_fastpath.ConnectionInfo` (read once per connection, when its
+    first response arrives) for :func:`http_fastpath.connection_info`.
+    """
+
+    fastpath_options: FastpathOptions = _DEFAULT_OPTIONS
+    #: What the dialer did for the current socket (None before the first connect).
+    fastpath_record: _dialer.DialRecord | None = None
+    _fastpath_info: ConnectionInfo | None = None
+    _fastpath_complete_on_dial: bool = False
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        fastpath_options: FastpathOptions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(host, port, **kwargs)
+        if fastpath_options is not None:
+            self.fastpath_options = fastpath_options
+
+    def _new_conn(self) -> socket.socket:
+        """Dial through the fastpath; errors mapped exactly as urllib3's ``_new_conn``."""
+        try:
+            sock = _dialer.dial(
+                self._dns_host,
+                self.port,
+                options=self.fastpath_options,
+                timeout=Timeout.resolve_default_timeout(self.timeout),
+                source_address=self.source_address,
+                socket_options=cast(Sequence[_dialer.SocketOption], self.socket_options or ()),
+            )
+        except socket.gaierror as e:
+            raise NameResolutionError(self.host, self, e) from e
+        except TimeoutError as e:
+            raise self._connect_timeout(e) from e
+        except OSError as e:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {e}") from e
+        sys.audit("http.client.connect", self, self.host, self.port)
+        self.fastpath_record = sock.fastpath_record
+        self._fastpath_info = None
+        if self._fastpath_complete_on_dial and sock.is_pending:
+            try:
+                sock.complete(None)
+            except DialError as e:
+                raise self._connect_error(e) from e
+        return sock
+
+    def _connect_timeout(self, exc: BaseException) -> ConnectTimeoutError:
+        return ConnectTimeoutError(
+            self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+        )
+
+    def _connect_error(self, exc: DialError) -> ConnectTimeoutError:
+        """urllib3's connect error for a failure that surfaced on the first write."""
+        # Not connected after all: lets urllib3 wrap the error in ProxyError as stock does.
+        self._has_connected_to_proxy = False
+        if isinstance(exc, DialTimeout):
+            return self._connect_timeout(exc)
+        return NewConnectionError(self, f"Failed to establish a new connection: {exc}")
+
+    def send(self, data: Any) -> None:
+        """http.client's ``send``; the first one completes a pending (TFO) connect."""
+        try:
+            super().send(data)
+        except DialError as e:
+            raise self._connect_error(e) from e
+
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+        info = self._fastpath_capture()
+        response = super().getresponse()
+        if info is not None:
+            setattr(response, INFO_ATTR, info)
+        return response
+
+    def _fastpath_capture(self) -> ConnectionInfo | None:
+        info = self._fastpath_info
+        if info is None:
+            record, sock = self.fastpath_record, self.sock
+            if record is None or sock is None:
+                return None
+            raw = getattr(sock, "socket", sock)  # SSLTransport keeps the TCP socket here
+            try:
+                info = record.connection_info(raw)
+            except (OSError, ValueError):
+                return None
+            self._fastpath_info = info
+        return info
+
+
+class _LeanSSLTransport(SSLTransport):
+    """urllib3's ``SSLTransport`` without an empty ``send()`` syscall around every read.
+
+    Only the I/O loop differs (same reads, same writes, same errors); a connection's
+    transport is switched to it after the handshake, so keep-alive requests cost about
+    what they cost over ``SSLSocket``.
+    """
+
+    def _ssl_io_loop(self, func: Callable[..., Any], arg1: Any = None, arg2: Any = None) -> Any:
+        while True:
+            try:
+                if arg1 is None and arg2 is None:
+                    ret = func()
+                elif arg2 is None:
+                    ret = func(arg1)
+                else:
+                    ret = func(arg1, arg2)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as e:
+                if self.outgoing.pending:
+                    self.socket.sendall(self.outgoing.read())
+                if isinstance(e, ssl.SSLWantReadError):
+                    buf = self.socket.recv(16384)
+                    if buf:
+                        self.incoming.write(buf)
+                    else:
+                        self.incoming.write_eof()
+                continue
+            if self.outgoing.pending:
+                self.socket.sendall(self.outgoing.read())
+            return ret
+
+
+def fast_tls_supported(ssl_context: Any) -> bool:
+    """Can this connection do its TLS over MemoryBIO (so the ClientHello rides in the SYN)?"""
+    return (
+        _WRAP_AND_VERIFY is not None
+        and "h2" not in _u3_ssl.ALPN_PROTOCOLS
+        and (ssl_context is None or hasattr(ssl_context, "wrap_bio"))
+    )
+
+
+class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
+    """``urllib3.connection.HTTPSConnection`` on the fastpath (see the module docstring)."""
+
+    def connect(self) -> None:
+        direct = self.proxy is None and self._tunnel_host is None
+        if direct and self.fastpath_options.tfo and fast_tls_supported(self.ssl_context):
+            self._connect_fast_tls()
+            return
+        # TLS straight on the TCP socket goes through SSLContext.wrap_socket, which cannot
+        # take a pending TFO socket: connect first (a CONNECT tunnel needs nothing).
+        self._fastpath_complete_on_dial = self.proxy is None or self.proxy.scheme == "https"
+        try:
+            super().connect()
+        finally:
+            self._fastpath_complete_on_dial = False
+
+    def _connect_fast_tls(self) -> None:
+        """Stock ``HTTPSConnection.connect`` for a direct connection, TLS over MemoryBIO."""
+        assert _WRAP_AND_VERIFY is not None
+        self.sock = sock = self._new_conn()
+        server_hostname = self.host if self.server_hostname is None else self.server_hostname
+        if datetime.date.today() < _u3_connection.RECENT_DATE:
+            warnings.warn(
+                f"System time is way off (before {_u3_connection.RECENT_DATE}). This will "
+                "probably lead to SSL verification errors",
+                SystemTimeWarning,
+                stacklevel=2,
+            )
+        try:
+            wrapped, is_verified = _WRAP_AND_VERIFY(
+                sock=sock,
+                cert_reqs=self.cert_reqs,
+                ssl_version=self.ssl_version,
+                ssl_minimum_version=self.ssl_minimum_version,
+                ssl_maximum_version=self.ssl_maximum_version,
+                ca_certs=self.ca_certs,
+                ca_cert_dir=self.ca_cert_dir,
+                ca_cert_data=self.ca_cert_data,
+                cert_file=self.cert_file,
+                key_file=self.key_file,
+                key_password=self.key_password,
+                server_hostname=server_hostname.rstrip("."),
+                ssl_context=self.ssl_context,
+                tls_in_tls=True,  # -> urllib3's SSLTransport: TLS over MemoryBIO
+                assert_hostname=self.assert_hostname,
+                assert_fingerprint=self.assert_fingerprint,
+            )
+        except DialError as e:
+            raise self._connect_error(e) from e
+        if type(wrapped) is SSLTransport:
+            wrapped.__class__ = _LeanSSLTransport
+        self.sock = wrapped
+        self.is_verified = is_verified
+        self._has_connected_to_proxy = False
+
+
+# -- pools and managers ---------------------------------------------------------------------
+
+
+class FastpathHTTPConnectionPool(HTTPConnectionPool):
+    """``HTTPConnectionPool`` making :class:`FastpathHTTPConnection` connections."""
+
+    ConnectionCls = FastpathHTTPConnection
+
+
+class FastpathHTTPSConnectionPool(HTTPSConnectionPool):
+    """``HTTPSConnectionPool`` making :class:`FastpathHTTPSConnection` connections."""
+
+    ConnectionCls = FastpathHTTPSConnection
+
+
+def _pool_classes() -> dict[str, type[HTTPConnectionPool]]:
+    return {"http": FastpathHTTPConnectionPool, "https": FastpathHTTPSConnectionPool}
+
+
+def _with_options(
+    context: dict[str, Any] | None, default: dict[str, Any], options: FastpathOptions
+) -> dict[str, Any]:
+    # After the pool key was computed: the options never reach PoolKey(**...).
+    out = dict(default if context is None else context)
+    out["fastpath_options"] = options
+    return out
+
+
+class FastpathPoolManager(PoolManager):
+    """A ``urllib3.PoolManager`` whose connections use TCP Fast Open and MPTCP.
+
+    ``FastpathPoolManager(num_pools=10, headers=None, *, options=None, tfo=None,
+    mptcp=None, tfo_policy=None, **connection_pool_kw)``: give either ``options`` (a
+    :class:`~http_fastpath.FastpathOptions`) or the keywords (defaults: ``tfo=True``,
+    ``mptcp=True``, ``tfo_policy="safe"``); every other argument is ``PoolManager``'s::
+
+        pm = FastpathPoolManager(mptcp=False)
+        resp = pm.request("GET", "https://example.test/")
+        http_fastpath.connection_info(resp)
+    """
+
+    def __init__(
+        self,
+        num_pools: int = 10,
+        headers: Any = None,
+        *,
+        options: FastpathOptions | None = None,
+        tfo: bool | None = None,
+        mptcp: bool | None = None,
+        tfo_policy: str | None = None,
+        **connection_pool_kw: Any,
+    ) -> None:
+        ensure_stock_urllib3()
+        self.fastpath_options = resolve_options(options, tfo, mptcp, tfo_policy)
+        super().__init__(num_pools, headers, **connection_pool_kw)
+        self.pool_classes_by_scheme = _pool_classes()
+
+    def _new_pool(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        request_context: dict[str, Any] | None = None,
+    ) -> HTTPConnectionPool:
+        context = _with_options(request_context, self.connection_pool_kw, self.fastpath_options)
+        return super()._new_pool(scheme, host, port, context)
+
+
+class FastpathProxyManager(ProxyManager):
+    """A ``urllib3.ProxyManager`` on the fastpath: the client→proxy hop uses TFO/MPTCP.
+
+    Same arguments as ``ProxyManager`` plus the fastpath keywords of
+    :class:`FastpathPoolManager`. Plain ``http://`` requests are forwarded (the request
+    rides in the SYN when replay-safe); ``https://`` requests go through a CONNECT tunnel
+    (the CONNECT request rides in the SYN).
+    """
+
+    def __init__(
+        self,
+        proxy_url: str,
+        num_pools: int = 10,
+        headers: Any = None,
+        *,
+        options: FastpathOptions | None = None,
+        tfo: bool | None = None,
+        mptcp: bool | None = None,
+        tfo_policy: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        ensure_stock_urllib3()
+        self.fastpath_options = resolve_options(options, tfo, mptcp, tfo_policy)
+        super().__init__(proxy_url, num_pools, headers, **kwargs)
+        self.pool_classes_by_scheme = _pool_classes()
+
+    def _new_pool(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        request_context: dict[str, Any] | None = None,
+    ) -> HTTPConnectionPool:
+        context = _with_options(request_context, self.connection_pool_kw, self.fastpath_options)
+        return super()._new_pool(scheme, host, port, context)
