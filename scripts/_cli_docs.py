@@ -84,6 +84,27 @@ def sh(argv: list[str], shown: list[str] | None = None) -> str:
     return f"```console\n{cmd}\n{out.rstrip()}\n{status}```\n"
 
 
+def _http3_section(ca: trustme.CA, ca_file: Path) -> str:
+    """``get --http3`` against the test suite's aioquic HTTP/3 server (when aioquic is there)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from tests._h3server import H3TestServer
+    except ImportError as exc:
+        return f"\n(`get --http3` not shown: {exc})\n"
+    text = (
+        "\n`--http3` uses the EXPERIMENTAL HTTP/3 transport (kernel QUIC when the `quic` "
+        "module is loaded, else userspace QUIC; see docs/http3.md). There is no fallback to "
+        "TCP:\n\n"
+    )
+    with H3TestServer(ca, "127.0.0.1", "localhost") as h3:
+        url = h3.url("/")
+        text += sh(
+            ["get", url, "--http3", "-i", "-v", "--cacert", str(ca_file)],
+            ["get", url, "--http3", "-i", "-v", "--cacert", "ca.pem"],
+        )
+    return text
+
+
 def main() -> int:
     reason = enter_private_netns()
     if reason is not None:
@@ -192,6 +213,7 @@ def main() -> int:
         )
         parts.append("\n`--json`:\n\n")
         parts.append(sh(["get", plain.url + "/", "--json"]))
+        parts.append(_http3_section(ca, ca_file))
         parts.append("\n## Errors\n\nOne line on stderr, non-zero exit status, no traceback:\n\n")
         parts.append(sh(["get", "not-a-url"]))
         parts.append(sh(["probe", "--frob", plain.url]))
