@@ -475,7 +475,7 @@ def test_get_https_verbose_with_cacert(
     assert code == 0, err
     assert out == "hello GET"
     assert "timings (seconds since the request started" in err
-    for key in ("connect", "first byte", "total"):
+    for key in ("dns", "connect", "tls", "first byte", "total"):
         line = next(line for line in err.splitlines() if line.startswith(f"*   {key} "))
         assert line.split()[-1] != "n/a", line
     assert f"-> {host}:{server.port}" in err
