@@ -97,6 +97,21 @@ def _package_checks() -> list[Check]:
 # -- environment opt-in -------------------------------------------------------------------
 
 
+def _status_text(status: object) -> str:
+    """``http_fastpath.status()`` in a few words (a dict, or anything printable)."""
+    if not isinstance(status, dict):
+        return f"; status(): {status}"
+    if not status.get("active"):
+        return "; status(): not active in this process"
+    parts = []
+    for key in ("patched", "waiting_for_import", "errors"):
+        value = status.get(key)
+        if value:
+            shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            parts.append(f"{key.replace('_', ' ')}: {shown}")
+    return "; status(): active" + (f" ({'; '.join(parts)})" if parts else "")
+
+
 def _env_checks() -> list[Check]:
     import http_fastpath
 
@@ -109,7 +124,7 @@ def _env_checks() -> list[Check]:
     if "status" in getattr(http_fastpath, "_LAZY", {}):
         try:
             status_fn: Any = getattr(http_fastpath, "status")  # noqa: B009 (added lazily)
-            extra = f"; status(): {status_fn()}"
+            extra = _status_text(status_fn())
         except Exception as exc:  # the report must survive a broken opt-in
             extra = f"; status() failed: {one_line(exc)}"
     enable = "export HTTP_FASTPATH=tfo,mptcp"

@@ -729,3 +729,19 @@ def test_doctor_blackhole_timer_and_extra_tfo_bits(
     )
     assert "every listener does TFO" in checks[("TCP Fast Open", "flags")]["detail"]
     assert "(0x403)" in checks[("TCP Fast Open", "client")]["detail"]
+
+
+def test_doctor_reports_the_active_opt_in_subprocess() -> None:
+    import os
+    import site
+    from pathlib import Path
+
+    if not any(Path(p, "http_fastpath_env.pth").exists() for p in site.getsitepackages()):
+        pytest.skip("the HTTP_FASTPATH start-up hook is not installed in this environment")
+    env = dict(os.environ, HTTP_FASTPATH="tfo,mptcp")
+    done = run_subprocess("doctor", "--json", "--require", "env", env=env)
+    assert done.returncode == 0, done.stderr
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    detail = checks["HTTP_FASTPATH"]["detail"]
+    assert "set to 'tfo,mptcp': tfo, mptcp" in detail
+    assert "status(): active" in detail
