@@ -30,6 +30,7 @@ INTRO = """\
 | `doctor` | What does *this host* offer? TFO client/server bits, the TFO blackhole timer, MPTCP, its path-manager limits and endpoints, `TCP_IS_MPTCP`, kernel QUIC, the HTTP client libraries, the `HTTP_FASTPATH` opt-in. Every "no" comes with the command that enables it. |
 | `probe URL` | Does *this server* do TFO (cookie obtained, SYN data acknowledged), MPTCP (`MP_CAPABLE` answered: `TCP_IS_MPTCP`), HTTP/2 (ALPN `h2`) and HTTP/3 (`Alt-Svc`)? One line per feature, with the evidence. |
 | `get URL` | One request through the fastpath (httpx `FastpathTransport` or requests `FastpathAdapter`), with the proof and a curl-like timing breakdown. |
+| `demo` | Show it working: stock vs fastpath connections to the lab's servers, as the server kernel saw them. |
 
 Output is plain text (colour only on a terminal; `NO_COLOR` switches it off) or JSON with
 `--json`. Progress appears on stderr only when stderr is a terminal. Bad input gives one line
@@ -214,6 +215,11 @@ def main() -> int:
         parts.append("\n`--json`:\n\n")
         parts.append(sh(["get", plain.url + "/", "--json"]))
         parts.append(_http3_section(ca, ca_file))
+        parts.append(
+            "\n## demo\n\n`http-fastpath demo` (also `scripts/demo`) shows the fast path at work "
+            "against the lab's servers, verified from the server kernel's side:\n\n"
+        )
+        parts.append(sh(["demo"]))
         parts.append("\n## Errors\n\nOne line on stderr, non-zero exit status, no traceback:\n\n")
         parts.append(sh(["get", "not-a-url"]))
         parts.append(sh(["probe", "--frob", plain.url]))
