@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="http-fastpath", description="TCP Fast Open and Multipath TCP for HTTP clients."
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"http-fastpath {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _cli_doctor.add_parser(sub)
     _cli_probe.add_parser(sub)

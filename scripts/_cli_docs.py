@@ -49,9 +49,10 @@ on stderr and a non-zero exit status: 2 for usage errors (bad URL, unknown flag,
   shows the cached cookie) and one MPTCP socket (`TCP_IS_MPTCP`), which also sends a
   `GET` over HTTP/1.1 to read `Alt-Svc`. Only the base package is needed.
 - `get URL [--httpx | --requests | --http3] [--no-tfo] [--no-mptcp] [-X METHOD]
-  [-H 'Name: value']... [-d DATA | -d @FILE | -d @-] [-i] [-o FILE] [-L] [-v] [--repeat N]
+  [-H 'Name: value']... [-d DATA | -d @FILE | -d @-] [-i] [-o FILE] [-L] [-f] [-v] [--repeat N]
   [--json] [--cacert FILE] [-k] [--timeout S]` — the body goes to stdout (or `-o FILE`),
-  `-i` adds the response head, `-v` writes the timings and the `ConnectionInfo` to stderr.
+  `-i` adds the response head, `-f` turns an HTTP status >= 400 into exit
+  status 22, `-v` writes the timings and the `ConnectionInfo` to stderr.
   Timings are seconds since the request started, like curl's `-w` (`time_namelookup`,
   `time_connect`, `time_appconnect`, `time_starttransfer`, `time_total`); with TFO the TCP
   handshake finishes *inside* the TLS handshake (the ClientHello rides in the SYN), so

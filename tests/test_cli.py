@@ -745,3 +745,11 @@ def test_doctor_reports_the_active_opt_in_subprocess() -> None:
     detail = checks["HTTP_FASTPATH"]["detail"]
     assert "set to 'tfo,mptcp': tfo, mptcp" in detail
     assert "status(): active" in detail
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import http_fastpath
+
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0
+    assert out.strip() == f"http-fastpath {http_fastpath.__version__}"
