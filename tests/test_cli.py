@@ -119,11 +119,17 @@ def test_doctor_subprocess_json_matches_namespace_sysctls(sysctl: Any) -> None:
 
 
 def test_doctor_mptcp_limits_and_endpoints_from_ip() -> None:
+    shown = subprocess.run(
+        ["ip", "mptcp", "limits", "show"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    before = dict(zip(shown[::2], shown[1::2], strict=True))
     subprocess.run(["ip", "mptcp", "limits", "set", "subflows", "0"], check=True)
     try:
         done = run_subprocess("doctor", "--json")
     finally:
-        subprocess.run(["ip", "mptcp", "limits", "set", "subflows", "2"], check=True)
+        subprocess.run(
+            ["ip", "mptcp", "limits", "set", "subflows", before.get("subflows", "2")], check=True
+        )
     checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
     limits = checks[("Multipath TCP", "limits")]
     assert limits["status"] == "warn" and "subflows=0" in limits["detail"]
