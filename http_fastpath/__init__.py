@@ -24,6 +24,10 @@ __all__ = [
     "FastpathAdapter",
     "FastpathPoolManager",
     "FastpathProxyManager",
+    # process-wide opt-in (also HTTP_FASTPATH=tfo,mptcp)
+    "install",
+    "uninstall",
+    "status",
     # httpx / httpcore
     "FastpathTransport",
     "AsyncFastpathTransport",
@@ -54,6 +58,9 @@ _LAZY = {
     "FastpathAdapter": "_requests",
     "FastpathPoolManager": "_urllib3",
     "FastpathProxyManager": "_urllib3",
+    "install": "_autoinstall",
+    "uninstall": "_autoinstall",
+    "status": "_autoinstall",
     "HTTP3Transport": "_http3_httpx",
     "AsyncHTTP3Transport": "_http3_httpx",
     "HTTP3Adapter": "_http3_requests",

@@ -1,0 +1,188 @@
+"""HTTP_FASTPATH: unmodified programs get the fast path, checked by the servers' kernel.
+
+The scripts run under a fresh venv where the *wheel* is installed (its ``.pth`` start-up
+hook included), never the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import trustme
+
+from http_fastpath.netlab import Server, next_loopback
+
+from .conftest import server_tls
+from .wheel import build_wheel, fresh_venv
+
+pytestmark = pytest.mark.netns
+
+SCRIPTS = {
+    "requests": """
+        import sys, requests
+        for url in sys.argv[1:]:
+            r = requests.get(url, timeout=10)
+            assert r.status_code == 200, r.status_code
+    """,
+    "urllib3": """
+        import sys, urllib3
+        for url in sys.argv[1:]:
+            pm = urllib3.PoolManager()
+            r = pm.request("GET", url, timeout=10)
+            assert r.status == 200, r.status
+            pm.clear()
+    """,
+    "httpx": """
+        import sys, httpx
+        for url in sys.argv[1:]:
+            r = httpx.get(url, timeout=10)
+            assert r.status_code == 200, r.status_code
+    """,
+    "httpx_async": """
+        import asyncio, sys, httpx
+        async def main():
+            for url in sys.argv[1:]:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    r = await client.get(url)
+                    assert r.status_code == 200, r.status_code
+        asyncio.run(main())
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def wheel_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wheel = build_wheel(tmp_path_factory.mktemp("dist"))
+    return fresh_venv(tmp_path_factory.mktemp("optin") / "env", wheel)
+
+
+def _run(
+    python: Path, script: str, urls: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    path = cwd / "app.py"
+    path.write_text(textwrap.dedent(script))
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HTTP_FASTPATH")}
+    full_env.update(env)
+    return subprocess.run(
+        [str(python), str(path), *urls],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("client", sorted(SCRIPTS))
+@pytest.mark.parametrize("variable", ["tfo,mptcp", None])
+def test_unmodified_script(
+    client: str,
+    variable: str | None,
+    wheel_python: Path,
+    tmp_path: Path,
+    ca: trustme.CA,
+    ca_file: str,
+) -> None:
+    env = {"SSL_CERT_FILE": ca_file, "REQUESTS_CA_BUNDLE": ca_file}
+    if variable is not None:
+        env["HTTP_FASTPATH"] = variable
+    host = next_loopback()
+    with (
+        Server(tfo=True, mptcp=True) as plain,
+        Server(tfo=True, mptcp=True, tls=server_tls(ca, host), host=host) as tls,
+    ):
+        urls = [plain.url + "/"] * 3 + [tls.url + "/"] * 3
+        done = _run(wheel_python, SCRIPTS[client], urls, env, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "Warning" not in done.stderr, done.stderr
+        records = plain.records + tls.records
+    assert len(records) == 6
+    if variable is None:
+        assert not any(r.syn_data for r in records)
+        assert not any(r.is_mptcp for r in records)
+    else:
+        assert [r.syn_data for r in plain.records] == [False, True, True]
+        assert [r.syn_data for r in tls.records] == [False, True, True]
+        assert all(r.is_mptcp for r in records)
+
+
+def test_bad_value_warns_and_the_valid_part_applies(wheel_python: Path, tmp_path: Path) -> None:
+    with Server(tfo=True, mptcp=True) as server:
+        done = _run(
+            wheel_python,
+            SCRIPTS["requests"],
+            [server.url + "/"] * 2,
+            {"HTTP_FASTPATH": "tfo,bogus"},
+            tmp_path,
+        )
+        records = server.records
+    assert done.returncode == 0, done.stderr
+    assert "HTTP_FASTPATH: unknown token 'bogus' ignored" in done.stderr
+    assert "valid: tfo, mptcp" in done.stderr
+    assert [r.syn_data for r in records] == [False, True]  # tfo applied
+    assert not any(r.is_mptcp for r in records)  # mptcp was not asked for
+
+
+def test_unset_variable_imports_nothing(wheel_python: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HTTP_FASTPATH")}
+    done = subprocess.run(
+        [str(wheel_python), "-X", "importtime", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert not {m for m in imported if m.split(".")[0] in {"http_fastpath", "requests", "httpx"}}
+    on = subprocess.run(
+        [str(wheel_python), "-X", "importtime", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        env={**env, "HTTP_FASTPATH": "tfo"},
+        cwd=tmp_path,
+    )
+    modules = {line.rsplit("|", 1)[-1].strip() for line in on.stderr.splitlines()}
+    assert "http_fastpath._autoinstall" in modules  # the hook is active...
+    assert not {
+        m for m in modules if m.split(".")[0] in {"requests", "urllib3", "httpx", "httpcore"}
+    }
+
+
+def test_install_status_uninstall_in_process() -> None:
+    import httpx
+    import requests
+
+    import http_fastpath
+    from http_fastpath import FastpathOptions
+
+    assert http_fastpath.status()["active"] is False
+    with Server(tfo=True, mptcp=True) as server:
+        http_fastpath.install(FastpathOptions(tfo=True, mptcp=True))
+        try:
+            state = http_fastpath.status()
+            assert state["active"] is True
+            assert "urllib3" in state["patched"]  # imported already: patched at once
+            # httpx imports httpcore lazily: patched by the post-import hook when it is.
+            assert ("httpcore" in sys.modules) == ("httpcore" in state["patched"])
+            for _ in range(2):
+                assert requests.get(server.url + "/", timeout=5).status_code == 200
+            for _ in range(2):
+                assert httpx.get(server.url + "/", timeout=5).status_code == 200
+            assert http_fastpath.status()["patched"] == ["httpcore", "urllib3"]
+        finally:
+            http_fastpath.uninstall()
+        assert http_fastpath.status()["active"] is False
+        requests.get(server.url + "/", timeout=5)
+        httpx.get(server.url + "/", timeout=5)
+        records = server.records
+    assert [r.syn_data for r in records] == [False, True, True, True, False, False]
+    assert [r.is_mptcp for r in records] == [True] * 4 + [False] * 2
+    assert sys.modules["urllib3"].connectionpool.HTTPConnectionPool.ConnectionCls.__name__ == (
+        "HTTPConnection"
+    )
