@@ -28,7 +28,7 @@ import socket
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _health, _linux
+from . import _health, _linux, _trace
 from ._exceptions import DialError, DialTimeout
 from ._info import ConnectionInfo, TFOStatus, read_connection_info, tfo_status
 from ._log import dial_logger, log_fallback_once
@@ -298,7 +298,9 @@ def resolve(host: str, port: int, family: int = socket.AF_UNSPEC) -> list[Addres
     """``getaddrinfo`` for a stream connection; raises ``socket.gaierror`` like the stdlib."""
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    _trace.mark("dns_start")
     infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    _trace.mark("dns_done")
     if not infos:
         raise OSError("getaddrinfo returns an empty list")
     return [(fam, sockaddr) for fam, _, _, _, sockaddr in infos]
@@ -546,6 +548,7 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
             record.syn_data_bytes = 0
             continue
         record.peer = (str(address[1][0]), int(address[1][1]))
+        _trace.mark("connect_done")
         return sent
     assert last is not None
     raise last

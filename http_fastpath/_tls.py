@@ -15,6 +15,8 @@ import ssl
 from collections.abc import Callable
 from typing import TypeVar
 
+from . import _trace
+
 __all__ = ["TLSSocket"]
 
 _T = TypeVar("_T")
@@ -40,6 +42,7 @@ class TLSSocket:
     def do_handshake(self) -> None:
         """Run the TLS handshake (the socket's timeout applies to each read and write)."""
         self._retry(self.ssl_object.do_handshake)
+        _trace.mark("tls_done")
 
     def recv(self, max_bytes: int) -> bytes:
         """Read up to ``max_bytes`` of plaintext; ``b""`` at a clean end of stream."""

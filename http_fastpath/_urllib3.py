@@ -46,7 +46,7 @@ from urllib3.util import ssl_ as _u3_ssl
 from urllib3.util.ssltransport import SSLTransport
 from urllib3.util.timeout import Timeout
 
-from . import _dialer
+from . import _dialer, _trace
 from ._exceptions import DialError, DialTimeout, FastpathError, OptionError
 from ._info import ConnectionInfo
 from ._options import FastpathOptions
@@ -279,6 +279,7 @@ class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
         direct = self.proxy is None and self._tunnel_host is None
         if direct and self.fastpath_options.tfo and fast_tls_supported(self.ssl_context):
             self._connect_fast_tls()
+            _trace.mark("tls_done")
             return
         # TLS straight on the TCP socket goes through SSLContext.wrap_socket, which cannot
         # take a pending TFO socket: connect first (a CONNECT tunnel needs nothing).
@@ -287,6 +288,7 @@ class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
             super().connect()
         finally:
             self._fastpath_complete_on_dial = False
+        _trace.mark("tls_done")
 
     def _connect_fast_tls(self) -> None:
         """Stock ``HTTPSConnection.connect`` for a direct connection, TLS over MemoryBIO."""

@@ -10,6 +10,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,31 +72,39 @@ def test_added_rtt_matches_the_setting(lab2: tuple[Lab, Server], rtt_ms: int) ->
     assert abs(added - rtt_ms) <= 1.0, (added, base)
 
 
-def _download(host: str, port: int, n: int) -> tuple[int, float]:
-    """Bytes received after the first 1 MB and the time they took."""
+def _download(host: str, port: int, n: int, progress: list[int]) -> None:
     with dial(host, port, options=FastpathOptions(tfo=False, mptcp=False), timeout=10) as s:
         s.sendall(f"GET /bytes?n={n} HTTP/1.1\r\nHost: lab\r\n\r\n".encode())
-        got, start = 0, 0.0
         deadline = time.monotonic() + 30
-        while got < n and time.monotonic() < deadline:
+        while progress[0] < n and time.monotonic() < deadline:
             chunk = s.recv(262144)
             assert chunk
-            got += len(chunk)
-            if not start and got >= 1_000_000:
-                start, mark = time.perf_counter(), got
-        return got - mark, time.perf_counter() - start
+            progress[0] += len(chunk)
 
 
 def test_rate_matches_the_setting(lab2: tuple[Lab, Server]) -> None:
+    """The bottleneck's output rate (IP bytes the relay delivers) while TCP saturates it."""
     lab, server = lab2
     lab.set(1, rate_mbit=20, delay_ms=5)
+    progress = [0]
+    worker = threading.Thread(
+        target=lab.client.run,
+        args=(_download, lab.server_address(1), server.port, 8_000_000, progress),
+    )
+    worker.start()
     try:
-        got, seconds = lab.client.run(_download, lab.server_address(1), server.port, 6_000_000)
+        deadline = time.monotonic() + 10
+        while progress[0] < 1_000_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before, start = lab.stats()[1]["down"], time.perf_counter()
+        time.sleep(1.5)
+        after, seconds = lab.stats()[1]["down"], time.perf_counter() - start
     finally:
+        worker.join(20)
         lab.set(1, rate_mbit=None, delay_ms=0)
-    goodput = got * 8 / seconds / 1e6
-    expected = 20 * 1448 / 1500  # TCP payload per 1500-byte packet (timestamps on)
-    assert abs(goodput / expected - 1) <= 0.05, goodput
+    assert progress[0] >= 8_000_000  # body plus headers: the download finished
+    rate = (after["bytes"] - before["bytes"]) * 8 / seconds / 1e6
+    assert abs(rate / 20 - 1) <= 0.05, (rate, before, after)
 
 
 def _send_udp(dst: str, port: int, count: int) -> None:
@@ -124,9 +133,11 @@ def test_seeded_loss_drops_about_that_share(lab2: tuple[Lab, Server]) -> None:
                         received += 1
         finally:
             lab.set(1, loss=0.0)
-    dropped = lab.stats()[1]["up"]["loss"] - before
-    assert received + dropped == 400
-    assert 80 <= dropped <= 160  # 0.3 * 400 = 120, about 4 sigma either side
+    counted = lab.stats()[1]["up"]["loss"] - before
+    lost = 400 - received
+    # the relay may also have dropped a stray packet of an earlier test's connection
+    assert lost <= counted <= lost + 5
+    assert 80 <= lost <= 160  # 0.3 * 400 = 120, about 4 sigma either side
 
 
 def _exchange(sock: socket.socket) -> bytes:

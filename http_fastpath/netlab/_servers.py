@@ -124,9 +124,12 @@ class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def get_request(self) -> tuple[Any, Any]:
         conn, addr = self.socket.accept()
-        # Like production servers (nginx tcp_nodelay): http.server writes the headers and
-        # the body separately, and Nagle would hold the body for a round trip.
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Like real HTTP servers: without TCP_NODELAY, Nagle holds a TLS server's second
+        # small write until the client's delayed ACK (~40 ms per HTTPS response here).
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         info = _linux.read_tcp_info(conn)
         rec = Accepted(
             syn_data=bool(info and info.syn_data_acked),

@@ -1,0 +1,761 @@
+"""The ``http-fastpath`` command line against real servers in the private namespace.
+
+Every fact the CLI reports about a server is checked against what the server's kernel
+saw (``Server.records``): SYN data accepted, MPTCP in use.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trustme
+
+from http_fastpath import _capabilities
+from http_fastpath._cli import main
+from http_fastpath.netlab import Server, next_loopback
+
+from .conftest import server_tls
+
+pytestmark = pytest.mark.netns
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_subprocess(
+    *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "http_fastpath", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def assert_one_line_error(err: str, *needles: str) -> None:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "error" in lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probe() -> Iterator[None]:
+    """doctor re-probes the kernel; drop the cached probe so other tests see current sysctls."""
+    yield
+    _capabilities._probe_cached.cache_clear()
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+def test_doctor_all_on_require_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_cli(capsys, "doctor", "--require", "tfo,mptcp,tcp_is_mptcp")
+    assert status == 0, out
+    assert "net.ipv4.tcp_fastopen=3 (0x3)" in out
+    assert "net.mptcp.enabled=1" in out
+    assert "tcp_fastopen_blackhole_timeout_sec=" in out
+    assert "all required features available: tfo, mptcp, tcp-is-mptcp" in out
+    assert "\x1b[" not in out  # no colour when stdout is not a terminal
+    assert err == ""
+
+
+def test_doctor_reports_tfo_and_mptcp_off_with_commands(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "0")
+    sysctl("net.mptcp.enabled", "0")
+    status, out, _ = run_cli(capsys, "doctor")
+    assert status == 0  # nothing required
+    lines = out.splitlines()
+    client = next(i for i, line in enumerate(lines) if " client " in line)
+    assert lines[client].split()[0] == "NO"
+    assert "net.ipv4.tcp_fastopen=0" in lines[client]
+    assert "enable: sysctl -w net.ipv4.tcp_fastopen=1" in lines[client + 1]
+    enabled = next(i for i, line in enumerate(lines) if " enabled " in line)
+    assert lines[enabled].split()[0] == "NO"
+    assert "net.mptcp.enabled=0" in lines[enabled]
+    assert "enable: sysctl -w net.mptcp.enabled=1" in lines[enabled + 1]
+
+    status, out, _ = run_cli(capsys, "doctor", "--require", "tfo")
+    assert status == 1
+    assert "missing required: tfo" in out
+    status, out, _ = run_cli(capsys, "doctor", "--json", "--require", "tfo,mptcp")
+    assert status == 1
+    report = json.loads(out)
+    assert report["missing"] == ["tfo", "mptcp"] and report["ok"] is False
+    checks = {(c["section"], c["name"]): c for c in report["checks"]}
+    assert checks[("TCP Fast Open", "client")]["status"] == "no"
+    assert checks[("Multipath TCP", "enabled")]["enable"] == "sysctl -w net.mptcp.enabled=1"
+
+
+def test_doctor_subprocess_json_matches_namespace_sysctls(sysctl: Any) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "1")
+    done = run_subprocess("doctor", "--json", "--require", "tfo-server")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    checks = {(c["section"], c["name"]): c for c in report["checks"]}
+    assert checks[("TCP Fast Open", "client")]["status"] == "ok"
+    server = checks[("TCP Fast Open", "server")]
+    assert server["status"] == "no"
+    assert server["enable"] == "sysctl -w net.ipv4.tcp_fastopen=3"
+    assert report["missing"] == ["tfo-server"]
+    assert checks[("Multipath TCP", "limits")]["detail"].startswith("subflows=")
+
+
+def test_doctor_mptcp_limits_and_endpoints_from_ip() -> None:
+    shown = subprocess.run(
+        ["ip", "mptcp", "limits", "show"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    before = dict(zip(shown[::2], shown[1::2], strict=True))
+    subprocess.run(["ip", "mptcp", "limits", "set", "subflows", "0"], check=True)
+    try:
+        done = run_subprocess("doctor", "--json")
+    finally:
+        subprocess.run(
+            ["ip", "mptcp", "limits", "set", "subflows", before.get("subflows", "2")], check=True
+        )
+    checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
+    limits = checks[("Multipath TCP", "limits")]
+    assert limits["status"] == "warn" and "subflows=0" in limits["detail"]
+    assert limits["enable"].startswith("ip mptcp limits set subflows")
+    subprocess.run(["ip", "addr", "add", "10.99.0.1/24", "dev", "lo"], check=True)
+    subprocess.run(
+        ["ip", "mptcp", "endpoint", "add", "10.99.0.1", "dev", "lo", "subflow"], check=True
+    )
+    try:
+        done = run_subprocess("doctor", "--json")
+    finally:
+        subprocess.run(["ip", "mptcp", "endpoint", "flush"], check=True)
+        subprocess.run(["ip", "addr", "del", "10.99.0.1/24", "dev", "lo"], check=True)
+    checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
+    endpoints = checks[("Multipath TCP", "endpoints")]["detail"]
+    assert "10.99.0.1 dev lo" in endpoints and "subflow" in endpoints
+
+
+def test_doctor_reports_env_opt_in_raw_value(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status, out, _ = run_cli(capsys, "doctor", "--require", "env")
+    assert status == 1
+    assert "export HTTP_FASTPATH=tfo,mptcp" in out
+    monkeypatch.setenv("HTTP_FASTPATH", "tfo,bogus")
+    status, out, _ = run_cli(capsys, "doctor", "--json", "--require", "env")
+    assert status == 0
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert "'tfo,bogus'" in checks["HTTP_FASTPATH"]["detail"]
+    assert "set to 'tfo,bogus': tfo for every" in checks["HTTP_FASTPATH"]["detail"]
+    assert checks["problem"]["status"] == "warn" and "'bogus'" in checks["problem"]["detail"]
+    assert checks["urllib3"]["status"] in ("ok", "warn")
+    assert checks["python"]["detail"].startswith("CPython") or checks["python"]["status"] == "info"
+
+
+def test_doctor_bad_require(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_cli(capsys, "doctor", "--require", "tfo,warp")
+    assert status == 2
+    assert_one_line_error(err, "'warp'", "allowed: tfo")
+
+
+# -- probe ----------------------------------------------------------------------------------
+
+
+def findings(out: str) -> dict[str, dict[str, Any]]:
+    return {f["feature"]: f for f in json.loads(out)["findings"]}
+
+
+def test_probe_tfo_and_mptcp_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with Server(tfo=True, mptcp=True) as server:
+        status, out, err = run_cli(capsys, "probe", server.url + "/", "--json")
+        records = server.records
+    assert status == 0, err
+    found = findings(out)
+    assert found["TFO"]["verdict"] == "yes"
+    assert found["MPTCP"]["verdict"] == "yes"
+    assert found["HTTP/2"]["verdict"] == "n/a"
+    assert found["HTTP/3"]["verdict"] == "no"
+    # The server's kernel agrees: connection 2 carried SYN data, connection 3 was MPTCP.
+    assert [r.syn_data for r in records] == [False, True, False]
+    assert [r.is_mptcp for r in records] == [False, False, True]
+    connections = json.loads(out)["connections"]
+    assert connections[1]["tfo"] == "syn_data_acked" and connections[1]["syn_data_bytes"] > 0
+    assert connections[2]["mptcp"] is True
+
+
+def test_probe_plain_listener_says_no(capsys: pytest.CaptureFixture[str]) -> None:
+    with Server(tfo=False, mptcp=False) as server:
+        status, out, _ = run_cli(capsys, "probe", server.url)
+        records = server.records
+    assert status == 0
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert lines["TFO"].split()[1] == "no"
+    assert "never sent a cookie" in lines["TFO"]
+    assert lines["MPTCP"].split()[1] == "no"
+    assert "TCP_IS_MPTCP=0" in lines["MPTCP"]
+    assert not any(r.syn_data for r in records)
+    assert not any(r.is_mptcp for r in records)
+
+
+def test_probe_tls_with_cacert_alpn_h2(
+    capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: str
+) -> None:
+    host = next_loopback()
+    ctx = server_tls(ca, host)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with Server(tls=ctx, host=host, mptcp=True) as server:
+        status, out, err = run_cli(capsys, "probe", server.url, "--cacert", ca_file, "--json")
+        records = server.records
+    assert status == 0, err
+    found = findings(out)
+    assert (found["TFO"]["verdict"], found["MPTCP"]["verdict"]) == ("yes", "yes")
+    assert found["HTTP/2"]["verdict"] == "yes"
+    assert "selected h2" in found["HTTP/2"]["evidence"]
+    assert records[1].syn_data and records[2].is_mptcp
+    assert json.loads(out)["response"]["status"] == 200
+
+
+def test_probe_tls_http11_only_server_says_no_h2(
+    capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: str
+) -> None:
+    host = next_loopback()
+    with Server(tls=server_tls(ca, host), host=host, tfo=False) as server:
+        status, out, _ = run_cli(capsys, "probe", server.url, "--cacert", ca_file, "--json")
+        records = server.records
+    assert status == 0
+    found = findings(out)
+    assert found["HTTP/2"]["verdict"] == "no"
+    assert found["TFO"]["verdict"] == "no"
+    assert not any(r.syn_data for r in records)
+
+
+class _AltSvcHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Alt-Svc", 'h3=":4433"; ma=3600, h2=":443"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_probe_alt_svc_h3(capsys: pytest.CaptureFixture[str]) -> None:
+    httpd = http.server.ThreadingHTTPServer((next_loopback(), 0), _AltSvcHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = httpd.server_address[:2]
+        status, out, _ = run_cli(capsys, "probe", f"http://{host}:{port}/", "--json")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+    assert status == 0
+    h3 = findings(out)["HTTP/3"]
+    assert h3["verdict"] == "yes"
+    assert 'h3=":4433"' in h3["evidence"]
+
+
+def test_probe_with_tfo_client_off_says_unknown(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "2")
+    with Server() as server:
+        status, out, _ = run_cli(capsys, "probe", server.url, "--json")
+    assert status == 0
+    tfo = findings(out)["TFO"]
+    assert tfo["verdict"] == "unknown"
+    assert tfo["enable"] == "sysctl -w net.ipv4.tcp_fastopen=1"
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "needles"),
+    [
+        (["get", "not-a-url"], 2, ["invalid URL 'not-a-url'", "http://"]),
+        (["probe", "ftp://example.test/"], 2, ["invalid URL", "https://"]),
+        (["get", "http://127.0.0.1:99999/"], 2, ["invalid URL"]),
+        (["probe", "--bogus", "http://127.0.0.1/"], 2, ["unrecognized arguments: --bogus"]),
+        (["frobnicate"], 2, ["invalid choice: 'frobnicate'"]),
+        (["get", "http://127.0.0.1/", "-H", "no colon"], 2, ["invalid header 'no colon'"]),
+        (["get", "http://127.0.0.1/", "--repeat", "x"], 2, ["--repeat"]),
+        (["probe", "http://127.0.0.1/", "--timeout", "-1"], 2, ["invalid timeout '-1'"]),
+        (["probe", "https://127.0.0.1/", "--cacert", "/nonexistent.pem"], 2, ["--cacert"]),
+        (["get", "http://127.0.0.1/", "-d", "@/nonexistent.txt"], None, []),
+    ],
+)
+def test_bad_input_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], status: int | None, needles: list[str]
+) -> None:
+    code, out, err = run_cli(capsys, *argv)
+    assert code != 0
+    if status is not None:
+        assert code == status
+    assert out == ""
+    assert_one_line_error(err, *needles)
+
+
+def test_probe_unreachable_host_subprocess() -> None:
+    with Server() as server:
+        host, port = server.host, server.port
+    done = run_subprocess("probe", f"http://{host}:{port}/", "--timeout", "2")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, f"{host}:{port}", "Connection refused")
+
+
+def test_probe_unresolvable_host() -> None:
+    done = run_subprocess("probe", "http://no-such-host.invalid/", "--timeout", "2")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "no-such-host.invalid", "cannot resolve host")
+
+
+def test_probe_bad_certificate(ca: trustme.CA, ca_file: str) -> None:
+    host = next_loopback()
+    other = trustme.CA()  # the server's certificate comes from a CA we do not trust
+    with Server(tls=server_tls(other, host), host=host) as server:
+        done = run_subprocess("probe", server.url, "--cacert", ca_file)
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "certificate verif")
+
+
+def test_probe_wrong_hostname(ca: trustme.CA, ca_file: str) -> None:
+    host = next_loopback()
+    with Server(tls=server_tls(ca, "other.example"), host=host) as server:
+        done = run_subprocess("probe", server.url, "--cacert", ca_file)
+        insecure = run_subprocess("probe", server.url, "--insecure")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "certificate verif")
+    assert insecure.returncode == 0, insecure.stderr
+    assert "TFO" in insecure.stdout
+
+
+def test_get_without_any_client_library(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    monkeypatch.setitem(sys.modules, "requests", None)
+    with Server() as server:
+        code, out, err = run_cli(capsys, "get", server.url)
+        records = server.records
+    assert code == 1 and out == ""
+    assert_one_line_error(
+        err, "no HTTP client available", "pip install 'http_fastpath[httpx]'", "[requests]"
+    )
+    assert records == []  # nothing was sent
+
+
+def test_get_http3_without_transport_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import http_fastpath
+
+    if any("3" in name and "Transport" in name for name in http_fastpath._LAZY):
+        pytest.skip("this build has an HTTP/3 transport")
+    code, _, err = run_cli(capsys, "get", "https://127.0.0.1/", "--http3")
+    assert code == 1
+    assert_one_line_error(err, "--http3", "no HTTP/3 transport")
+
+
+def test_main_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for command in ("doctor", "probe", "get", "demo"):
+        assert command in out
+
+
+# -- get (end to end through the adapters) ------------------------------------------------
+
+
+def _client_or_skip(name: str) -> None:
+    from http_fastpath._cli_clients import choose_client
+    from http_fastpath._cli_output import CLIError
+
+    try:
+        choose_client(name)
+    except CLIError as exc:
+        pytest.skip(str(exc))
+
+
+CLIENTS = ["httpx", "requests"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_repeat_shows_cookie_paying_off(
+    capsys: pytest.CaptureFixture[str], client: str
+) -> None:
+    _client_or_skip(client)
+    with Server(tfo=True, mptcp=True) as server:
+        code, out, err = run_cli(
+            capsys, "get", server.url + "/bytes?n=100", f"--{client}", "--repeat", "3", "--json"
+        )
+        records = server.records
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["client"] == client
+    responses = report["responses"]
+    assert [r["status"] for r in responses] == [200, 200, 200]
+    assert all(r["body_bytes"] == 100 for r in responses)
+    infos = [r["connection"] for r in responses]
+    assert [i["tfo"] for i in infos] == ["cookie_requested", "syn_data_acked", "syn_data_acked"]
+    assert all(i["mptcp"] is True and i["transport"] == "mptcp" for i in infos)
+    # What the CLI reported is what the server's kernel saw, connection by connection.
+    assert len(records) == 3
+    assert [r.syn_data for r in records] == [i["tfo"] == "syn_data_acked" for i in infos]
+    assert all(r.is_mptcp for r in records)
+    assert all("total" in r["timings"] and "first_byte" in r["timings"] for r in responses)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_repeat_text_lines(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with Server(tfo=True) as server:
+        code, out, err = run_cli(capsys, "get", server.url + "/", f"--{client}", "--repeat", "2")
+    assert code == 0, err
+    assert out == "hello GET"
+    lines = err.splitlines()
+    assert lines[0].startswith("#1  200  tfo=cookie_requested")
+    assert lines[1].startswith("#2  200  tfo=syn_data_acked (")
+    assert "B in SYN" in lines[1]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_no_tfo_no_mptcp(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with Server(tfo=True, mptcp=True) as server:
+        code, out, err = run_cli(
+            capsys,
+            "get",
+            server.url + "/",
+            f"--{client}",
+            "--no-tfo",
+            "--no-mptcp",
+            "--repeat",
+            "2",
+            "--json",
+        )
+        records = server.records
+    assert code == 0, err
+    infos = [r["connection"] for r in json.loads(out)["responses"]]
+    assert [i["tfo"] for i in infos] == ["disabled", "disabled"]
+    assert all(i["transport"] == "tcp" for i in infos)
+    assert not any(r.syn_data or r.is_mptcp for r in records)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_https_verbose_with_cacert(
+    capsys: pytest.CaptureFixture[str], client: str, ca: trustme.CA, ca_file: str
+) -> None:
+    _client_or_skip(client)
+    host = next_loopback()
+    with Server(tls=server_tls(ca, host), host=host, mptcp=True) as server:
+        code, out, err = run_cli(
+            capsys,
+            "get",
+            server.url + "/",
+            f"--{client}",
+            "--cacert",
+            ca_file,
+            "-v",
+            "--repeat",
+            "2",
+        )
+        records = server.records
+    assert code == 0, err
+    assert out == "hello GET"
+    assert "timings (seconds since the request started" in err
+    for key in ("dns", "connect", "tls", "first byte", "total"):
+        line = next(line for line in err.splitlines() if line.startswith(f"*   {key} "))
+        assert line.split()[-1] != "n/a", line
+    assert f"-> {host}:{server.port}" in err
+    assert "TFO       syn_data_acked" in err  # the second connection: ClientHello in the SYN
+    assert "MPTCP     yes" in err
+    assert [r.syn_data for r in records] == [False, True]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_method_headers_data_file_include_output(
+    capsys: pytest.CaptureFixture[str], client: str, tmp_path: Any
+) -> None:
+    _client_or_skip(client)
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"from a file \x00\x01")
+    target = tmp_path / "out.bin"
+    with Server() as server:
+        code, out, err = run_cli(
+            capsys,
+            "get",
+            server.url + "/echo",
+            f"--{client}",
+            "-X",
+            "PUT",
+            "-H",
+            "X-Test: one",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-d",
+            f"@{payload}",
+            "-i",
+            "-o",
+            str(target),
+        )
+        records = server.records
+    assert code == 0, err
+    assert target.read_bytes() == b"from a file \x00\x01"
+    assert out.startswith("HTTP/1.1 200 OK\r\n")
+    assert "x-method: put" in out.lower()
+    assert records[0].requests == ["PUT"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_post_is_not_sent_in_the_syn(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with Server() as server:
+        code, out, err = run_cli(
+            capsys,
+            "get",
+            server.url + "/echo",
+            f"--{client}",
+            "-d",
+            "a=1",
+            "--repeat",
+            "2",
+            "--json",
+        )
+        records = server.records
+    assert code == 0, err
+    infos = [r["connection"] for r in json.loads(out)["responses"]]
+    assert not any(r.syn_data for r in records)  # replay policy: POST never rides in the SYN
+    assert all(i["early_data_safe"] is False for i in infos)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_bad_certificate_and_refused(
+    capsys: pytest.CaptureFixture[str], client: str, ca_file: str
+) -> None:
+    _client_or_skip(client)
+    host = next_loopback()
+    with Server(tls=server_tls(trustme.CA(), host), host=host) as server:
+        code, out, err = run_cli(capsys, "get", server.url, f"--{client}", "--cacert", ca_file)
+        assert code == 1 and out == ""
+        assert_one_line_error(err, "certificate verif")
+        code, out, err = run_cli(capsys, "get", server.url, f"--{client}", "-k")
+        assert code == 0 and out == "hello GET", err
+        url = f"http://{server.host}:{server.port}/"
+    code, out, err = run_cli(capsys, "get", url, f"--{client}", "--timeout", "3")
+    assert code == 1
+    assert_one_line_error(err, "Connection refused")
+
+
+def test_get_subprocess_no_traceback_on_refused() -> None:
+    try:
+        from http_fastpath._cli_clients import choose_client
+
+        choose_client(None)
+    except Exception as exc:
+        pytest.skip(str(exc))
+    done = run_subprocess("get", "http://127.0.0.1:1/")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "127.0.0.1:1")
+
+
+# -- terminal behaviour ---------------------------------------------------------------------
+
+
+def _run_on_pty(*argv: str) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; return (status, output)."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http_fastpath", *argv],
+        stdout=slave,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_colour_and_progress_only_on_a_terminal() -> None:
+    status, output = _run_on_pty("doctor")
+    assert status == 0
+    assert "\x1b[32m ok \x1b[0m" in output  # green "ok" on a terminal
+    with Server(mptcp=True) as server:
+        status, output = _run_on_pty("probe", server.url)
+        piped = run_subprocess("probe", server.url)
+    assert status == 0
+    assert "probing " in output and "TFO connection 1/3 ..." in output  # progress on stderr
+    assert "\r\x1b[K" in output  # ... erased before the report
+    assert "\x1b[" not in piped.stdout and piped.stderr == ""
+
+
+def test_doctor_when_ip_lacks_mptcp(tmp_path: Any) -> None:
+    import os
+
+    fake = tmp_path / "ip"
+    fake.write_text('#!/bin/sh\necho \'Object "mptcp" is unknown, try "ip help".\' >&2\nexit 255\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ.get('PATH', '')}")
+    done = run_subprocess("doctor", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
+    detail = checks[("Multipath TCP", "limits")]["detail"]
+    assert "no MPTCP support" in detail and "iproute2 >= 5.7" in detail
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_fail_and_follow_redirects(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with Server() as server:
+        code, _, err = run_cli(capsys, "get", server.url + "/status/404", f"--{client}", "-f")
+        assert code == 22
+        assert_one_line_error(err, "404", "--fail")
+        code, _, err = run_cli(capsys, "get", server.url + "/status/404", f"--{client}")
+        assert code == 0 and err == ""
+        target = server.url + "/echo"
+        url = f"{server.url}/redirect?to={target}"
+        code, out, _ = run_cli(capsys, "get", url, f"--{client}", "-i")
+        assert code == 0 and out.startswith("HTTP/1.1 302")
+        code, out, err = run_cli(capsys, "get", url, f"--{client}", "-L", "-i")
+        records = server.records
+    assert code == 0, err
+    assert out.startswith("HTTP/1.1 200") and "x-method: get" in out.lower()
+    assert [m for r in records for m in r.requests][-2:] == ["GET", "GET"]
+
+
+def test_lab_server_sets_tcp_nodelay() -> None:
+    """The lab's server answers without Nagle delays (timings in `get -v` stay honest)."""
+    import socket
+
+    with Server(mptcp=True) as server:
+        from http_fastpath._dialer import dial
+        from http_fastpath._options import FastpathOptions
+
+        with dial(server.host, server.port, options=FastpathOptions(), timeout=5) as sock:
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {server.host}\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            with server.httpd.lock:
+                conns = list(server.httpd.open_conns)
+            assert conns
+            assert all(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in conns)
+
+
+def test_get_http3_end_to_end(
+    capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: str
+) -> None:
+    """``get --http3`` through the experimental transport (userspace QUIC where no kernel QUIC)."""
+    import http_fastpath
+
+    if "HTTP3Transport" not in http_fastpath._LAZY:
+        pytest.skip("this build has no HTTP/3 transport")
+    pytest.importorskip("aioquic")
+    from ._h3server import H3TestServer  # type: ignore[import-not-found,unused-ignore]
+
+    with H3TestServer(ca, "127.0.0.1", "localhost") as server:
+        code, out, err = run_cli(
+            capsys, "get", server.url("/"), "--http3", "--cacert", ca_file, "--json"
+        )
+        bad, _, bad_err = run_cli(capsys, "get", server.url("/"), "--http3")
+    assert code == 0, err
+    response = json.loads(out)["responses"][0]
+    assert response["status"] == 200
+    assert response["http_version"] == "HTTP/3"
+    assert bad == 1
+    assert_one_line_error(bad_err, "certificate")
+
+
+def test_probe_needs_only_the_base_package(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("h11", "h2", "httpx", "httpcore", "requests", "urllib3", "anyio"):
+        monkeypatch.setitem(sys.modules, name, None)  # "import name" now fails
+    with Server(mptcp=True) as server:
+        status, out, err = run_cli(capsys, "probe", server.url, "--json")
+    assert status == 0, err
+    found = findings(out)
+    assert (found["TFO"]["verdict"], found["MPTCP"]["verdict"]) == ("yes", "yes")
+
+
+def test_probe_ipv6_literal(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with Server(family=socket.AF_INET6, mptcp=True) as server:
+        assert server.url.startswith("http://[::1]:")
+        status, out, err = run_cli(capsys, "probe", server.url + "/", "--json")
+        records = server.records
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["peer"] == ["::1", server.port]
+    found = findings(out)
+    assert (found["TFO"]["verdict"], found["MPTCP"]["verdict"]) == ("yes", "yes")
+    assert any(r.syn_data for r in records[:2]) and records[2].is_mptcp
+
+
+def test_doctor_blackhole_timer_and_extra_tfo_bits(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen_blackhole_timeout_sec", "3600")
+    sysctl("net.ipv4.tcp_fastopen", str(0x1 | 0x2 | 0x400))
+    status, out, _ = run_cli(capsys, "doctor", "--json", "--require", "tfo,tfo-server")
+    assert status == 0
+    checks = {(c["section"], c["name"]): c for c in json.loads(out)["checks"]}
+    blackhole = checks[("TCP Fast Open", "blackhole")]["detail"]
+    assert (
+        "tcp_fastopen_blackhole_timeout_sec=3600" in blackhole and "pauses for 3600s" in blackhole
+    )
+    assert "every listener does TFO" in checks[("TCP Fast Open", "flags")]["detail"]
+    assert "(0x403)" in checks[("TCP Fast Open", "client")]["detail"]
+
+
+def test_doctor_reports_the_active_opt_in_subprocess() -> None:
+    import os
+    import site
+    from pathlib import Path
+
+    if not any(Path(p, "http_fastpath_env.pth").exists() for p in site.getsitepackages()):
+        pytest.skip("the HTTP_FASTPATH start-up hook is not installed in this environment")
+    env = dict(os.environ, HTTP_FASTPATH="tfo,mptcp")
+    done = run_subprocess("doctor", "--json", "--require", "env", env=env)
+    assert done.returncode == 0, done.stderr
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    detail = checks["HTTP_FASTPATH"]["detail"]
+    assert "set to 'tfo,mptcp': tfo, mptcp" in detail
+    assert "status(): active" in detail
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import http_fastpath
+
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0
+    assert out.strip() == f"http-fastpath {http_fastpath.__version__}"
