@@ -22,6 +22,7 @@ backends drive the same code.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import select
 import socket
@@ -410,7 +411,7 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
         raise OSError(err, os.strerror(err))
     if not (record.tfo_requested and data and _is_deferred(sock)):
         return 0  # no cookie cached: the SYN only asks for one, the data follows
-    if sock.proto == _linux.IPPROTO_MPTCP and not _health.is_plain_tcp_peer(str(address[1][0])):
+    if _mptcp_syn_data_unsafe(sock, str(address[1][0])):
         record.mptcp_syn_data_blocked = True
         record.fallback(
             "tfo: no data in the SYN of an MPTCP connection unless the server is known to "
@@ -426,6 +427,20 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
         raise _SynDataRefused(exc.errno, exc.strerror) from exc
     record.syn_data_bytes = sent
     return sent
+
+
+def _mptcp_syn_data_unsafe(sock: socket.socket, host: str) -> bool:
+    """Whether data in this socket's SYN could make the reply vanish (see _MptcpSynData).
+
+    Only MPTCP sockets to a server that may speak MPTCP, over a path with delay: loopback
+    (zero delay) is verified to work, and servers that answer MPTCP in plain TCP too.
+    """
+    if sock.proto != _linux.IPPROTO_MPTCP or _health.is_plain_tcp_peer(host):
+        return False
+    try:
+        return not ipaddress.ip_address(host.partition("%")[0]).is_loopback
+    except ValueError:
+        return True
 
 
 class _MptcpSynData(Exception):

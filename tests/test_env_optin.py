@@ -109,8 +109,9 @@ def test_unmodified_script(
         assert [r.syn_data for r in plain.records] == [False, True, True]
         assert [r.syn_data for r in tls.records] == [False, True, True]
         assert not any(r.is_mptcp for r in records)
-    else:  # MPTCP at both ends: never data in the SYN (see test_reliability_lab row 8)
-        assert not any(r.syn_data for r in records)
+    else:  # MPTCP at both ends, loopback: exempt from the MPTCP SYN-data guard
+        assert [r.syn_data for r in plain.records] == [False, True, True]
+        assert [r.syn_data for r in tls.records] == [False, True, True]
         assert all(r.is_mptcp for r in records)
 
 
@@ -184,8 +185,7 @@ def test_install_status_uninstall_in_process() -> None:
         requests.get(server.url + "/", timeout=5)
         httpx.get(server.url + "/", timeout=5)
         records = server.records
-    # MPTCP at both ends: no data in the SYN (see test_reliability_lab row 8).
-    assert not any(r.syn_data for r in records)
+    assert [r.syn_data for r in records] == [False, True, True, True, False, False]
     assert [r.is_mptcp for r in records] == [True] * 4 + [False] * 2
     assert sys.modules["urllib3"].connectionpool.HTTPConnectionPool.ConnectionCls.__name__ == (
         "HTTPConnection"
