@@ -16,10 +16,10 @@ import socketserver
 import ssl
 import threading
 import urllib.parse
-from typing import Any, Protocol
+from typing import Protocol
 
 from .. import _linux
-from ._servers import Accepted, next_loopback
+from ._servers import Accepted, RecordingServer, next_loopback
 
 __all__ = ["Proxy"]
 
@@ -106,7 +106,7 @@ def _relay(a: socket.socket, b: socket.socket) -> None:
 class _ProxyHandler(socketserver.StreamRequestHandler):
     # Unbuffered reads: nothing the client sends after CONNECT can get stuck in our buffer.
     rbufsize = 0
-    server: _ProxyServer
+    server: RecordingServer
 
     def _record(self, what: str) -> None:
         with self.server.lock:
@@ -185,61 +185,6 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
             rfile.close()
 
 
-class _ProxyServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, host: str, proto: int, tfo: bool, tls: ssl.SSLContext | None) -> None:
-        self.tls = tls
-        super().__init__((host, 0), _ProxyHandler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if tfo:
-            self.socket.setsockopt(socket.IPPROTO_TCP, _linux.TCP_FASTOPEN, 64)
-        self.server_bind()
-        self.server_activate()
-        self.records: list[Accepted] = []
-        self.records_by_conn: dict[int, Accepted] = {}
-        self.open_conns: set[socket.socket] = set()
-        self.lock = threading.Lock()
-
-    def get_request(self) -> tuple[Any, Any]:
-        conn, addr = self.socket.accept()
-        info = _linux.read_tcp_info(conn)
-        rec = Accepted(
-            syn_data=bool(info and info.syn_data_acked),
-            is_mptcp=_linux.read_is_mptcp(conn) if conn.proto == _linux.IPPROTO_MPTCP else False,
-            peer=(addr[0], addr[1]),
-        )
-        wrapped: socket.socket = conn
-        if self.tls is not None:
-            wrapped = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-        with self.lock:
-            self.records.append(rec)
-            self.records_by_conn[id(wrapped)] = rec
-            self.open_conns.add(wrapped)
-        return wrapped, addr
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if isinstance(request, ssl.SSLSocket):
-            request.settimeout(10)
-            try:
-                request.do_handshake()
-            except (OSError, ssl.SSLError):
-                return
-        super().finish_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.lock:
-            self.open_conns.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
 class Proxy:
     """A threaded HTTP proxy (forwarding + CONNECT) on a fresh loopback address.
 
@@ -260,7 +205,7 @@ class Proxy:
         self.host = host or next_loopback()
         self.scheme = "https" if tls is not None else "http"
         proto = _linux.IPPROTO_MPTCP if mptcp else socket.IPPROTO_TCP
-        self.server = _ProxyServer(self.host, proto, tfo, tls)
+        self.server = RecordingServer(self.host, socket.AF_INET, proto, tfo, tls, _ProxyHandler)
         self.port: int = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -41,7 +41,7 @@ class Accepted:
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _HTTPServer
+    server: RecordingServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -99,16 +99,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _route
 
 
-class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class RecordingServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """Threaded listener (TFO / MPTCP / TLS) recording the kernel's view of each connection.
+
+    Shared by :class:`Server` and the test proxy; ``handler`` serves each connection.
+    """
+
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
 
     def __init__(
-        self, host: str, family: int, proto: int, tfo: bool, tls: ssl.SSLContext | None
+        self,
+        host: str,
+        family: int,
+        proto: int,
+        tfo: bool,
+        tls: ssl.SSLContext | None,
+        handler: type[socketserver.BaseRequestHandler],
     ) -> None:
         self.address_family = family
-        super().__init__((host, 0), Handler, bind_and_activate=False)
+        super().__init__((host, 0), handler, bind_and_activate=False)
         self.socket.close()
         self.socket = socket.socket(family, socket.SOCK_STREAM, proto)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -177,7 +188,7 @@ class Server:
     ) -> None:
         self.host = host or (next_loopback() if family == socket.AF_INET else "::1")
         proto = _linux.IPPROTO_MPTCP if mptcp else socket.IPPROTO_TCP
-        self.httpd = _HTTPServer(self.host, family, proto, tfo, tls)
+        self.httpd = RecordingServer(self.host, family, proto, tfo, tls, Handler)
         self.port: int = self.httpd.server_address[1]
         self.scheme = "https" if tls is not None else "http"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
