@@ -24,6 +24,36 @@ def wheel_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fresh_venv(tmp_path_factory.mktemp("venv") / "env", wheel)
 
 
+def test_sdist_builds_offline_with_everything_needed(tmp_path: Path) -> None:
+    import sys
+    import tarfile
+
+    from .wheel import ROOT
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--sdist",
+            "--no-isolation",
+            "-o",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (sdist,) = tmp_path.glob("http_fastpath-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    for needed in ("pyproject.toml", "README.md", "CHANGELOG.md", "http_fastpath/_dialer.py"):
+        assert needed in names
+    assert any(n.startswith("tests/") for n in names)
+    assert any(n.startswith("benchmarks/") for n in names)
+    assert "http_fastpath/_data/http_fastpath_env.pth" in names  # the wheel needs it
+
+
 def _metadata(wheel: Path) -> email.message.Message:
     with zipfile.ZipFile(wheel) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
