@@ -215,8 +215,7 @@ class Proxy:
 
     @property
     def records(self) -> list[Accepted]:
-        with self.server.lock:
-            return list(self.server.records)
+        return self.server.snapshot()
 
     def __enter__(self) -> Proxy:
         self._thread.start()
@@ -226,13 +225,5 @@ class Proxy:
         self.stop()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        with self.server.lock:
-            conns = list(self.server.open_conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.server.stop()
         self._thread.join(5)

@@ -173,6 +173,23 @@ class RecordingServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass
 
+    def snapshot(self) -> list[Accepted]:
+        """The connections accepted so far."""
+        with self.lock:
+            return list(self.records)
+
+    def stop(self) -> None:
+        """Stop serving, close the listener and shut every open connection down."""
+        self.shutdown()
+        self.server_close()
+        with self.lock:
+            conns = list(self.open_conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
 
 class Server:
     """A threaded HTTP/1.1 (or HTTPS) server on a fresh loopback address."""
@@ -200,8 +217,7 @@ class Server:
 
     @property
     def records(self) -> list[Accepted]:
-        with self.httpd.lock:
-            return list(self.httpd.records)
+        return self.httpd.snapshot()
 
     def __enter__(self) -> Server:
         self._thread.start()
@@ -211,13 +227,5 @@ class Server:
         self.stop()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        with self.httpd.lock:
-            conns = list(self.httpd.open_conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.httpd.stop()
         self._thread.join(5)
