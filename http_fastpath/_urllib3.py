@@ -358,7 +358,23 @@ def _with_options(
     return out
 
 
-class FastpathPoolManager(PoolManager):
+class _FastpathPools(PoolManager):
+    """Hands the fastpath options to every new pool, after the pool key was computed."""
+
+    fastpath_options: FastpathOptions
+
+    def _new_pool(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        request_context: dict[str, Any] | None = None,
+    ) -> HTTPConnectionPool:
+        context = _with_options(request_context, self.connection_pool_kw, self.fastpath_options)
+        return super()._new_pool(scheme, host, port, context)
+
+
+class FastpathPoolManager(_FastpathPools):
     """A ``urllib3.PoolManager`` whose connections use TCP Fast Open and MPTCP.
 
     ``FastpathPoolManager(num_pools=10, headers=None, *, options=None, tfo=None,
@@ -387,18 +403,8 @@ class FastpathPoolManager(PoolManager):
         super().__init__(num_pools, headers, **connection_pool_kw)
         self.pool_classes_by_scheme = _pool_classes()
 
-    def _new_pool(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        request_context: dict[str, Any] | None = None,
-    ) -> HTTPConnectionPool:
-        context = _with_options(request_context, self.connection_pool_kw, self.fastpath_options)
-        return super()._new_pool(scheme, host, port, context)
 
-
-class FastpathProxyManager(ProxyManager):
+class FastpathProxyManager(_FastpathPools, ProxyManager):
     """A ``urllib3.ProxyManager`` on the fastpath: the client→proxy hop uses TFO/MPTCP.
 
     Same arguments as ``ProxyManager`` plus the fastpath keywords of
@@ -423,13 +429,3 @@ class FastpathProxyManager(ProxyManager):
         self.fastpath_options = resolve_options(options, tfo, mptcp, tfo_policy)
         super().__init__(proxy_url, num_pools, headers, **kwargs)
         self.pool_classes_by_scheme = _pool_classes()
-
-    def _new_pool(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        request_context: dict[str, Any] | None = None,
-    ) -> HTTPConnectionPool:
-        context = _with_options(request_context, self.connection_pool_kw, self.fastpath_options)
-        return super()._new_pool(scheme, host, port, context)
