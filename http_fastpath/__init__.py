@@ -20,6 +20,11 @@ __all__ = [
     "connection_info",
     "probe",
     "Capabilities",
+    # destination memory
+    "destinations",
+    "reset_destinations",
+    "set_destination_limit",
+    "DestinationInfo",
     # adapters
     "FastpathAdapter",
     "FastpathPoolManager",
@@ -55,6 +60,10 @@ _LAZY = {
     "probe": "_capabilities",
     "Capabilities": "_capabilities",
     "connection_info": "_proof",
+    "destinations": "_destinations",
+    "reset_destinations": "_destinations",
+    "set_destination_limit": "_destinations",
+    "DestinationInfo": "_destinations",
     "FastpathAdapter": "_requests",
     "FastpathPoolManager": "_urllib3",
     "FastpathProxyManager": "_urllib3",

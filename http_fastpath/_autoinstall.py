@@ -248,6 +248,10 @@ def activate_from_environ() -> None:
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
             logger.addHandler(handler)
             logger.setLevel(config.log_level.upper())
+        if config.memory_size is not None:
+            from ._memory import MEMORY
+
+            MEMORY.max_entries = config.memory_size
         if config.options is not None:
             install(config.options, source=f"HTTP_FASTPATH={config.raw}")
     except Exception as exc:  # the program must start whatever happens here

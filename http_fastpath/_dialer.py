@@ -22,19 +22,20 @@ backends drive the same code.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import select
 import socket
+import time
 from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from . import _health, _linux, _trace
+from . import _decide, _linux, _trace
+from ._decide import ConnectOutcome, FlightPlan, Learned, Now, Observation, Reason
 from ._exceptions import DialError, DialTimeout
 from ._info import ConnectionInfo, TFOStatus, read_connection_info, tfo_status
 from ._log import dial_logger, log_fallback_once
+from ._memory import MEMORY, Destination, DestinationKey
 from ._options import FastpathOptions
-from ._policy import is_replay_safe
 
 __all__ = [
     "Address",
@@ -55,14 +56,6 @@ Buffer = bytes | bytearray | memoryview
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
-
-_MPTCP_ERRNO_REASONS: Final = {
-    errno.EINVAL: "the kernel predates MPTCP (Linux < 5.6)",
-    errno.EPROTONOSUPPORT: "the kernel is built without MPTCP (CONFIG_MPTCP)",
-    errno.ENOPROTOOPT: "MPTCP is disabled (sysctl net.mptcp.enabled=0)",
-    errno.EAFNOSUPPORT: "MPTCP does not support this address family here",
-}
-_MPTCP_SOFT_OPTION_ERRNOS: Final = frozenset({errno.ENOPROTOOPT, errno.EOPNOTSUPP})
 
 
 def new_socket(family: int, type: int, proto: int) -> socket.socket:
@@ -86,8 +79,7 @@ def detach_plain(sock: FastpathSocket) -> socket.socket:
 
 def mptcp_refusal_reason(exc: OSError) -> str:
     """Human reason for an ``IPPROTO_MPTCP`` ``socket()`` failure."""
-    detail = _MPTCP_ERRNO_REASONS.get(exc.errno or 0, f"socket() failed: {exc}")
-    return f"mptcp: {detail}"
+    return _decide.mptcp_socket_refused(exc).text
 
 
 class DialRecord:
@@ -96,8 +88,8 @@ class DialRecord:
     __slots__ = (
         "early_data_safe",
         "fallbacks",
+        "mptcp_kernel_refused",
         "mptcp_requested",
-        "mptcp_syn_data_blocked",
         "options",
         "peer",
         "syn_data_bytes",
@@ -108,7 +100,7 @@ class DialRecord:
     def __init__(self, options: FastpathOptions) -> None:
         self.options = options
         self.mptcp_requested = options.mptcp
-        self.mptcp_syn_data_blocked = False
+        self.mptcp_kernel_refused = False
         self.tfo_requested = False
         self.tfo_refused = False
         self.syn_data_bytes = 0
@@ -116,11 +108,17 @@ class DialRecord:
         self.fallbacks: list[str] = []
         self.peer: tuple[str, int] | None = None
 
-    def fallback(self, reason: str) -> None:
+    def fallback(self, reason: str | Reason) -> None:
         """Record (and log once per process) why a fast path was not used."""
-        if reason not in self.fallbacks:
-            self.fallbacks.append(reason)
-        log_fallback_once(reason)
+        text = str(reason)
+        if text not in self.fallbacks:
+            self.fallbacks.append(text)
+        log_fallback_once(text)
+
+    def note(self, reasons: Sequence[Reason]) -> None:
+        """Record every reason of a decision."""
+        for reason in reasons:
+            self.fallback(reason)
 
     def tfo_status(self, sock: socket.socket) -> TFOStatus:
         """TCP Fast Open outcome for the live socket ``sock``."""
@@ -254,30 +252,50 @@ def _apply_options(sock: socket.socket, socket_options: Sequence[SocketOption]) 
         sock.setsockopt(*opt)
 
 
+def _now() -> Now:
+    return Now(time.monotonic(), time.time())
+
+
+def _key(address: Address) -> DestinationKey:
+    return (address[0], str(address[1][0]), int(address[1][1]))
+
+
 def _create(
-    family: int,
+    address: Address,
     record: DialRecord,
     socket_options: Sequence[SocketOption],
     source_address: tuple[str, int] | None,
 ) -> FastpathSocket:
-    """Create and prepare one socket for ``family``; MPTCP falls back to TCP here."""
+    """Create and prepare the socket for ``address`` with the protocol :mod:`._decide` picks.
+
+    MPTCP falls back to TCP here when the kernel refuses the socket or an option.
+    """
+    family = address[0]
     sock: FastpathSocket | None = None
-    if record.mptcp_requested:
+    want_mptcp = False
+    if record.options.mptcp and not record.mptcp_kernel_refused:
+        key = _key(address)
+        plan = _decide.plan_socket(record.options, MEMORY.get(key), key, _now())
+        record.note(plan.reasons)
+        want_mptcp = plan.proto == _linux.IPPROTO_MPTCP
+    if want_mptcp:
         try:
             sock = FastpathSocket(family, socket.SOCK_STREAM, _linux.IPPROTO_MPTCP)
         except OSError as exc:
-            record.mptcp_requested = False
-            record.fallback(mptcp_refusal_reason(exc))
+            record.mptcp_kernel_refused = True
+            record.fallback(_decide.mptcp_socket_refused(exc))
         else:
             try:
                 _apply_options(sock, socket_options)
             except OSError as exc:
                 sock.close()
                 sock = None
-                if exc.errno not in _MPTCP_SOFT_OPTION_ERRNOS:
+                why = _decide.mptcp_option_refused(exc)
+                if why is None:
                     raise
-                record.mptcp_requested = False
-                record.fallback(f"mptcp: a socket option is not supported on MPTCP sockets ({exc})")
+                record.mptcp_kernel_refused = True
+                record.fallback(why)
+    record.mptcp_requested = sock is not None
     if sock is None:
         sock = FastpathSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
@@ -319,7 +337,7 @@ def open_pending(
     if not addresses:
         raise ValueError("open_pending needs at least one address")
     record = DialRecord(options)
-    sock = _create(addresses[0][0], record, socket_options, source_address)
+    sock = _create(addresses[0], record, socket_options, source_address)
     sock._fp_pending = _Pending(addresses, timeout, socket_options, source_address)
     sock.settimeout(timeout)
     return sock
@@ -366,41 +384,16 @@ def _is_deferred(sock: socket.socket) -> bool:
     return False
 
 
-def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
-    """Start a non-blocking connect to ``address``; return bytes of ``data`` sent in the SYN."""
+def _start(sock: FastpathSocket, address: Address, data: Buffer | None, plan: FlightPlan) -> int:
+    """Start a non-blocking connect to ``address`` as ``plan`` says; return bytes sent in the SYN."""
     record = sock.fastpath_record
-    options = record.options
-    early = bool(data) and data is not None
-    if early and data is not None:
-        record.early_data_safe = is_replay_safe(data)
-    use_tfo = (
-        options.tfo
-        and early
-        and not record.tfo_refused
-        and (options.tfo_policy == "always" or bool(record.early_data_safe))
-    )
-    if use_tfo and _health.is_paused(str(address[1][0])):
-        use_tfo = False
-        record.fallback(
-            f"tfo: paused for {address[1][0]}: an earlier SYN with data was lost or reset on "
-            "the way (middlebox or blackhole), so plain SYNs are used there for a while"
-        )
-    elif use_tfo and record.mptcp_syn_data_blocked:
-        use_tfo = False  # see _MptcpSynData (the reason is recorded already)
-    elif options.tfo and early and not use_tfo and not record.tfo_refused:
-        record.fallback("tfo: the first flight is not replay-safe (tfo_policy='safe')")
-    elif options.tfo and not early:
-        record.fallback("tfo: nothing to send first (the connection starts with a read)")
     record.tfo_requested = False
-    if use_tfo:
+    if plan.tfo_connect:
         try:
             sock.setsockopt(_linux.SOL_TCP, _linux.TCP_FASTOPEN_CONNECT, 1)
         except OSError as exc:
             record.tfo_refused = True
-            record.fallback(
-                "tfo: the kernel refused TCP_FASTOPEN_CONNECT "
-                f"({exc.strerror or exc}); enable with: sysctl -w net.ipv4.tcp_fastopen=1"
-            )
+            record.fallback(_decide.tfo_kernel_refused(exc))
         else:
             record.tfo_requested = True
     sock.setblocking(False)
@@ -411,57 +404,25 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None) -> int:
         raise OSError(err, os.strerror(err))
     if not (record.tfo_requested and data and _is_deferred(sock)):
         return 0  # no cookie cached: the SYN only asks for one, the data follows
-    if _mptcp_syn_data_unsafe(sock, str(address[1][0])):
-        record.mptcp_syn_data_blocked = True
-        record.fallback(
-            "tfo: no data in the SYN of an MPTCP connection unless the server is known to "
-            "answer MPTCP in plain TCP (with MPTCP at both ends, Linux 6.18 loses the "
-            "server's reply to data carried in the SYN once the path has any delay)"
-        )
-        raise _MptcpSynData
+    if not plan.syn_data:
+        raise _CookieCached
     try:
         sent = socket.socket.send(sock, data)
     except BlockingIOError:
         sent = 0
     except ConnectionRefusedError as exc:
-        raise _SynDataRefused(exc.errno, exc.strerror) from exc
+        record.syn_data_bytes = len(data)
+        raise ConnectionRefusedError(exc.errno, exc.strerror) from exc
     record.syn_data_bytes = sent
     return sent
 
 
-def _mptcp_syn_data_unsafe(sock: socket.socket, host: str) -> bool:
-    """Whether data in this socket's SYN could make the reply vanish (see _MptcpSynData).
-
-    Only MPTCP sockets to a server that may speak MPTCP, over a path with delay: loopback
-    (zero delay) is verified to work, and servers that answer MPTCP in plain TCP too.
-    """
-    if sock.proto != _linux.IPPROTO_MPTCP or _health.is_plain_tcp_peer(host):
-        return False
-    try:
-        return not ipaddress.ip_address(host.partition("%")[0]).is_loopback
-    except ValueError:
-        return True
-
-
-class _MptcpSynData(Exception):
-    """A cookie is cached, so the data would ride in an MPTCP SYN: start again without.
+class _CookieCached(Exception):
+    """A cookie is cached, so the data would ride in a SYN the plan keeps data out of.
 
     No SYN has left yet (the connect is deferred to the first write), so dropping the
-    socket costs nothing on the wire. ``TCP_FASTOPEN_CONNECT`` stays on for first
-    connections, which only ask for a cookie (that is safe), and for servers known to
-    answer MPTCP in plain TCP (there SYN data works).
+    socket costs nothing on the wire; the dialer starts again without TFO.
     """
-
-
-class _SynDataRefused(OSError):
-    """The SYN that carried data was answered with a reset (see :func:`connect_steps`)."""
-
-
-def _syn_data_refused(record: DialRecord, exc: OSError) -> bool:
-    """Whether ``exc`` is a reset answering a SYN that carried data (``ECONNREFUSED``)."""
-    if isinstance(exc, _SynDataRefused):
-        return True
-    return record.tfo_requested and record.syn_data_bytes > 0 and exc.errno == errno.ECONNREFUSED
 
 
 def _finish(sock: FastpathSocket) -> None:
@@ -476,27 +437,49 @@ def _finish(sock: FastpathSocket) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def _observe_syn_data(sock: FastpathSocket, address: Address) -> None:
-    """Remember destinations where data in the SYN was lost (see :mod:`._health`)."""
+def _outcome(exc: BaseException | None) -> ConnectOutcome:
+    if exc is None:
+        return ConnectOutcome.CONNECTED
+    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return ConnectOutcome.REFUSED
+    if isinstance(exc, TimeoutError):
+        return ConnectOutcome.TIMEOUT
+    return ConnectOutcome.FAILED
+
+
+def _learn(
+    sock: FastpathSocket, key: DestinationKey, exc: BaseException | None, plain_retry: bool
+) -> Learned:
+    """Tell :func:`._decide.learn` what the kernel reported; store and record the result."""
     record = sock.fastpath_record
-    if not (record.tfo_requested and record.syn_data_bytes):
-        return
-    info = _linux.read_tcp_info(sock)
-    if info is not None and info.fastopen_client_fail == _linux.TFO_SYN_RETRANSMITTED:
-        _health.pause(str(address[1][0]))
-        record.fallback(
-            f"tfo: the SYN with data to {address[1][0]} was lost and sent again without data; "
-            "TFO is paused for that address"
-        )
+    outcome = _outcome(exc)
+    acked, client_fail, is_mptcp = False, 0, None
+    if outcome is ConnectOutcome.CONNECTED:
+        if record.syn_data_bytes:
+            info = _linux.read_tcp_info(sock)
+            if info is not None:
+                acked, client_fail = info.syn_data_acked, info.fastopen_client_fail
+        if sock.proto == _linux.IPPROTO_MPTCP:
+            is_mptcp = _linux.read_is_mptcp(sock)
+    obs = Observation(
+        outcome=outcome,
+        socket_proto=sock.proto,
+        syn_data_bytes=record.syn_data_bytes,
+        syn_data_acked=acked,
+        tfo_client_fail=client_fail,
+        is_mptcp=is_mptcp,
+        plain_retry=plain_retry,
+    )
+    now = _now()
+    results: list[Learned] = []
 
+    def change(dest: Destination) -> Destination:
+        results.append(_decide.learn(record.options, dest, key, now, obs))
+        return results[-1].dest
 
-def _observe_peer(sock: FastpathSocket, address: Address) -> None:
-    """Remember whether the server at ``address`` speaks MPTCP (see :func:`_start`)."""
-    if sock.proto != _linux.IPPROTO_MPTCP:
-        return
-    speaks = _linux.read_is_mptcp(sock)
-    if speaks is not None:
-        _health.note_peer(str(address[1][0]), speaks_mptcp=speaks)
+    MEMORY.update(key, change)
+    record.note(results[0].reasons)
+    return results[0]
 
 
 def _to_dial_error(exc: OSError, address: Address) -> DialError:
@@ -512,61 +495,71 @@ ConnectSteps = Generator[float | None, bool, int]
 
 
 def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) -> ConnectSteps:
-    """Connect ``sock``, trying each address in turn; sans-IO.
+    """Connect ``sock``, trying each address in turn; the waiting is left to the driver.
 
     Yields the number of seconds to wait for the socket to become writable (None: no
     limit) and expects to be sent True when it did, False on timeout. Returns the number
     of bytes of ``data`` that went out with the SYN. Leaves the socket non-blocking.
+    What to do at each step is decided by :mod:`._decide`; this is the I/O around it.
     """
     record = sock.fastpath_record
     last: DialError | None = None
     queue = list(pending.addresses)
-    retried: list[Address] = []
     fresh_socket_needed = False
+    plain_retry = cookie_cached = False  # for the address at the head of the queue
     while queue:
         address = queue.pop(0)
-        if address not in retried:  # a new address (not a retry of the same one)
-            record.mptcp_syn_data_blocked = False
+        key = _key(address)
         if fresh_socket_needed:
-            fresh = _create(address[0], record, pending.socket_options, pending.source_address)
+            fresh = _create(address, record, pending.socket_options, pending.source_address)
             sock._replace_with(fresh)
         fresh_socket_needed = True
+        plan = _decide.plan_first_flight(
+            record.options,
+            MEMORY.get(key),
+            key,
+            _now(),
+            socket_proto=sock.proto,
+            first_flight=data,
+            kernel_refused=record.tfo_refused,
+            plain_retry=plain_retry,
+            cookie_cached=cookie_cached,
+        )
+        record.early_data_safe = plan.early_data_safe
+        record.note(plan.reasons)
         try:
-            sent = _start(sock, address, data)
+            sent = _start(sock, address, data, plan)
             writable = yield pending.timeout
             if not writable:
                 raise DialTimeout(errno.ETIMEDOUT, "timed out")
             _finish(sock)
-            _observe_syn_data(sock, address)
-            _observe_peer(sock, address)
-        except _MptcpSynData:
-            retried.append(address)
+        except _CookieCached:
+            cookie_cached = True
             queue.insert(0, address)
             continue
         except OSError as exc:
-            if _syn_data_refused(record, exc) and address not in retried:
-                # A middlebox (or a broken server) resets SYNs that carry data, where a
-                # plain SYN may well pass: pause TFO for the address (so later connections
-                # and retries cost one SYN) and try it once more with a plain SYN. A dead
-                # server refuses that one too, and the error is the same as stock's.
-                retried.append(address)
-                _health.pause(str(address[1][0]))
-                record.fallback(
-                    f"tfo: the SYN with data to {address[1][0]} was answered with a reset; "
-                    "retried with a plain SYN and paused TFO for that address"
-                )
-                record.syn_data_bytes = 0
+            learned = _learn(sock, key, exc, plain_retry)
+            record.syn_data_bytes = 0
+            if learned.retry_plain:
+                plain_retry = True
                 queue.insert(0, address)
                 continue
+            plain_retry = cookie_cached = False
             last = _to_dial_error(exc, address)
             dial_logger.debug("connect to %s failed: %s", address[1], exc)
-            record.syn_data_bytes = 0
             continue
+        learned = _learn(sock, key, None, plain_retry)
+        if learned.stall_risk:
+            _unstall(sock)
         record.peer = (str(address[1][0]), int(address[1][1]))
         _trace.mark("connect_done")
         return sent
     assert last is not None
     raise last
+
+
+def _unstall(sock: FastpathSocket) -> None:
+    """Make sure the server reads data that rode in an MPTCP SYN (see :class:`._decide.Learned`)."""
 
 
 def drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:

@@ -7,6 +7,10 @@
     ``safe`` (default) or ``always`` (see :class:`FastpathOptions`).
 ``HTTP_FASTPATH_LOG``
     ``debug``, ``info`` or ``warning``: print ``http_fastpath`` log lines to stderr.
+``HTTP_FASTPATH_TFO_PAUSE`` / ``HTTP_FASTPATH_MPTCP_RELEARN``
+    Seconds (0 to 604800): :class:`FastpathOptions` ``tfo_pause`` / ``mptcp_relearn``.
+``HTTP_FASTPATH_MEMORY_SIZE``
+    How many destinations the process remembers (a whole number >= 1, default 4096).
 
 A bad value never crashes the program: it produces one warning naming the bad token and
 the valid ones, and the valid part applies.
@@ -20,13 +24,17 @@ import warnings
 from collections.abc import Mapping
 from typing import Final
 
-from ._options import FastpathOptions, TFOPolicy
+from ._exceptions import OptionError
+from ._options import MAX_SECONDS, FastpathOptions, TFOPolicy
 
 __all__ = ["EnvConfig", "FastpathEnvWarning", "parse_environ", "read_environ"]
 
 VAR: Final = "HTTP_FASTPATH"
 POLICY_VAR: Final = "HTTP_FASTPATH_TFO_POLICY"
 LOG_VAR: Final = "HTTP_FASTPATH_LOG"
+PAUSE_VAR: Final = "HTTP_FASTPATH_TFO_PAUSE"
+RELEARN_VAR: Final = "HTTP_FASTPATH_MPTCP_RELEARN"
+MEMORY_VAR: Final = "HTTP_FASTPATH_MEMORY_SIZE"
 
 FEATURES: Final = ("tfo", "mptcp")
 _ALL: Final = frozenset({"1", "on", "all", "true", "yes"})
@@ -47,6 +55,7 @@ class EnvConfig:
     raw: str | None
     log_level: str | None = None
     problems: tuple[str, ...] = ()
+    memory_size: int | None = None
 
     @property
     def active(self) -> bool:
@@ -96,10 +105,38 @@ def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
             problems.append(
                 f"{LOG_VAR}: unknown value {log_raw!r} ignored (valid: {', '.join(_LOG_LEVELS)})"
             )
+    seconds: dict[str, float] = {}
+    for var, field in ((PAUSE_VAR, "tfo_pause"), (RELEARN_VAR, "mptcp_relearn")):
+        value_raw = environ.get(var)
+        if value_raw is None or not value_raw.strip():
+            continue
+        try:
+            seconds[field] = float(value_raw)
+            FastpathOptions(**{field: seconds[field]})  # type: ignore[arg-type]
+        except (ValueError, OptionError):
+            seconds.pop(field, None)
+            problems.append(
+                f"{var}: {value_raw!r} ignored (valid: seconds from 0 to {MAX_SECONDS:g})"
+            )
+    memory_size = None
+    memory_raw = environ.get(MEMORY_VAR)
+    if memory_raw is not None and memory_raw.strip():
+        if memory_raw.strip().isdigit() and int(memory_raw) >= 1:
+            memory_size = int(memory_raw)
+        else:
+            problems.append(f"{MEMORY_VAR}: {memory_raw!r} ignored (valid: a whole number >= 1)")
     options = None
     if wanted:
-        options = FastpathOptions(tfo="tfo" in wanted, mptcp="mptcp" in wanted, tfo_policy=policy)
-    return EnvConfig(options=options, raw=raw, log_level=log_level, problems=tuple(problems))
+        options = FastpathOptions(
+            tfo="tfo" in wanted, mptcp="mptcp" in wanted, tfo_policy=policy, **seconds
+        )
+    return EnvConfig(
+        options=options,
+        raw=raw,
+        log_level=log_level,
+        problems=tuple(problems),
+        memory_size=memory_size,
+    )
 
 
 def read_environ(*, warn: bool = True) -> EnvConfig:

@@ -7,6 +7,7 @@ import enum
 import socket
 
 from . import _linux
+from ._decide import mptcp_fell_back
 
 __all__ = ["ConnectionInfo", "TFOStatus"]
 
@@ -141,8 +142,9 @@ def read_connection_info(
     except OSError:
         pass
     fb = fallbacks
-    if mptcp is False:
-        fb = (*fb, "mptcp: the server or the path does not speak MPTCP (fell back to TCP)")
+    fell_back = mptcp_fell_back(is_mptcp_socket, mptcp)
+    if fell_back is not None:
+        fb = (*fb, fell_back.text)
     return ConnectionInfo(
         transport="mptcp" if is_mptcp_socket else "tcp",
         tfo=tfo,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trustme
 
-from http_fastpath import _health, _log
+from http_fastpath import _log, _memory
 from http_fastpath.netlab import _netns as netns
 
 
@@ -40,7 +40,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.upper().endswith("_PROXY") or name.upper().startswith("HTTP_FASTPATH"):
             monkeypatch.delenv(name)
     _log.reset_fallback_log()
-    _health.reset()  # no per-destination TFO pause carries over from another test
+    _memory.MEMORY.forget()  # no destination memory carries over from another test
 
 
 @pytest.fixture(scope="session")

@@ -133,7 +133,7 @@ def test_mptcp_and_tfo_together() -> None:
     assert infos[2].mptcp is True and infos[2].tfo_used
 
 
-def test_tfo_data_in_an_mptcp_syn_to_a_plain_tcp_server() -> None:
+def test_a_server_answering_mptcp_in_plain_tcp_gets_plain_tcp_sockets_with_tfo() -> None:
     options = FastpathOptions(tfo=True, mptcp=True)
     with Server(mptcp=False) as server:
         infos = []
@@ -142,9 +142,16 @@ def test_tfo_data_in_an_mptcp_syn_to_a_plain_tcp_server() -> None:
                 _exchange(sock, server.host)
                 infos.append(sock.connection_info())
         records = server.records
-    # The server answers MPTCP in plain TCP: there SYN data works, from the 2nd connection.
+    # The 1st connection (MPTCP socket) learns that the server answers in plain TCP and
+    # gets a cookie; the next ones use plain TCP sockets with data in the SYN.
     assert [r.syn_data for r in records] == [False, True, True]
-    assert infos[2].transport == "mptcp" and infos[2].mptcp is False and infos[2].tfo_used
+    assert not any(r.is_mptcp for r in records)
+    assert infos[0].transport == "mptcp" and infos[0].mptcp is False
+    for info in infos[1:]:
+        assert info.transport == "tcp" and info.mptcp is None and info.tfo_used
+        assert any(
+            "plain TCP socket" in f and "answered MPTCP in plain TCP" in f for f in info.fallbacks
+        )
 
 
 def test_tfo_sysctl_off_falls_back(sysctl: object, caplog: pytest.LogCaptureFixture) -> None:

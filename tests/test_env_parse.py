@@ -63,3 +63,35 @@ def test_fuzzed_environment_never_raises(environ: dict[str, str]) -> None:
         assert config.options.tfo or config.options.mptcp
     for problem in config.problems:
         assert problem.startswith("HTTP_FASTPATH")
+
+
+def test_memory_tuning_variables() -> None:
+    config = parse_environ(
+        {
+            "HTTP_FASTPATH": "tfo,mptcp",
+            "HTTP_FASTPATH_TFO_PAUSE": "30",
+            "HTTP_FASTPATH_MPTCP_RELEARN": "0.5",
+            "HTTP_FASTPATH_MEMORY_SIZE": "128",
+        }
+    )
+    assert config.options == FastpathOptions(tfo_pause=30.0, mptcp_relearn=0.5)
+    assert config.memory_size == 128 and not config.problems
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HTTP_FASTPATH_TFO_PAUSE", "-1"),
+        ("HTTP_FASTPATH_TFO_PAUSE", "nan"),
+        ("HTTP_FASTPATH_MPTCP_RELEARN", "ten"),
+        ("HTTP_FASTPATH_MPTCP_RELEARN", "1e9"),
+        ("HTTP_FASTPATH_MEMORY_SIZE", "0"),
+        ("HTTP_FASTPATH_MEMORY_SIZE", "1.5"),
+    ],
+)
+def test_bad_memory_tuning_is_named_and_ignored(name: str, value: str) -> None:
+    config = parse_environ({"HTTP_FASTPATH": "tfo", name: value})
+    (problem,) = config.problems
+    assert name in problem and repr(value) in problem
+    assert config.options == FastpathOptions(tfo=True, mptcp=False)
+    assert config.memory_size is None
