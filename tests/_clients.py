@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import requests
@@ -84,6 +85,10 @@ def run(
         return _run_httpx(impl, calls, opts, timeout, retries, verify, pause)
     if kind == "httpx-async":
         return asyncio.run(_run_httpx_async(impl, calls, opts, timeout, retries, verify, pause))
+    if kind == "httpx-trio":
+        import trio
+
+        return trio.run(_run_httpx_async, impl, calls, opts, timeout, retries, verify, pause)
     raise ValueError(kind)
 
 
@@ -169,7 +174,7 @@ async def _run_httpx_async(
     async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
         for index, call in enumerate(calls):
             if index and pause:
-                await asyncio.sleep(pause)
+                await anyio.sleep(pause)
             method, url, body = _split(call)
             try:
                 resp = await client.request(method, url, content=body)

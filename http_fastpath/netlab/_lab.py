@@ -66,7 +66,8 @@ class PathSpec:
     packet, ``queue_ms`` the bottleneck queue (tail drop beyond that many milliseconds of
     backlog), ``drop_syn_data`` a middlebox that silently drops a SYN carrying data (a TCP
     Fast Open blackhole), ``rst_syn_data`` a middlebox that answers such a SYN with a
-    RST (IPv4; a plain SYN passes), ``mptcp_middlebox`` ``"strip"`` overwrites MPTCP options with
+    RST (IPv4; a plain SYN passes), ``syn_data_port`` limits those two to SYNs towards
+    one destination port (0: every port), ``mptcp_middlebox`` ``"strip"`` overwrites MPTCP options with
     NOPs (the peers fall back to TCP) and ``"drop_syn"`` drops SYNs carrying one (the
     client falls back after ``net.mptcp.syn_retrans_before_tcp_fallback`` retries),
     ``cut`` drops everything, ``seed`` seeds the loss generator.
@@ -78,6 +79,7 @@ class PathSpec:
     queue_ms: float = 100.0
     drop_syn_data: bool = False
     rst_syn_data: bool = False
+    syn_data_port: int = 0
     mptcp_middlebox: str = "pass"
     cut: bool = False
     seed: int = 0
@@ -88,6 +90,8 @@ class PathSpec:
             _check_number("rate_mbit", self.rate_mbit, 0.01, 10_000.0)
         _check_number("loss", self.loss, 0.0, 1.0)
         _check_number("queue_ms", self.queue_ms, 1.0, 10_000.0)
+        if not isinstance(self.syn_data_port, int) or not 0 <= self.syn_data_port <= 65535:
+            raise OptionError("syn_data_port", self.syn_data_port, "a port from 0 to 65535")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise OptionError("seed", self.seed, "an integer")
         if self.mptcp_middlebox not in ("pass", "strip", "drop_syn"):

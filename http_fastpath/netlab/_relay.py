@@ -41,6 +41,7 @@ _SETTABLE = (
     "cut",
     "drop_syn_data",
     "rst_syn_data",
+    "syn_data_port",
     "mptcp_middlebox",
     "queue_ms",
     "seed",
@@ -68,6 +69,12 @@ def is_syn_with_data(pkt: bytes) -> bool:
         return False
     doff = (pkt[tcp + 12] >> 4) * 4
     return total - tcp - doff > 0
+
+
+def tcp_dport(pkt: bytes) -> int:
+    """The TCP destination port of an IPv4/IPv6 packet (0 when it is not TCP)."""
+    tcp = _tcp_offset(pkt)
+    return 0 if tcp < 0 else int.from_bytes(pkt[tcp + 2 : tcp + 4], "big")
 
 
 def syn_data_reset(pkt: bytes) -> bytes | None:
@@ -171,6 +178,7 @@ class Direction:
         self.cut = False
         self.drop_syn_data = False
         self.rst_syn_data = False
+        self.syn_data_port = 0  # the SYN-data middleboxes act on this port only (0: all)
         self.mptcp_middlebox = "pass"
         self.queue_s = 0.1
         self.rng = random.Random(seed)
@@ -205,6 +213,8 @@ class Direction:
             self.drop_syn_data = bool(changes["drop_syn_data"])
         if "rst_syn_data" in changes:
             self.rst_syn_data = bool(changes["rst_syn_data"])
+        if "syn_data_port" in changes:
+            self.syn_data_port = int(changes["syn_data_port"])
         if "mptcp_middlebox" in changes:
             self.mptcp_middlebox = str(changes["mptcp_middlebox"])
         if "queue_ms" in changes:
@@ -223,10 +233,11 @@ class Direction:
         if self.cut:
             counts["cut"] += 1
             return
-        if self.drop_syn_data and is_syn_with_data(pkt):
+        port_ok = not self.syn_data_port or tcp_dport(pkt) == self.syn_data_port
+        if self.drop_syn_data and port_ok and is_syn_with_data(pkt):
             counts["syn_data"] += 1
             return
-        if self.rst_syn_data:
+        if self.rst_syn_data and port_ok:
             reset = syn_data_reset(pkt)
             if reset is not None:
                 counts["syn_data_rst"] += 1

@@ -117,9 +117,10 @@ class RecordingServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         tfo: bool,
         tls: ssl.SSLContext | None,
         handler: type[socketserver.BaseRequestHandler],
+        port: int = 0,
     ) -> None:
         self.address_family = family
-        super().__init__((host, 0), handler, bind_and_activate=False)
+        super().__init__((host, port), handler, bind_and_activate=False)
         self.socket.close()
         self.socket = socket.socket(family, socket.SOCK_STREAM, proto)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -202,10 +203,11 @@ class Server:
         mptcp: bool = False,
         host: str | None = None,
         family: int = socket.AF_INET,
+        port: int = 0,
     ) -> None:
         self.host = host or (next_loopback() if family == socket.AF_INET else "::1")
         proto = _linux.IPPROTO_MPTCP if mptcp else socket.IPPROTO_TCP
-        self.httpd = RecordingServer(self.host, family, proto, tfo, tls, Handler)
+        self.httpd = RecordingServer(self.host, family, proto, tfo, tls, Handler, port)
         self.port: int = self.httpd.server_address[1]
         self.scheme = "https" if tls is not None else "http"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
