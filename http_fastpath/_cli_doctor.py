@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from ._cli_doctor_kernel import Check, http3_checks, mptcp_checks, tfo_checks
 from ._cli_output import Style, one_line
+from ._options import FastpathOptions
 
 __all__ = ["REQUIREMENTS", "add_parser", "collect", "parse_require", "render", "run"]
 
@@ -140,6 +141,20 @@ def _env_checks() -> list[Check]:
         detail = f"set to {raw!r}: {features} for every requests/urllib3/httpx connection"
         detail += f" (tfo_policy={opts.tfo_policy!r})"
         checks = [Check(section, "HTTP_FASTPATH", "ok", detail + extra)]
+    opts = config.options or FastpathOptions()
+    from ._memory import MEMORY
+
+    size = config.memory_size or MEMORY.max_entries
+    checks.append(
+        Check(
+            section,
+            "destination memory",
+            "info",
+            f"per (address, port), up to {size} destinations (about 0.4 KB each); "
+            f"TFO pause {opts.tfo_pause:g} s, MPTCP answers trusted {opts.mptcp_relearn:g} s "
+            "(HTTP_FASTPATH_MEMORY_SIZE, HTTP_FASTPATH_TFO_PAUSE, HTTP_FASTPATH_MPTCP_RELEARN)",
+        )
+    )
     for problem in config.problems:
         checks.append(Check(section, "problem", "warn", problem))
     return checks

@@ -127,6 +127,11 @@ def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
     out.write(f"{star}   RTT       {rtt}\n")
     for reason in info.fallbacks or ("none",):
         out.write(f"{star}   fallback  {reason}\n")
+    if info.peer_address is not None and info.transport in ("tcp", "mptcp"):
+        from ._destinations import destinations
+
+        for dest in destinations(*info.peer_address):
+            out.write(f"{star}   memory    {dest}\n")
     for key, field in info.as_dict().items():
         if key not in _SHOWN_FIELDS and field is not None:
             out.write(f"{star}   {key:<9} {field}\n")

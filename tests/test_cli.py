@@ -488,6 +488,10 @@ def test_get_https_verbose_with_cacert(
     assert "TFO       syn_data_acked" in err  # the second connection: ClientHello in the SYN
     assert "MPTCP     yes" in err
     assert [r.syn_data for r in records] == [False, True]
+    # The destination memory's entry for this address:port, after each connection.
+    memory = [line for line in err.splitlines() if line.startswith("*   memory ")]
+    assert len(memory) == 2
+    assert f"{host}:{server.port}: mptcp=mptcp" in memory[1] and "connections=2" in memory[1]
 
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -53,9 +53,7 @@ def _get(lab: Lab, kind: str, impl: str, url: str, **kw: Any) -> tuple[Any, floa
 
 
 @EVERY
-def test_mptcp_and_plain_services_on_one_address_never_hang(
-    lab: Lab, kind: str, impl: str
-) -> None:
+def test_mptcp_and_plain_services_on_one_address_never_hang(lab: Lab, kind: str, impl: str) -> None:
     lab.client.ip("tcp_metrics flush all")
     with _serve(lab, mptcp=False) as plain, _serve(lab, mptcp=True) as mp:
         a = f"http://{SERVICE_ADDRESS}:{plain.port}/"
@@ -121,7 +119,9 @@ def test_blackhole_on_one_port_keeps_tfo_on_another(lab: Lab, kind: str) -> None
     print(f"\nblackhole {kind}: " + " ".join(f"{t * 1000:.0f}" for _, t in results) + " ms")
     infos = [o.info for o, _ in results]
     assert infos[1].tfo is TFOStatus.SYN_RETRANSMITTED  # the one connection that paid
-    assert infos[2].tfo is TFOStatus.NOT_ATTEMPTED and any("paused" in x for x in infos[2].fallbacks)
+    assert infos[2].tfo is TFOStatus.NOT_ATTEMPTED and any(
+        "paused" in x for x in infos[2].fallbacks
+    )
     assert dropped == 1
     # Another port of the same address: TFO is not paused there.
     # (Default options: each port's first connection is an MPTCP socket that learns the

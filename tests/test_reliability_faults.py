@@ -175,6 +175,33 @@ def test_7_dead_server_with_cached_cookie_retries_honoured(
     assert attempts == ([4, 3] if impl == "fast" else [3, 3])
 
 
+@BOTH
+def test_7_refused_port_next_to_a_live_port_keeps_tfo(kind: str, impl: str) -> None:
+    """A dead port is a dead server, not a middlebox: no pause for the live port next to it."""
+    with Server() as live:
+        for _ in range(2):  # the TFO cookie for this address is cached
+            ok(run("httpx", "fast", [("GET", live.url + "/")], options={"mptcp": False}))
+        with Server(host=live.host) as gone:
+            dead = gone.url + "/"
+        attempts = []
+        for _ in range(2):
+            before = active_opens()
+            (outcome,) = run(kind, impl, [("GET", dead)], retries=2, options={"mptcp": False})
+            attempts.append(active_opens() - before)
+            assert isinstance(outcome.error, _connect_error_types(kind)), repr(outcome.error)
+        (after,) = ok(run(kind, impl, [("GET", live.url + "/")], options={"mptcp": False}))
+        records = live.records
+    # Stock: 3 SYNs per request (one attempt, two retries). Ours: the first reset answering
+    # a SYN with data is retried once with a plain SYN (it could be a middlebox); the plain
+    # SYN is refused too, so the port is dead: later attempts send no data, as many SYNs as
+    # stock, and TCP Fast Open is not paused anywhere.
+    assert attempts == ([4, 3] if impl == "fast" else [3, 3])
+    if impl == "fast":
+        assert after.info is not None and after.info.tfo is TFOStatus.SYN_DATA_ACKED
+        assert records[-1].syn_data
+        assert not any("paused" in f for f in after.info.fallbacks)
+
+
 # -- 10: the server closes idle keep-alive connections ---------------------------------------
 
 
