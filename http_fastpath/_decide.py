@@ -105,7 +105,10 @@ class Why(enum.Enum):
     MPTCP_OPTION_REFUSED = "mptcp: a socket option is not supported on MPTCP sockets ({error})"
     MPTCP_FELL_BACK = "mptcp: the server or the path does not speak MPTCP (fell back to TCP)"
     MPTCP_SYN_DATA_STALL = (
-        "mptcp: data rode in the SYN of an MPTCP connection to {dest}, which speaks MPTCP: {action}"
+        "mptcp: data rode in the SYN of an MPTCP connection to {dest}, which speaks MPTCP "
+        "(its kernel would hold the reply until the client's next data segment): the "
+        "connection was dropped and the first flight sent again on a new one with a plain "
+        "SYN (it was replay-safe, or tfo_policy='always')"
     )
 
 
@@ -183,6 +186,11 @@ def _valid(until: float | None, now: Now) -> bool:
     return until is not None and now.mono < until
 
 
+def _since(now: Now, mono: float | None) -> str:
+    """When a fact was learned, for people (tolerates a fact without its time)."""
+    return "an earlier connection" if mono is None else _clock(now, mono)
+
+
 # -- before the connect -------------------------------------------------------------------
 
 
@@ -207,12 +215,11 @@ def plan_socket(
     if not options.mptcp:
         return SocketPlan(socket.IPPROTO_TCP)
     if dest.mptcp is MptcpAnswer.PLAIN_TCP and _valid(dest.mptcp_until, now):
-        assert dest.mptcp_learned_at is not None and dest.mptcp_until is not None
         why = reason(
             Why.MPTCP_KNOWN_PLAIN,
             dest=describe(key),
-            at=_clock(now, dest.mptcp_learned_at),
-            until=_clock(now, dest.mptcp_until),
+            at=_since(now, dest.mptcp_learned_at),
+            until=_since(now, dest.mptcp_until),
         )
         return SocketPlan(socket.IPPROTO_TCP, (why,))
     return SocketPlan(_linux.IPPROTO_MPTCP)
@@ -264,11 +271,10 @@ def plan_first_flight(
     if not safe and options.tfo_policy != "always":
         return FlightPlan(False, False, safe, (reason(Why.TFO_NOT_REPLAY_SAFE),))
     if _valid(dest.tfo_paused_until, now):
-        assert dest.tfo_paused_until is not None
         why = reason(
             Why.TFO_PAUSED,
             dest=dest_text,
-            until=_clock(now, dest.tfo_paused_until),
+            until=_since(now, dest.tfo_paused_until),
             cause=dest.tfo_pause_reason or "an earlier SYN with data did not get through",
         )
         return FlightPlan(False, False, safe, (why,))
@@ -277,8 +283,7 @@ def plan_first_flight(
         hold = Why.TFO_AFTER_REFUSAL
     elif socket_proto == _linux.IPPROTO_MPTCP and not is_loopback(key[1]):
         if dest.mptcp is MptcpAnswer.MPTCP and _valid(dest.mptcp_until, now):
-            assert dest.mptcp_learned_at is not None
-            at = _clock(now, dest.mptcp_learned_at)
+            at = _since(now, dest.mptcp_learned_at)
             why = reason(Why.TFO_MPTCP_PEER, dest=dest_text, at=at)
             return FlightPlan(False, False, safe, (why,))
         hold = Why.TFO_MPTCP_SYN_DATA
@@ -333,7 +338,12 @@ class Learned:
         reasons: what happened, for the connection's record.
         retry_plain: try the same address once more with a plain SYN (no TFO).
         stall_risk: data rode in an MPTCP SYN to an MPTCP server off loopback, which the
-            plans never allow: the shell must not wait for a reply the kernel holds back.
+            plans never allow (a safety net): the server's kernel holds its reply until the
+            client's next MPTCP data segment, and nothing the client can send without
+            closing or splitting the request releases it (measured: keep-alive probes,
+            window updates, zero-length sends all fail). The shell drops the connection and
+            sends the first flight again with a plain SYN: the server may handle it twice,
+            which the replay policy accepted when it let the flight into the SYN.
     """
 
     dest: Destination
@@ -398,11 +408,5 @@ def learn(
         )
         if obs.is_mptcp and obs.syn_data_bytes > 0 and not is_loopback(key[1]):
             stall_risk = True
-            out.append(
-                reason(
-                    Why.MPTCP_SYN_DATA_STALL,
-                    dest=dest_text,
-                    action="the client sends a keep-alive probe so the server reads it",
-                )
-            )
+            out.append(reason(Why.MPTCP_SYN_DATA_STALL, dest=dest_text))
     return Learned(new, tuple(out), stall_risk=stall_risk)

@@ -549,17 +549,16 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
             dial_logger.debug("connect to %s failed: %s", address[1], exc)
             continue
         learned = _learn(sock, key, None, plain_retry)
-        if learned.stall_risk:
-            _unstall(sock)
+        if learned.stall_risk:  # the server's kernel would hold its reply: start over
+            record.syn_data_bytes = 0
+            plain_retry = True
+            queue.insert(0, address)
+            continue
         record.peer = (str(address[1][0]), int(address[1][1]))
         _trace.mark("connect_done")
         return sent
     assert last is not None
     raise last
-
-
-def _unstall(sock: FastpathSocket) -> None:
-    """Make sure the server reads data that rode in an MPTCP SYN (see :class:`._decide.Learned`)."""
 
 
 def drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:

@@ -483,3 +483,18 @@ def test_every_reason_has_a_row() -> None:
 )  # fmt: skip
 def test_is_loopback(address: str, loopback: bool) -> None:
     assert is_loopback(address) is loopback
+
+
+@given(dest=_dests, key=_non_loopback, now=st.floats(0, 3000))
+def test_any_remembered_state_plans_without_error(
+    dest: Destination, key: tuple[int, str, int], now: float
+) -> None:
+    """Wrong or odd memory degrades to plain TCP or no TFO, never to an exception."""
+    at = Now(now, NOW.wall)
+    plan = plan_socket(DEFAULT, dest, key, at)
+    assert plan.proto in (TCP, MPTCP)
+    flight = plan_first_flight(DEFAULT, dest, key, at, socket_proto=plan.proto, first_flight=GET)
+    assert all(isinstance(r.text, str) for r in plan.reasons + flight.reasons)
+    for outcome in ConnectOutcome:
+        learned = learn(DEFAULT, dest, key, at, Observation(outcome, plan.proto, is_mptcp=True))
+        assert isinstance(learned.dest, Destination)

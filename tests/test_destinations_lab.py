@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from http_fastpath import TFOStatus, destinations
+from http_fastpath._linux import IPPROTO_MPTCP
 from http_fastpath.netlab import SERVICE_ADDRESS, Lab, LabError, PathSpec, Server
 
 from ._clients import IMPLS, ok, run
@@ -132,3 +133,39 @@ def test_blackhole_on_one_port_keeps_tfo_on_another(lab: Lab, kind: str) -> None
     stats = {d.port: d for d in destinations(SERVICE_ADDRESS)}
     assert stats[hole.port].tfo_paused_for is not None and stats[hole.port].tfo_pauses == 1
     assert stats[fine.port].tfo_paused_for is None
+
+
+@pytest.mark.parametrize("kind", KINDS4)
+def test_safety_net_when_data_slips_into_an_mptcp_syn(
+    lab: Lab, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decision bug that lets data into an MPTCP SYN costs a redo, never a hang.
+
+    The plans never allow it (``tests/test_decide.py``); here they are forced to, to prove
+    the dialer's safety net: the reply that the MPTCP server's kernel would hold back is
+    not waited for.
+    """
+    from http_fastpath import _decide
+
+    real = _decide.plan_first_flight
+
+    def buggy(*args: Any, **kwargs: Any) -> _decide.FlightPlan:
+        plan = real(*args, **kwargs)
+        if kwargs["socket_proto"] == IPPROTO_MPTCP and not kwargs.get("plain_retry"):
+            return _decide.FlightPlan(True, True, plan.early_data_safe)
+        return plan
+
+    monkeypatch.setattr(_decide, "plan_first_flight", buggy)
+    lab.client.ip("tcp_metrics flush all")
+    with _serve(lab, mptcp=True) as mp:
+        url = f"http://{SERVICE_ADDRESS}:{mp.port}/"
+        results = [_get(lab, kind, "fast", url) for _ in range(2)]
+        records = mp.records
+    print(f"\nsafety net {kind}: " + " ".join(f"{t * 1000:.0f}" for _, t in results) + " ms")
+    # 1: asks for a cookie; 2: the GET rides in the MPTCP SYN (the bug), the server handles
+    # it but its kernel holds the reply; the dialer drops that connection and redoes it.
+    assert [r.syn_data for r in records] == [False, True, False]
+    assert all(r.is_mptcp for r in records)
+    info = results[1][0].info
+    assert any("sent again on a new one with a plain SYN" in f for f in info.fallbacks)
+    assert info.mptcp is True and info.syn_data_bytes == 0
