@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20, help="cold TTFB samples per row (>= 20)")
     parser.add_argument(
         "--only",
-        choices=["calibration", "cold", "keepalive", "mptcp"],
+        choices=["calibration", "cold", "keepalive", "cpu", "mptcp"],
         action="append",
         help="run only these parts (default: all)",
     )
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if results_file.exists() and args.only:
             results = json.loads(results_file.read_text())
         started = time.monotonic()
-        parts = args.only or ["calibration", "cold", "keepalive", "mptcp"]
+        parts = args.only or ["calibration", "cold", "keepalive", "cpu", "mptcp"]
         for part in parts:
             log(f"== {part}")
             t0 = time.monotonic()
@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                 results["cold"] = _suite.cold_ttfb(log, samples=args.samples)
             elif part == "keepalive":
                 results["keepalive"] = _suite.keepalive(log)
+            elif part == "cpu":
+                from .bench_fresh_cpu import measure
+
+                results["cpu"] = {"rows": measure(log=log)}
             else:
                 results["mptcp"] = _suite.mptcp(log)
             results.setdefault("durations_s", {})[part] = round(time.monotonic() - t0, 1)

@@ -155,6 +155,11 @@ def _targets(results: dict[str, Any]) -> list[str]:
             f"| keep-alive ({r['where']}, {r['scheme']}), {r['fast_label']}: ≤ 1.01 × stock | "
             f"{r['ratio']:.3f} | {_check(r['ratio'] <= 1.01)} |"
         )
+    for r in results.get("cpu", {}).get("rows", []):
+        lines.append(
+            f"| client CPU, {r['mode']} {r['scheme']}, {r['client']}: ≤ 1.02 × stock | "
+            f"{r['ratio']:.3f} | {_check(r['ratio'] <= 1.02)} |"
+        )
     if "mptcp" in results:
         mp = results["mptcp"]
         ratio = mp["goodput"]["ratio"]
@@ -306,6 +311,26 @@ def write(results: dict[str, Any], out: Path) -> None:
                 "(`TCP_INFO`, `TCP_IS_MPTCP`, `MPTCP_INFO`) costs about 15 µs here, and TLS over",
                 "`ssl.MemoryBIO` moves record processing from C into Python on every read.",
             ]
+        md.append("")
+    if "cpu" in results:
+        md += [
+            "## Client CPU per request (loopback)",
+            "",
+            "Client-process CPU (`process_time`) per request against a TCP Fast Open server on",
+            "loopback, where TFO cannot save anything: *fresh* answers with `Connection: close`",
+            "so every request opens a new connection through the same client; *keep-alive*",
+            "reuses one. Default options (TFO + MPTCP) after the learning connection, so the",
+            "destination memory gives the plain-TCP server plain TCP sockets. Stock and",
+            "fastpath interleaved (`benchmarks/bench_fresh_cpu.py`).",
+            "",
+            "| mode | scheme | client | stock µs | fastpath µs | ratio |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in results["cpu"]["rows"]:
+            md.append(
+                f"| {r['mode']} | {r['scheme']} | {r['client']} | {r['stock_cpu_us']:.1f} | "
+                f"{r['fast_cpu_us']:.1f} | **{r['ratio']:.3f}** |"
+            )
         md.append("")
     if "mptcp" in results:
         mp = results["mptcp"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import errno
+import functools
 import ipaddress
 import socket
 import time
@@ -112,20 +113,33 @@ class Why(enum.Enum):
     )
 
 
-@dataclasses.dataclass(frozen=True)
 class Reason:
-    """One :class:`Why` with its sentence filled in."""
+    """One :class:`Why` with its fields; the sentence is built when first read."""
 
-    why: Why
-    text: str
+    __slots__ = ("_text", "fields", "why")
+
+    def __init__(self, why: Why, fields: dict[str, object]) -> None:
+        self.why = why
+        self.fields = fields
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The sentence for people."""
+        if self._text is None:
+            self._text = self.why.value.format(**self.fields)
+        return self._text
 
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        return f"Reason({self.why.name}, {self.text!r})"
+
 
 def reason(why: Why, **fields: object) -> Reason:
-    """``why`` with its placeholders filled from ``fields``."""
-    return Reason(why, why.value.format(**fields))
+    """``why`` with its placeholders to be filled from ``fields`` (lazily)."""
+    return Reason(why, fields)
 
 
 _MPTCP_ERRNO_DETAIL: Final = {
@@ -171,24 +185,48 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1024)
 def describe(key: tuple[int, str, int]) -> str:
     """``address:port`` as people write it (``[v6]:port``)."""
     family, address, port = key
     return f"[{address}]:{port}" if family == socket.AF_INET6 else f"{address}:{port}"
 
 
-def _clock(now: Now, mono: float) -> str:
-    """The wall-clock time (local, HH:MM:SS) of the monotonic instant ``mono``."""
-    return time.strftime("%H:%M:%S", time.localtime(now.wall + (mono - now.mono)))
+class _Clock:
+    """The wall-clock second (local, HH:MM:SS) of a monotonic instant, formatted when shown."""
+
+    __slots__ = ("wall",)
+
+    def __init__(self, now: Now, mono: float) -> None:
+        self.wall = int(now.wall + (mono - now.mono))
+
+    def __format__(self, spec: str) -> str:
+        return time.strftime("%H:%M:%S", time.localtime(self.wall))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Clock) and other.wall == self.wall
+
+    def __hash__(self) -> int:
+        return hash(self.wall)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached(why: Why, *fields: tuple[str, object]) -> Reason:
+    """The same reason for the same facts: built (and formatted) once, not per connection."""
+    return Reason(why, dict(fields))
+
+
+def _clock(now: Now, mono: float) -> _Clock:
+    return _Clock(now, mono)
 
 
 def _valid(until: float | None, now: Now) -> bool:
     return until is not None and now.mono < until
 
 
-def _since(now: Now, mono: float | None) -> str:
+def _since(now: Now, mono: float | None) -> _Clock | str:
     """When a fact was learned, for people (tolerates a fact without its time)."""
-    return "an earlier connection" if mono is None else _clock(now, mono)
+    return "an earlier connection" if mono is None else _Clock(now, mono)
 
 
 # -- before the connect -------------------------------------------------------------------
@@ -215,11 +253,11 @@ def plan_socket(
     if not options.mptcp:
         return SocketPlan(socket.IPPROTO_TCP)
     if dest.mptcp is MptcpAnswer.PLAIN_TCP and _valid(dest.mptcp_until, now):
-        why = reason(
+        why = _cached(
             Why.MPTCP_KNOWN_PLAIN,
-            dest=describe(key),
-            at=_since(now, dest.mptcp_learned_at),
-            until=_since(now, dest.mptcp_until),
+            ("dest", describe(key)),
+            ("at", _since(now, dest.mptcp_learned_at)),
+            ("until", _since(now, dest.mptcp_until)),
         )
         return SocketPlan(socket.IPPROTO_TCP, (why,))
     return SocketPlan(_linux.IPPROTO_MPTCP)
@@ -271,11 +309,11 @@ def plan_first_flight(
     if not safe and options.tfo_policy != "always":
         return FlightPlan(False, False, safe, (reason(Why.TFO_NOT_REPLAY_SAFE),))
     if _valid(dest.tfo_paused_until, now):
-        why = reason(
+        why = _cached(
             Why.TFO_PAUSED,
-            dest=dest_text,
-            until=_since(now, dest.tfo_paused_until),
-            cause=dest.tfo_pause_reason or "an earlier SYN with data did not get through",
+            ("dest", dest_text),
+            ("until", _since(now, dest.tfo_paused_until)),
+            ("cause", dest.tfo_pause_reason or "an earlier SYN with data did not get through"),
         )
         return FlightPlan(False, False, safe, (why,))
     hold: Why | None = None  # data may not ride, but the SYN may still ask for a cookie
@@ -284,7 +322,7 @@ def plan_first_flight(
     elif socket_proto == _linux.IPPROTO_MPTCP and not is_loopback(key[1]):
         if dest.mptcp is MptcpAnswer.MPTCP and _valid(dest.mptcp_until, now):
             at = _since(now, dest.mptcp_learned_at)
-            why = reason(Why.TFO_MPTCP_PEER, dest=dest_text, at=at)
+            why = _cached(Why.TFO_MPTCP_PEER, ("dest", dest_text), ("at", at))
             return FlightPlan(False, False, safe, (why,))
         hold = Why.TFO_MPTCP_SYN_DATA
     if hold is None:

@@ -105,15 +105,17 @@ class DialRecord:
         self.tfo_refused = False
         self.syn_data_bytes = 0
         self.early_data_safe: bool | None = None
-        self.fallbacks: list[str] = []
+        self.fallbacks: list[str | Reason] = []
         self.peer: tuple[str, int] | None = None
 
     def fallback(self, reason: str | Reason) -> None:
-        """Record (and log once per process) why a fast path was not used."""
-        text = str(reason)
-        if text not in self.fallbacks:
-            self.fallbacks.append(text)
-        log_fallback_once(text)
+        """Record (and log once per kind of reason per process) why a fast path was not used."""
+        if reason not in self.fallbacks:
+            self.fallbacks.append(reason)
+        if isinstance(reason, Reason):
+            log_fallback_once(reason.why.name, reason)
+        else:
+            log_fallback_once(reason)
 
     def note(self, reasons: Sequence[Reason]) -> None:
         """Record every reason of a decision."""
@@ -138,7 +140,7 @@ class DialRecord:
             mptcp_requested=self.mptcp_requested,
             tfo=self.tfo_status(sock),
             syn_data_bytes=self.syn_data_bytes,
-            fallbacks=tuple(self.fallbacks),
+            fallbacks=tuple(dict.fromkeys(str(f) for f in self.fallbacks)),
             early_data_safe=self.early_data_safe,
             peer=self.peer,
         )

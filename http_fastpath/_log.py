@@ -11,13 +11,17 @@ _seen: set[str] = set()
 _seen_lock = threading.Lock()
 
 
-def log_fallback_once(reason: str) -> None:
-    """Log one INFO line the first time a fallback ``reason`` happens in this process."""
+def log_fallback_once(kind: str, reason: object = None) -> None:
+    """Log one INFO line the first time a fallback of ``kind`` happens in this process.
+
+    ``kind`` is a reason's code (reasons naming destinations and times are many; the
+    set stays small), ``reason`` what is printed.
+    """
     with _seen_lock:
-        if reason in _seen:
+        if kind in _seen:
             return
-        _seen.add(reason)
-    dial_logger.info("fast path not used, falling back: %s", reason)
+        _seen.add(kind)
+    dial_logger.info("fast path not used, falling back: %s", kind if reason is None else reason)
 
 
 def reset_fallback_log() -> None:

@@ -18,12 +18,11 @@ one. Nothing here reads a clock; times are passed in (``time.monotonic`` seconds
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final, NamedTuple
 
 from ._exceptions import OptionError
 
@@ -57,8 +56,7 @@ class MptcpAnswer(str, enum.Enum):
         return self.value
 
 
-@dataclasses.dataclass(frozen=True)
-class Destination:
+class Destination(NamedTuple):
     """The facts known about one destination; times are ``time.monotonic()`` seconds.
 
     Attributes:
@@ -85,9 +83,9 @@ class Destination:
     syn_data_acked: int = 0
     tfo_pauses: int = 0
 
-    def replace(self, **changes: object) -> Destination:
+    def replace(self, **changes: Any) -> Destination:
         """A copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return self._replace(**changes)
 
 
 UNKNOWN: Final = Destination()
