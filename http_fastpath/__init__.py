@@ -6,9 +6,34 @@ HTTP client is imported until you use one of the names below.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._exceptions import CapabilityError, DialError, DialTimeout, FastpathError, OptionError
 from ._info import ConnectionInfo, TFOStatus
 from ._options import FastpathOptions
+
+if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
+    from ._autoinstall import install, status, uninstall
+    from ._capabilities import Capabilities, probe
+    from ._destinations import (
+        DestinationInfo,
+        destinations,
+        reset_destinations,
+        set_destination_limit,
+    )
+    from ._http3_httpx import AsyncHTTP3Transport, HTTP3Transport
+    from ._http3_requests import HTTP3Adapter
+    from ._httpcore_async import AsyncFastpathBackend
+    from ._httpcore_backend import FastpathBackend
+    from ._httpx import (
+        AsyncFastpathTransport,
+        FastpathTransport,
+        async_fastpath_client,
+        fastpath_client,
+    )
+    from ._proof import connection_info
+    from ._requests import FastpathAdapter
+    from ._urllib3 import FastpathPoolManager, FastpathProxyManager
 
 __version__ = "0.1.0"
 
@@ -80,6 +105,10 @@ _LAZY = {
     "FastpathBackend": "_httpcore_backend",
     "AsyncFastpathBackend": "_httpcore_async",
 }
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def __getattr__(name: str) -> object:
