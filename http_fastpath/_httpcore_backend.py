@@ -171,12 +171,14 @@ class _InfoMixin:
             if live is None:
                 return not self._sock.is_pending  # pending: nothing sent, nothing to read
             return _is_readable(live)
-        if live is None:
-            return None
         try:
             if info == "client_addr":
-                return live.getsockname()
+                # Pending: not bound yet (the kernel picks the port with the SYN).
+                return (self._sock if live is None else live).getsockname()
             if info == "server_addr":
+                if live is None:  # pending: the address the first write will connect to
+                    pending = self._sock._fp_pending
+                    return None if pending is None else pending.addresses[0][1]
                 return live.getpeername()
         except OSError:
             return None

@@ -264,12 +264,24 @@ class _LeanSSLTransport(SSLTransport):
 
 
 def fast_tls_supported(ssl_context: Any) -> bool:
-    """Can this connection do its TLS over MemoryBIO (so the ClientHello rides in the SYN)?"""
+    """Can this connection do its TLS over MemoryBIO (so the ClientHello rides in the SYN)?
+
+    Without a context of its own urllib3 builds one from ``urllib3.util.ssl_.SSLContext``,
+    which ``urllib3.contrib.pyopenssl.inject_into_urllib3()`` replaces by a class without
+    ``wrap_bio``: such contexts connect first and wrap the socket as stock does.
+    """
+    context = _u3_ssl.SSLContext if ssl_context is None else ssl_context
     return (
         _WRAP_AND_VERIFY is not None
         and "h2" not in _u3_ssl.ALPN_PROTOCOLS
-        and (ssl_context is None or hasattr(ssl_context, "wrap_bio"))
+        and hasattr(context, "wrap_bio")
     )
+
+
+_NO_BIO_TLS = (
+    "tfo: the TLS context cannot run over memory buffers (no SSLContext.wrap_bio, e.g. "
+    "pyOpenSSL injected): connected first, so the ClientHello did not ride in the SYN"
+)
 
 
 class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
@@ -288,6 +300,9 @@ class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
             super().connect()
         finally:
             self._fastpath_complete_on_dial = False
+        if direct and self.fastpath_options.tfo and self.fastpath_record is not None:
+            if not fast_tls_supported(self.ssl_context) and "h2" not in _u3_ssl.ALPN_PROTOCOLS:
+                self.fastpath_record.fallback(_NO_BIO_TLS)
         _trace.mark("tls_done")
 
     def _connect_fast_tls(self) -> None:
