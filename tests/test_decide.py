@@ -406,52 +406,19 @@ def test_learn_then_plan_round_trip() -> None:
 
 # -- what the kernel refuses -----------------------------------------------------------------
 
+# fmt: off
 KERNEL_ROWS: list[tuple[str, Reason | None, Why | None, str]] = [
-    (
-        "MPTCP disabled",
-        mptcp_socket_refused(OSError(errno.ENOPROTOOPT, "x")),
-        Why.MPTCP_SOCKET_REFUSED,
-        "net.mptcp.enabled=0",
-    ),  # noqa: E501
-    (
-        "kernel too old",
-        mptcp_socket_refused(OSError(errno.EINVAL, "x")),
-        Why.MPTCP_SOCKET_REFUSED,
-        "Linux < 5.6",
-    ),  # noqa: E501
-    (
-        "other socket error",
-        mptcp_socket_refused(OSError(errno.EMFILE, "too many")),
-        Why.MPTCP_SOCKET_REFUSED,
-        "socket() failed",
-    ),  # noqa: E501
-    (
-        "option not on MPTCP",
-        mptcp_option_refused(OSError(errno.ENOPROTOOPT, "no")),
-        Why.MPTCP_OPTION_REFUSED,
-        "not supported on MPTCP",
-    ),  # noqa: E501
-    (
-        "option error that is not MPTCP's",
-        mptcp_option_refused(OSError(errno.EBADF, "bad")),
-        None,
-        "",
-    ),  # noqa: E501
-    (
-        "TFO client bit off",
-        tfo_kernel_refused(OSError(errno.EOPNOTSUPP, "Operation not supported")),
-        Why.TFO_KERNEL_REFUSED,
-        "net.ipv4.tcp_fastopen=1",
-    ),  # noqa: E501
-    (
-        "MPTCP socket, plain on the wire",
-        mptcp_fell_back(True, False),
-        Why.MPTCP_FELL_BACK,
-        "fell back to TCP",
-    ),  # noqa: E501
+    ("MPTCP disabled", mptcp_socket_refused(OSError(errno.ENOPROTOOPT, "x")), Why.MPTCP_SOCKET_REFUSED, "net.mptcp.enabled=0"),  # noqa: E501
+    ("kernel too old", mptcp_socket_refused(OSError(errno.EINVAL, "x")), Why.MPTCP_SOCKET_REFUSED, "Linux < 5.6"),  # noqa: E501
+    ("other socket error", mptcp_socket_refused(OSError(errno.EMFILE, "too many")), Why.MPTCP_SOCKET_REFUSED, "socket() failed"),  # noqa: E501
+    ("option not on MPTCP", mptcp_option_refused(OSError(errno.ENOPROTOOPT, "no")), Why.MPTCP_OPTION_REFUSED, "not supported on MPTCP"),  # noqa: E501
+    ("option error that is not MPTCP's", mptcp_option_refused(OSError(errno.EBADF, "bad")), None, ""),  # noqa: E501
+    ("TFO client bit off", tfo_kernel_refused(OSError(errno.EOPNOTSUPP, "Operation not supported")), Why.TFO_KERNEL_REFUSED, "net.ipv4.tcp_fastopen=1"),  # noqa: E501
+    ("MPTCP socket, plain on the wire", mptcp_fell_back(True, False), Why.MPTCP_FELL_BACK, "fell back to TCP"),  # noqa: E501
     ("MPTCP on the wire", mptcp_fell_back(True, True), None, ""),
     ("TCP socket", mptcp_fell_back(False, None), None, ""),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("got", "why", "text"), [r[1:] for r in KERNEL_ROWS], ids=[r[0] for r in KERNEL_ROWS])  # fmt: skip
