@@ -6,13 +6,13 @@ HTTP client is imported until you use one of the names below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import typing
 
 from ._exceptions import CapabilityError, DialError, DialTimeout, FastpathError, OptionError
 from ._info import ConnectionInfo, TFOStatus
 from ._options import FastpathOptions
 
-if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
+if typing.TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
     from ._autoinstall import install, status, uninstall
     from ._capabilities import Capabilities, probe
     from ._destinations import (
