@@ -7,15 +7,12 @@ keep-alive responder in a separate process (so the server neither shares the GIL
 dominates the timing); stock and fastpath sessions are interleaved in rounds so drift
 hits both equally. Prints the median per-request time and the ratio fastpath / stock.
 
-    sudo python benchmarks/bench_keepalive_requests.py [--requests 6000] [--rounds 12]
+    sudo python -m benchmarks.bench_keepalive_requests [--requests 6000] [--rounds 12]
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import socket
-import socketserver
 import ssl
 import statistics
 import sys
@@ -25,46 +22,9 @@ import time
 import requests
 import trustme
 
+from benchmarks.bench_fresh_cpu import _BODY, _serve
 from http_fastpath import FastpathAdapter
 from http_fastpath.netlab import enter_private_netns, next_loopback
-
-_BODY = b"x" * 64
-_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
-
-
-class _Responder(socketserver.BaseRequestHandler):
-    """Answers every request head on the connection with the same small response."""
-
-    server: _Server
-
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.server.tls is not None:
-            sock = self.server.tls.wrap_socket(sock, server_side=True)
-        pending = b""
-        while data := sock.recv(65536):
-            pending += data
-            while b"\r\n\r\n" in pending:
-                _, _, pending = pending.partition(b"\r\n\r\n")
-                sock.sendall(_RESPONSE)
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-
-    def __init__(self, host: str, tls: ssl.SSLContext | None) -> None:
-        self.tls = tls
-        super().__init__((host, 0), _Responder)
-
-
-def _serve(host: str, tls: ssl.SSLContext | None) -> tuple[str, multiprocessing.Process]:
-    server = _Server(host, tls)
-    child = multiprocessing.get_context("fork").Process(target=server.serve_forever, daemon=True)
-    child.start()
-    server.socket.close()  # the child owns the listener now
-    scheme = "https" if tls else "http"
-    return f"{scheme}://{host}:{server.server_address[1]}/bytes", child
 
 
 def _session(fast: bool) -> requests.Session:
@@ -111,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             f" {'mean CPU µs: stock':>19} {'fastpath':>9} {'ratio':>6}"
         )
         for ctx in (None, tls):
-            url, child = _serve(host, ctx)
+            url, child = _serve(host, ctx, close=False)
             try:
                 samples: dict[bool, list[int]] = {False: [], True: []}
                 cpu: dict[bool, int] = {False: 0, True: 0}

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from . import _linux
-from ._dialer import mptcp_refusal_reason, new_socket
+from ._decide import mptcp_socket_refused
+from ._dialer import new_socket
 
 __all__ = ["Capabilities", "Feature", "probe"]
 
@@ -112,7 +113,7 @@ def _mptcp_features() -> tuple[Feature, Feature, Feature]:
     try:
         sock = new_socket(socket.AF_INET, socket.SOCK_STREAM, _linux.IPPROTO_MPTCP)
     except OSError as exc:
-        reason = mptcp_refusal_reason(exc).removeprefix("mptcp: ")
+        reason = str(mptcp_socket_refused(exc).fields["detail"])
         fix = enable if exc.errno == errno.ENOPROTOOPT else "use Linux >= 5.6 with CONFIG_MPTCP=y"
         off = Feature("mptcp", False, reason, fix)
         return (

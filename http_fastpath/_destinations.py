@@ -69,14 +69,15 @@ def _left(until: float | None, now: float) -> float | None:
 
 def _info(key: DestinationKey, dest: Destination, now: float) -> DestinationInfo:
     mptcp_left = _left(dest.mptcp_until, now)
+    paused_left = _left(dest.tfo_paused_until, now)
     return DestinationInfo(
         address=key[1],
         port=key[2],
         family="ipv6" if key[0] == socket.AF_INET6 else "ipv4",
         mptcp=dest.mptcp.value if mptcp_left is not None else "unknown",
         mptcp_expires_in=mptcp_left,
-        tfo_paused_for=_left(dest.tfo_paused_until, now),
-        tfo_pause_reason=dest.tfo_pause_reason if _left(dest.tfo_paused_until, now) else None,
+        tfo_paused_for=paused_left,
+        tfo_pause_reason=dest.tfo_pause_reason if paused_left is not None else None,
         refused=dest.refused_at is not None,
         connections=dest.connections,
         syn_data_acked=dest.syn_data_acked,

@@ -77,11 +77,6 @@ def detach_plain(sock: FastpathSocket) -> socket.socket:
     return plain
 
 
-def mptcp_refusal_reason(exc: OSError) -> str:
-    """Human reason for an ``IPPROTO_MPTCP`` ``socket()`` failure."""
-    return _decide.mptcp_socket_refused(exc).text
-
-
 class DialRecord:
     """What the dialer did for one connection; turns into a :class:`ConnectionInfo`."""
 
@@ -412,9 +407,9 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None, plan: Fl
         sent = socket.socket.send(sock, data)
     except BlockingIOError:
         sent = 0
-    except ConnectionRefusedError as exc:
-        record.syn_data_bytes = len(data)
-        raise ConnectionRefusedError(exc.errno, exc.strerror) from exc
+    except ConnectionRefusedError:
+        record.syn_data_bytes = len(data)  # the reset answered the SYN that carried it
+        raise
     record.syn_data_bytes = sent
     return sent
 

@@ -10,8 +10,8 @@ one on the same IP address are two destinations. Each :class:`Destination` recor
   so a retrying client sends as many SYNs as stock);
 * counters.
 
-The store is a bounded LRU (:data:`DEFAULT_MAX_ENTRIES` entries, about 0.4 KB each, see
-:func:`entry_cost`), thread-safe, and holds plain frozen values: the decisions about
+The store is a bounded LRU (:data:`DEFAULT_MAX_ENTRIES` entries, about 0.4 KB each as
+measured by ``tests/test_memory.py``), thread-safe, and holds plain frozen values: the decisions about
 them live in :mod:`._decide`, which reads a :class:`Destination` and returns the next
 one. Nothing here reads a clock; times are passed in (``time.monotonic`` seconds).
 """
@@ -161,28 +161,3 @@ class DestinationMemory:
 
 #: The process-wide memory every connection consults.
 MEMORY: Final = DestinationMemory()
-
-
-def entry_cost(samples: int = 2000) -> float:
-    """Measured bytes per remembered destination (tracemalloc), for the docs and tests."""
-    import tracemalloc
-
-    memory = DestinationMemory(max_entries=samples)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for i in range(samples):
-            key = (10, f"2001:db8::{i:x}", 40000 + i % 20000)
-            memory.update(
-                key,
-                lambda d: d.replace(
-                    mptcp=MptcpAnswer.PLAIN_TCP,
-                    mptcp_learned_at=1.0,
-                    mptcp_until=2.0,
-                    connections=d.connections + 1,
-                ),
-            )
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    return (after - before) / samples
