@@ -144,7 +144,7 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host: {exc.strerror or exc}"
     if isinstance(exc, TimeoutError):
-        return f"timed out: {exc.strerror or exc}" if isinstance(exc, OSError) else "timed out"
+        return "timed out"
     if isinstance(exc, OSError):
         return one_line(exc.strerror) if exc.strerror else one_line(exc)
     return one_line(exc)

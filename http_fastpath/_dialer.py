@@ -479,13 +479,19 @@ def _learn(
     return results[0]
 
 
-def _to_dial_error(exc: OSError, address: Address) -> DialError:
-    where = f"{address[1][0]}:{address[1][1]}"
+def _to_dial_error(exc: OSError) -> DialError:
+    """The connect error, with the text stock gets from ``socket.create_connection``.
+
+    (``[Errno 111] Connection refused``, ``timed out``): urllib3 and httpcore put that
+    text in their own messages, which log parsers and tests match.
+    """
     if isinstance(exc, DialError):
         return exc
     if isinstance(exc, TimeoutError):
-        return DialTimeout(errno.ETIMEDOUT, f"connect to {where} timed out")
-    return DialError(exc.errno, f"connect to {where} failed: {exc.strerror or exc}")
+        return DialTimeout("timed out")
+    if exc.errno is None:
+        return DialError(str(exc))
+    return DialError(exc.errno, exc.strerror or str(exc))
 
 
 ConnectSteps = Generator[float | None, bool, int]
@@ -528,7 +534,7 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
             sent = _start(sock, address, data, plan)
             writable = yield pending.timeout
             if not writable:
-                raise DialTimeout(errno.ETIMEDOUT, "timed out")
+                raise DialTimeout("timed out")
             _finish(sock)
         except _CookieCached:
             cookie_cached = True
@@ -542,7 +548,7 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
                 queue.insert(0, address)
                 continue
             plain_retry = cookie_cached = False
-            last = _to_dial_error(exc, address)
+            last = _to_dial_error(exc)
             dial_logger.debug("connect to %s failed: %s", address[1], exc)
             continue
         learned = _learn(sock, key, None, plain_retry)

@@ -133,6 +133,21 @@ def resolve_options(
 _DEFAULT_OPTIONS = FastpathOptions()
 
 
+def _stock_str(obj: object, text: str) -> str:
+    """``text`` (urllib3's ``__str__``) with our class name replaced by the stock base's.
+
+    urllib3 names the class in error messages (``HTTPConnectionPool(host=..., port=...):
+    Max retries exceeded``); log parsers and tests match that text, so ours reads the same.
+    """
+    ours = type(obj).__name__
+    if not text.startswith(ours):
+        return text
+    for base in type(obj).__mro__:
+        if base.__module__.startswith("urllib3."):
+            return base.__name__ + text[len(ours) :]
+    return text  # pragma: no cover - every class here derives from urllib3's
+
+
 # -- connections ----------------------------------------------------------------------------
 
 
@@ -161,6 +176,9 @@ class FastpathHTTPConnection(HTTPConnection):
         super().__init__(host, port, **kwargs)
         if fastpath_options is not None:
             self.fastpath_options = fastpath_options
+
+    def __str__(self) -> str:
+        return _stock_str(self, super().__str__())
 
     def _new_conn(self) -> socket.socket:
         """Dial through the fastpath; errors mapped exactly as urllib3's ``_new_conn``."""
@@ -353,11 +371,17 @@ class FastpathHTTPConnectionPool(HTTPConnectionPool):
 
     ConnectionCls = FastpathHTTPConnection
 
+    def __str__(self) -> str:
+        return _stock_str(self, super().__str__())
+
 
 class FastpathHTTPSConnectionPool(HTTPSConnectionPool):
     """``HTTPSConnectionPool`` making :class:`FastpathHTTPSConnection` connections."""
 
     ConnectionCls = FastpathHTTPSConnection
+
+    def __str__(self) -> str:
+        return _stock_str(self, super().__str__())
 
 
 def _pool_classes() -> dict[str, type[HTTPConnectionPool]]:

@@ -99,3 +99,46 @@ def test_trace_hook_sees_the_peer_at_connect_complete(lib: str, impl: str) -> No
         assert server_addr == (server.host, server.port)
         host, port = client_addr  # type: ignore[misc]
         assert isinstance(host, str) and isinstance(port, int)
+
+
+def _normalized(exc: BaseException | None) -> str:
+    """The exception's text without object addresses (``<... object at 0x7f...>``)."""
+    import re
+
+    return re.sub(r" at 0x[0-9a-f]+", " at 0x?", str(exc))
+
+
+@pytest.mark.parametrize("cookie", ["no-cookie", "cached-cookie"])
+def test_requests_error_messages_read_as_stock(cookie: str) -> None:
+    """urllib3 names the pool and connection class in its messages; ours read the same."""
+    with Server() as server:
+        url = server.url + "/"
+        if cookie == "cached-cookie":  # the next connect is deferred to the first write
+            assert run("requests", "fast", [("GET", url)])[0].status == 200
+    # The server is gone: its port refuses.
+    (stock,) = run("requests", "stock", [("GET", url)])
+    (fast,) = run("requests", "fast", [("GET", url)])
+    assert type(fast.error) is type(stock.error) is requests.exceptions.ConnectionError
+    assert _normalized(fast.error) == _normalized(stock.error)
+    assert "HTTPConnectionPool(host=" in str(fast.error)
+
+
+def test_connection_info_of_a_direct_httpcore_response() -> None:
+    """httpcore with our backend: the response's network_stream carries the proof."""
+    import httpcore
+
+    from http_fastpath import FastpathBackend, connection_info
+
+    with Server() as server:
+        url = server.url + "/"
+        with httpcore.ConnectionPool(network_backend=FastpathBackend()) as pool:
+            infos = []
+            for _ in range(2):  # the second has a cached cookie: data in the SYN
+                pool.request("GET", url, headers=[(b"Connection", b"close")])
+                resp = pool.request("GET", url)
+                infos.append(connection_info(resp))
+        with httpcore.ConnectionPool() as stock_pool:
+            assert connection_info(stock_pool.request("GET", url)) is None
+    assert all(info is not None for info in infos), infos
+    assert infos[-1] is not None and infos[-1].syn_data_bytes > 0
+    assert server.records[-2].syn_data  # the kernel of the server saw data in the SYN
