@@ -1,4 +1,4 @@
-"""Process-wide opt-in: route urllib3 (so requests) and httpcore (so httpx) through the dialer.
+"""Process-wide opt-in: urllib3 (requests), httpcore (httpx) and httpcore2 (httpx2) on the dialer.
 
 :func:`install` patches the lowest sensible layer of each client — the connection class
 urllib3's pools instantiate, and the network backend httpcore's pools and proxies create
@@ -77,31 +77,43 @@ def _caller_retries() -> int:
 
 #: httpcore modules that create a default backend when none is given.
 _HTTPCORE_MODULES = ("connection_pool", "connection", "socks_proxy")
+#: httpcore stack -> our modules with its sync and async backends
+_BACKENDS = {
+    "httpcore": ("_httpcore_backend", "_httpcore_async"),
+    "httpcore2": ("_httpcore2_backend", "_httpcore2_async"),
+}
 
 
 def _patch_httpcore(module: ModuleType, options: FastpathOptions) -> Undo:
-    """Make httpcore create fastpath backends wherever it would create its default one."""
-    from ._httpcore_backend import FastpathBackend
+    """Make httpcore (or httpcore2) create fastpath backends wherever it would create its own.
 
+    The stack is the module's real name, so ``httpx2.alias_httpx()`` (``import httpcore``
+    giving httpcore2) gets httpcore2's backends.
+    """
+    import importlib
+
+    package = module.__name__
+    sync_name, async_name = _BACKENDS[package]
+    sync_cls = importlib.import_module(f"http_fastpath.{sync_name}").FastpathBackend
     undo: list[Undo] = []
 
     def sync_backend() -> Any:
-        return FastpathBackend(options, retries=_caller_retries())
+        return sync_cls(options, retries=_caller_retries())
 
     for name in _HTTPCORE_MODULES:
-        sub = sys.modules.get(f"httpcore._sync.{name}")
+        sub = sys.modules.get(f"{package}._sync.{name}")
         if sub is not None:  # socks_proxy only exists when socksio is installed
             _set(sub, "SyncBackend", sync_backend, undo)
     try:
-        from ._httpcore_async import AsyncFastpathBackend
+        async_cls = importlib.import_module(f"http_fastpath.{async_name}").AsyncFastpathBackend
     except ImportError:  # httpcore without anyio: only the sync side exists
         return _undo_all(undo)
 
     def async_backend() -> Any:
-        return AsyncFastpathBackend(options, retries=_caller_retries())
+        return async_cls(options, retries=_caller_retries())
 
     for name in _HTTPCORE_MODULES:
-        sub = sys.modules.get(f"httpcore._async.{name}")
+        sub = sys.modules.get(f"{package}._async.{name}")
         if sub is not None:
             _set(sub, "AutoBackend", async_backend, undo)
     return _undo_all(undo)
@@ -111,6 +123,7 @@ def _patch_httpcore(module: ModuleType, options: FastpathOptions) -> Undo:
 _PATCHERS: dict[str, Patcher] = {
     "urllib3": _patch_urllib3,
     "httpcore": _patch_httpcore,
+    "httpcore2": _patch_httpcore,
 }
 
 
@@ -188,7 +201,7 @@ class _PostImportFinder:
 
 
 def install(options: FastpathOptions | None = None, *, source: str = "install()") -> None:
-    """Route every new urllib3/requests and httpcore/httpx connection through the fastpath.
+    """Route every new connection of urllib3, httpcore and httpcore2 through the fastpath.
 
     Clients already imported are patched now; the others when they are imported.
     Calling it again replaces the options.

@@ -18,18 +18,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
 from http_fastpath import (
-    AsyncFastpathTransport,
     ConnectionInfo,
     FastpathAdapter,
-    FastpathTransport,
     connection_info,
 )
+
+from ._stack import AsyncFastpathTransport, FastpathTransport, httpx
 
 KINDS = ("requests", "httpx", "httpx-async")
 IMPLS = ("stock", "fast")

@@ -52,6 +52,31 @@ SCRIPTS = {
                     assert r.status_code == 200, r.status_code
         asyncio.run(main())
     """,
+    "httpx2": """
+        import sys, httpx2
+        for url in sys.argv[1:]:
+            r = httpx2.get(url, timeout=10)
+            assert r.status_code == 200, r.status_code
+    """,
+    "httpx2_async": """
+        import asyncio, sys, httpx2
+        async def main():
+            for url in sys.argv[1:]:
+                async with httpx2.AsyncClient(timeout=10) as client:
+                    r = await client.get(url)
+                    assert r.status_code == 200, r.status_code
+        asyncio.run(main())
+    """,
+    # An application moving to httpx2 makes `import httpx` give httpx2 (httpcore: httpcore2).
+    "httpx2_alias": """
+        import sys, httpx2
+        httpx2.alias_httpx()
+        import httpx
+        assert httpx is httpx2
+        for url in sys.argv[1:]:
+            r = httpx.get(url, timeout=10)
+            assert r.status_code == 200, r.status_code
+    """,
 }
 
 
@@ -143,7 +168,9 @@ def test_unset_variable_imports_nothing(wheel_python: Path, tmp_path: Path) -> N
     )
     assert done.returncode == 0
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    assert not {m for m in imported if m.split(".")[0] in {"http_fastpath", "requests", "httpx"}}
+    assert not {
+        m for m in imported if m.split(".")[0] in {"http_fastpath", "requests", "httpx", "httpx2"}
+    }
     on = subprocess.run(
         [str(wheel_python), "-X", "importtime", "-c", "pass"],
         capture_output=True,
@@ -154,17 +181,24 @@ def test_unset_variable_imports_nothing(wheel_python: Path, tmp_path: Path) -> N
     modules = {line.rsplit("|", 1)[-1].strip() for line in on.stderr.splitlines()}
     assert "http_fastpath._autoinstall" in modules  # the hook is active...
     assert not {
-        m for m in modules if m.split(".")[0] in {"requests", "urllib3", "httpx", "httpcore"}
+        m
+        for m in modules
+        if m.split(".")[0] in {"requests", "urllib3", "httpx", "httpcore", "httpx2", "httpcore2"}
     }
 
 
-def test_install_status_uninstall_in_process() -> None:
-    import httpx
+@pytest.mark.parametrize(
+    ("client_name", "core_name"), [("httpx", "httpcore"), ("httpx2", "httpcore2")]
+)
+def test_install_status_uninstall_in_process(client_name: str, core_name: str) -> None:
+    import importlib
+
     import requests
 
     import http_fastpath
     from http_fastpath import FastpathOptions
 
+    client = importlib.import_module(client_name)
     assert http_fastpath.status()["active"] is False
     with Server(tfo=True, mptcp=True) as server:
         http_fastpath.install(FastpathOptions(tfo=True, mptcp=True))
@@ -173,23 +207,29 @@ def test_install_status_uninstall_in_process() -> None:
             assert state["active"] is True
             assert "urllib3" in state["patched"]  # imported already: patched at once
             # httpx imports httpcore lazily: patched by the post-import hook when it is.
-            assert ("httpcore" in sys.modules) == ("httpcore" in state["patched"])
+            assert (core_name in sys.modules) == (core_name in state["patched"])
             for _ in range(2):
                 assert requests.get(server.url + "/", timeout=5).status_code == 200
             for _ in range(2):
-                assert httpx.get(server.url + "/", timeout=5).status_code == 200
-            assert http_fastpath.status()["patched"] == ["httpcore", "urllib3"]
+                assert client.get(server.url + "/", timeout=5).status_code == 200
+            patched = http_fastpath.status()["patched"]
+            assert patched == sorted(
+                n for n in ("httpcore", "httpcore2", "urllib3") if n in sys.modules
+            )
+            assert core_name in patched
         finally:
             http_fastpath.uninstall()
         assert http_fastpath.status()["active"] is False
         requests.get(server.url + "/", timeout=5)
-        httpx.get(server.url + "/", timeout=5)
+        client.get(server.url + "/", timeout=5)
         records = server.records
     assert [r.syn_data for r in records] == [False, True, True, True, False, False]
     assert [r.is_mptcp for r in records] == [True] * 4 + [False] * 2
     assert sys.modules["urllib3"].connectionpool.HTTPConnectionPool.ConnectionCls.__name__ == (
         "HTTPConnection"
     )
+    pool_module = sys.modules[f"{core_name}._sync.connection_pool"]
+    assert pool_module.SyncBackend is sys.modules[core_name].SyncBackend  # restored
 
 
 REPLAY_SCRIPT = """

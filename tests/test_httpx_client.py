@@ -5,24 +5,26 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-import httpx
 import pytest
 import trustme
 from httpx._utils import get_environment_proxies  # the stock table, as the oracle
 
 from http_fastpath import (
-    AsyncFastpathTransport,
     FastpathOptions,
-    FastpathTransport,
     OptionError,
-    async_fastpath_client,
     connection_info,
-    fastpath_client,
 )
 from http_fastpath._httpx import environment_proxies
 from http_fastpath.netlab import Server, next_loopback
 from http_fastpath.netlab._proxy import Proxy
 
+from ._stack import (
+    AsyncFastpathTransport,
+    FastpathTransport,
+    async_fastpath_client,
+    fastpath_client,
+    httpx,
+)
 from .conftest import server_tls
 
 ENVIRONMENTS = [

@@ -13,15 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trustme
 
-from http_fastpath import AsyncFastpathTransport, FastpathTransport, connection_info
+from http_fastpath import connection_info
 from http_fastpath._dialer import new_socket
 from http_fastpath.netlab import Server, next_loopback
 
 from ._httpx_util import run_async
+from ._stack import AsyncFastpathTransport, FastpathTransport, httpx
 from .conftest import server_tls
 
 pytestmark = pytest.mark.netns

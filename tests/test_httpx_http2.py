@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trustme
 
-from http_fastpath import AsyncFastpathTransport, FastpathTransport, connection_info
+from http_fastpath import connection_info
 from http_fastpath.netlab import next_loopback
 
 from ._httpx_util import ASYNC_LIBS, run_async
+from ._stack import AsyncFastpathTransport, FastpathTransport, httpx
 
 pytestmark = pytest.mark.netns
 

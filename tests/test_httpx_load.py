@@ -8,14 +8,14 @@ import os
 import ssl
 import time
 
-import httpx
 import pytest
 import trustme
 
-from http_fastpath import AsyncFastpathTransport, connection_info
+from http_fastpath import connection_info
 from http_fastpath.netlab import Server, next_loopback
 
 from ._httpx_util import ASYNC_LIBS, run_async
+from ._stack import AsyncFastpathTransport, httpx
 from .conftest import server_tls
 
 pytestmark = pytest.mark.netns
@@ -140,7 +140,7 @@ def test_socket_options_reach_the_socket(lib: str) -> None:
     options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
     with Server() as server:
         if lib == "sync":
-            from http_fastpath import FastpathTransport
+            from ._stack import FastpathTransport
 
             with httpx.Client(transport=FastpathTransport(socket_options=options)) as client:
                 resp = client.get(server.url)

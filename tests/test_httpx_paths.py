@@ -6,24 +6,21 @@ import socket
 import ssl
 from typing import Any
 
-import httpx
 import pytest
 import trustme
 
 from http_fastpath import (
-    AsyncFastpathTransport,
     ConnectionInfo,
-    FastpathTransport,
     TFOStatus,
     connection_info,
 )
-from http_fastpath._httpcore_async import AsyncFastpathStream
-from http_fastpath._httpcore_backend import _Redial
+from http_fastpath._core_sync import _Redial
 from http_fastpath._options import FastpathOptions
 from http_fastpath.netlab import Server, next_loopback
 from http_fastpath.netlab._proxy import Proxy
 
 from ._httpx_util import ASYNC_LIBS, run_async
+from ._stack import AsyncFastpathStream, AsyncFastpathTransport, FastpathTransport, httpx
 from .conftest import server_tls
 
 pytestmark = pytest.mark.netns
@@ -175,9 +172,7 @@ def test_local_address_is_the_source(lib: str) -> None:
 
 
 def test_backends_with_httpcore_directly() -> None:
-    import httpcore
-
-    from http_fastpath import AsyncFastpathBackend, FastpathBackend
+    from ._stack import AsyncFastpathBackend, FastpathBackend, httpcore
 
     with Server() as server:
         with httpcore.ConnectionPool(network_backend=FastpathBackend()) as pool:

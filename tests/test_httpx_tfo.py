@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import ssl
 
-import httpx
 import pytest
 import trustme
 
 from http_fastpath import (
-    AsyncFastpathTransport,
     ConnectionInfo,
-    FastpathTransport,
     TFOStatus,
     connection_info,
 )
 from http_fastpath.netlab import Server, next_loopback
 
 from ._httpx_util import ASYNC_LIBS, run_async
+from ._stack import AsyncFastpathTransport, FastpathTransport, httpx
 from .conftest import server_tls
 
 pytestmark = pytest.mark.netns

@@ -58,9 +58,7 @@ def test_trace_hook_sees_the_peer_at_connect_complete(lib: str, impl: str) -> No
     """httpx's own CLI logs ``server_addr`` from ``connection.connect_tcp.complete``."""
     import asyncio
 
-    import httpx
-
-    from http_fastpath import AsyncFastpathTransport, FastpathTransport
+    from ._stack import AsyncFastpathTransport, FastpathTransport, httpx
 
     seen: list[tuple[str, object, object]] = []
 
@@ -125,9 +123,9 @@ def test_requests_error_messages_read_as_stock(cookie: str) -> None:
 
 def test_connection_info_of_a_direct_httpcore_response() -> None:
     """httpcore with our backend: the response's network_stream carries the proof."""
-    import httpcore
+    from http_fastpath import connection_info
 
-    from http_fastpath import FastpathBackend, connection_info
+    from ._stack import FastpathBackend, httpcore
 
     with Server() as server:
         url = server.url + "/"

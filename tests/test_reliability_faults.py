@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import requests
 import trustme
@@ -28,6 +27,7 @@ from http_fastpath._dialer import new_socket
 from http_fastpath.netlab import Server, next_loopback
 
 from ._clients import BOTH, Outcome, ok, run
+from ._stack import httpx
 from .conftest import server_tls
 
 pytestmark = pytest.mark.netns

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import requests
 import trustme
@@ -25,6 +24,7 @@ from http_fastpath import TFOStatus
 from http_fastpath.netlab import SERVICE_ADDRESS, Lab, LabError, PathSpec, Server
 
 from ._clients import BOTH, KINDS, Outcome, ok, run
+from ._stack import httpx
 from .conftest import server_tls
 
 pytestmark = pytest.mark.netns

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 import requests
 
-from http_fastpath import AsyncFastpathTransport, FastpathAdapter, connection_info
+from http_fastpath import FastpathAdapter, connection_info
 from http_fastpath.netlab import Server
+
+from ._stack import AsyncFastpathTransport, httpx
 
 pytestmark = pytest.mark.netns
 

@@ -22,7 +22,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 import requests
 import trustme
@@ -30,19 +29,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from http_fastpath import (
-    AsyncFastpathTransport,
     FastpathAdapter,
     FastpathOptions,
     FastpathPoolManager,
-    FastpathTransport,
     OptionError,
-    async_fastpath_client,
-    fastpath_client,
 )
 from http_fastpath._env import parse_environ
 from http_fastpath.netlab import Proxy, Server, next_loopback
 
 from ._clients import KINDS, ok, run
+from ._stack import (
+    AsyncFastpathTransport,
+    FastpathTransport,
+    async_fastpath_client,
+    fastpath_client,
+    httpx,
+)
 from .conftest import server_tls
 
 # -- options fuzzing -----------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""http_fastpath for httpx2 and httpcore2 (the maintained continuation of httpx).
+
+The same transports, backends and client helpers as ``http_fastpath``'s httpx ones, with
+httpx2's base classes and exceptions::
+
+    import httpx2
+    from http_fastpath.httpx2 import FastpathTransport, fastpath_client
+
+    client = httpx2.Client(transport=FastpathTransport())
+    client = fastpath_client()  # keeps HTTP_PROXY / HTTPS_PROXY / NO_PROXY like httpx2
+
+``http_fastpath.connection_info(response)`` reads the proof of an httpx2 response too.
+Importing this module does no work; each name loads on first use (the backends need only
+httpcore2, the HTTP/3 transports the ``http3`` extra).
+"""
+
+from __future__ import annotations
+
+import typing
+
+if typing.TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
+    from ._http3_httpx2 import AsyncHTTP3Transport, HTTP3Transport
+    from ._httpcore2_async import AsyncFastpathBackend
+    from ._httpcore2_backend import FastpathBackend
+    from ._httpx2 import (
+        AsyncFastpathTransport,
+        FastpathTransport,
+        async_fastpath_client,
+        fastpath_client,
+    )
+
+__all__ = [
+    "FastpathTransport",
+    "AsyncFastpathTransport",
+    "FastpathBackend",
+    "AsyncFastpathBackend",
+    "fastpath_client",
+    "async_fastpath_client",
+    # EXPERIMENTAL HTTP/3 (extra "http3")
+    "HTTP3Transport",
+    "AsyncHTTP3Transport",
+]
+
+_LAZY = {
+    "FastpathTransport": "_httpx2",
+    "AsyncFastpathTransport": "_httpx2",
+    "fastpath_client": "_httpx2",
+    "async_fastpath_client": "_httpx2",
+    "FastpathBackend": "_httpcore2_backend",
+    "AsyncFastpathBackend": "_httpcore2_async",
+    "HTTP3Transport": "_http3_httpx2",
+    "AsyncHTTP3Transport": "_http3_httpx2",
+}
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'http_fastpath.httpx2' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"http_fastpath.{module}"), name)
+    globals()[name] = value
+    return value

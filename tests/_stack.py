@@ -1,0 +1,63 @@
+"""The client stack the httpx tests drive: httpx + httpcore, or httpx2 + httpcore2.
+
+``HTTP_FASTPATH_TEST_STACK=httpx2`` runs the same tests against httpx2/httpcore2 and
+``http_fastpath.httpx2`` (scripts/test runs the httpx tests both ways). Tests import the
+client as ``from ._stack import httpx`` and our classes from here, never directly.
+"""
+
+from __future__ import annotations
+
+import os
+
+NAME = os.environ.get("HTTP_FASTPATH_TEST_STACK", "httpx")
+if NAME not in ("httpx", "httpx2"):
+    raise RuntimeError(f"HTTP_FASTPATH_TEST_STACK={NAME!r}: expected 'httpx' or 'httpx2'")
+
+if NAME == "httpx2":
+    import httpcore2 as httpcore
+    import httpx2 as httpx
+
+    from http_fastpath._httpcore2_async import AsyncFastpathStream
+    from http_fastpath._httpcore2_backend import FastpathStream
+    from http_fastpath.httpx2 import (
+        AsyncFastpathBackend,
+        AsyncFastpathTransport,
+        AsyncHTTP3Transport,
+        FastpathBackend,
+        FastpathTransport,
+        HTTP3Transport,
+        async_fastpath_client,
+        fastpath_client,
+    )
+else:
+    import httpcore
+    import httpx
+
+    from http_fastpath import (
+        AsyncFastpathBackend,
+        AsyncFastpathTransport,
+        AsyncHTTP3Transport,
+        FastpathBackend,
+        FastpathTransport,
+        HTTP3Transport,
+        async_fastpath_client,
+        fastpath_client,
+    )
+    from http_fastpath._httpcore_async import AsyncFastpathStream
+    from http_fastpath._httpcore_backend import FastpathStream
+
+__all__ = [
+    "NAME",
+    "AsyncFastpathBackend",
+    "AsyncFastpathStream",
+    "AsyncFastpathTransport",
+    "AsyncHTTP3Transport",
+    "FastpathBackend",
+    "FastpathStream",
+    "FastpathTransport",
+    "HTTP3Transport",
+    "async_fastpath_client",
+    "fastpath_client",
+    "httpcore",
+    "httpx",
+]
