@@ -50,3 +50,36 @@ def test_all_is_sorted_by_role_and_complete() -> None:
     assert set(http_fastpath.__all__) == (public | lazy) - {"annotations"}
     for name in http_fastpath.__all__:
         assert getattr(http_fastpath, name) is not None
+
+
+def test_httpx2_stack_needs_nothing_of_httpx() -> None:
+    """``[httpx2]`` installs no httpx: every httpx2 name works with httpx/httpcore absent."""
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["httpx"] = sys.modules["httpcore"] = None  # as if not installed
+        import http_fastpath.httpx2 as fast
+        assert not {"httpx2", "httpcore2"} & set(sys.modules)  # nothing loads on import
+        import httpx2, httpcore2
+        for name in fast.__all__:
+            getattr(fast, name)
+        transport = fast.FastpathTransport()
+        assert isinstance(transport, httpx2.BaseTransport)
+        assert isinstance(fast.AsyncFastpathTransport(), httpx2.AsyncBaseTransport)
+        assert isinstance(fast.FastpathBackend(), httpcore2.NetworkBackend)
+        client = fast.fastpath_client()
+        assert isinstance(client, httpx2.Client)
+        client.close()
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_httpx2_module_lists_what_it_exports() -> None:
+    from http_fastpath import httpx2
+
+    assert set(httpx2.__all__) == set(httpx2._LAZY)
+    assert set(httpx2.__all__) <= set(dir(httpx2))

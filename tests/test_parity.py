@@ -7,6 +7,7 @@ Each test runs the same code through stock requests/httpx/httpcore and through o
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
 
 import pytest
@@ -140,3 +141,78 @@ def test_connection_info_of_a_direct_httpcore_response() -> None:
     assert all(info is not None for info in infos), infos
     assert infos[-1] is not None and infos[-1].syn_data_bytes > 0
     assert server.records[-2].syn_data  # the kernel of the server saw data in the SYN
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_truststore_context_verifies_as_stock(ca: trustme.CA, impl: str) -> None:
+    """httpx2's default store on macOS/Windows: truststore's context, verifying in its own
+    SSLObject.do_handshake. Over memory BIOs that check still runs, so the ClientHello may
+    ride in the SYN; a wrong name is still refused."""
+    import truststore
+
+    from ._stack import FastpathTransport, httpx
+
+    ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(ctx)
+    host = next_loopback()
+
+    def transport() -> httpx.BaseTransport:
+        return FastpathTransport(verify=ctx) if impl == "fast" else httpx.HTTPTransport(verify=ctx)
+
+    with Server(tls=server_tls(ca, host), host=host) as good:
+        statuses = []
+        for _ in range(3):  # a fresh connection each time; the 2nd and 3rd have a TFO cookie
+            with httpx.Client(transport=transport()) as client:
+                statuses.append(client.get(good.url + "/").status_code)
+        records = good.records
+    with Server(tls=server_tls(ca, "other.test"), host=host) as wrong:
+        with httpx.Client(transport=transport()) as client:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|hostname"):
+                client.get(wrong.url + "/")
+    assert statuses == [200, 200, 200]
+    syn_data = [r.syn_data for r in records]
+    assert syn_data == ([False, True, True] if impl == "fast" else [False, False, False])
+
+
+@pytest.mark.parametrize("lib", ["sync", "asyncio"])
+def test_client_proxy_argument_keeps_the_fastpath(lib: str) -> None:
+    """``Client(transport=<ours>, proxy=URL)``: the client mounts its own proxy transport;
+    with ours as its transport the proxy route is ours too (same options), routed as stock."""
+    import asyncio
+
+    from http_fastpath import FastpathOptions, connection_info
+    from http_fastpath.netlab._proxy import Proxy
+
+    from ._stack import AsyncFastpathTransport, FastpathTransport, httpx
+
+    options = FastpathOptions(mptcp=False)
+    responses = []
+    with Server() as server, Proxy() as proxy:
+        url = server.url + "/"
+        for _ in range(3):  # fresh clients: the 2nd and 3rd connect with a TFO cookie
+            if lib == "sync":
+                transport = FastpathTransport(options=options)
+                with httpx.Client(transport=transport, proxy=proxy.url) as client:
+                    responses.append(client.get(url))
+                    (route,) = [t for t in client._mounts.values() if t is not None]
+            else:
+
+                async def main() -> tuple[httpx.Response, object]:
+                    transport = AsyncFastpathTransport(options=options)
+                    async with httpx.AsyncClient(transport=transport, proxy=proxy.url) as client:
+                        resp = await client.get(url)
+                        return resp, next(t for t in client._mounts.values() if t is not None)
+
+                resp, route = asyncio.run(main())
+                responses.append(resp)
+            assert route.options is options  # type: ignore[attr-defined]
+        # A stock transport next to the proxy argument keeps stock's route.
+        with httpx.Client(transport=httpx.HTTPTransport(), proxy=proxy.url) as client:
+            assert client.get(url).status_code == 200
+            assert all(type(t) is httpx.HTTPTransport for t in client._mounts.values())
+        records = proxy.records
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert [r.requests for r in records] == [[f"GET {url}"]] * 4  # all through the proxy
+    assert [r.syn_data for r in records] == [False, True, True, False]
+    info = connection_info(responses[-1])
+    assert info is not None and info.peer_address == (proxy.host, proxy.port)

@@ -31,6 +31,27 @@ ports = [d.port + 1 for d in destinations()]
 reveal_type(http_fastpath.probe())
 """
 
+USER_CODE_HTTPX2 = """
+import httpcore2
+import httpx2
+
+from http_fastpath import connection_info
+from http_fastpath.httpx2 import (
+    AsyncFastpathTransport, FastpathBackend, FastpathTransport, HTTP3Transport,
+    async_fastpath_client, fastpath_client,
+)
+
+transport = FastpathTransport(http2=True, limits=httpx2.Limits(max_connections=5))
+client = httpx2.Client(transport=transport)
+aclient = httpx2.AsyncClient(transport=AsyncFastpathTransport(tfo_policy="safe"))
+h3 = httpx2.Client(transport=HTTP3Transport())
+default_client: httpx2.Client = fastpath_client()
+default_aclient: httpx2.AsyncClient = async_fastpath_client()
+pool = httpcore2.ConnectionPool(network_backend=FastpathBackend())
+reveal_type(transport.handle_request(httpx2.Request("GET", "http://example.test/")))
+connection_info(client.get("http://example.test/"))
+"""
+
 MISTAKES = """
 from http_fastpath import FastpathAdapter, FastpathTransport
 FastpathAdapter(mptcp="no")
@@ -54,6 +75,12 @@ def test_public_api_is_typed_for_users(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "-> http_fastpath._info.ConnectionInfo | None" in result.stdout, result.stdout
     assert "http_fastpath._capabilities.Capabilities" in result.stdout
+
+
+def test_httpx2_api_is_typed_for_users(tmp_path: Path) -> None:
+    result = _mypy(tmp_path, USER_CODE_HTTPX2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'Revealed type is "httpx2._models.Response"' in result.stdout, result.stdout
 
 
 def test_type_checkers_catch_wrong_arguments(tmp_path: Path) -> None:
