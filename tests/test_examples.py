@@ -30,7 +30,7 @@ def _run(*argv: str, env: dict[str, str] | None = None) -> str:
 
 def test_every_example_is_tested() -> None:
     tested = {"requests_mount.py", "httpx_sync.py", "httpx_async.py", "http3_get.py"}
-    tested |= {"env_optin.sh", "connection_info.py"}
+    tested |= {"env_optin.sh", "connection_info.py", "openai_sdk.py"}
     assert {p.name for p in EXAMPLES.iterdir() if p.is_file()} <= tested
 
 
@@ -86,3 +86,15 @@ def test_http3_example(ca: trustme.CA, ca_file: str) -> None:
             ca_file,
         )
     assert "200" in out and "userspace" in out
+
+
+def test_openai_sdk_example() -> None:
+    """A real SDK (openai v3, on httpx2) handed a fastpath client: SYN data from the 2nd."""
+    pytest.importorskip("openai", reason="the example's SDK is not installed")
+    out = _run(sys.executable, "openai_sdk.py")
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["#0", "#1", "#2"]
+    assert all("models=['lab-model']" in line for line in lines[:3])
+    assert "tfo=cookie_requested" in lines[0]
+    assert "tfo=syn_data_acked" in lines[1] and "tfo=syn_data_acked" in lines[2]
+    assert lines[3] == "server kernel saw SYN data: [False, True, True]"

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import http.server
 import itertools
+import json
 import os
 import socket
 import socketserver
@@ -90,6 +91,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._reply(302, b"", {"Location": query["to"]})
         elif url.path.startswith("/status/"):
             self._reply(int(url.path.rsplit("/", 1)[1]), b"")
+        elif url.path == "/v1/models":  # an OpenAI-style API, for SDK examples
+            models = {"object": "list", "data": [{"id": "lab-model", "object": "model",
+                      "created": 0, "owned_by": "netlab"}]}  # fmt: skip
+            self._reply(200, json.dumps(models).encode(), {"Content-Type": "application/json"})
         elif url.path == "/close":
             self.close_connection = True
             self._reply(200, b"bye", {"Connection": "close"})
