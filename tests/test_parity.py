@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -216,3 +217,77 @@ def test_client_proxy_argument_keeps_the_fastpath(lib: str) -> None:
     assert [r.syn_data for r in records] == [False, True, True, False]
     info = connection_info(responses[-1])
     assert info is not None and info.peer_address == (proxy.host, proxy.port)
+
+
+def _extras(stream: Any) -> dict[str, object]:
+    """What code reads of a network stream, in comparable form."""
+    sock = stream.get_extra_info("socket")
+    ssl_object = stream.get_extra_info("ssl_object")
+    client_addr = stream.get_extra_info("client_addr")
+    return {
+        "server_addr": stream.get_extra_info("server_addr"),
+        "client_addr": (type(client_addr[0]), type(client_addr[1])),
+        # asyncio's stock gives its TransportSocket, ours a socket.socket: same calls work
+        "socket": all(hasattr(sock, m) for m in ("fileno", "getsockopt", "getpeername")),
+        "ssl": None if ssl_object is None else (ssl_object.version(), bool(ssl_object.cipher())),
+        "is_readable": stream.get_extra_info("is_readable"),
+    }
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("lib", ["sync", "asyncio"])
+def test_stream_extras_read_as_stock(ca: trustme.CA, lib: str, scheme: str) -> None:
+    """``get_extra_info`` at each point of a connection's life, a pending TFO one included."""
+    import asyncio
+
+    from ._stack import AsyncFastpathTransport, FastpathTransport, httpx
+
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    host = next_loopback()
+    tls = server_tls(ca, host) if scheme == "https" else None
+    seen: dict[str, list[dict[str, object]]] = {"stock": [], "fast": []}
+
+    with Server(tls=tls, host=host) as server:
+        url = server.url + "/"
+        for impl in ("stock", "fast", "fast"):  # the second fast one connects with a cookie
+            points = []
+
+            def record(name: str, info: dict[str, Any], points: list[Any] = points) -> None:
+                if name.endswith((".connect_tcp.complete", ".start_tls.complete")):
+                    extras = _extras(info["return_value"])
+                    if name.endswith(".start_tls.complete"):
+                        # Whether the server's TLS 1.3 session ticket has arrived (readable)
+                        # right after the handshake is a race in stock as in ours.
+                        del extras["is_readable"]
+                    points.append((name, extras))
+
+            async def arecord(name: str, info: dict[str, Any]) -> None:
+                record(name, info)
+
+            ext = {"trace": record if lib == "sync" else arecord}
+            if lib == "sync":
+                if impl == "fast":
+                    t: Any = FastpathTransport(verify=client_ctx)
+                else:
+                    t = httpx.HTTPTransport(verify=client_ctx)
+                with httpx.Client(transport=t) as client:
+                    resp = client.get(url, extensions=ext)
+                    after = _extras(resp.extensions["network_stream"])
+            else:
+
+                async def main(impl: str = impl, ext: Any = ext) -> tuple[Any, dict[str, object]]:
+                    if impl == "fast":
+                        t: Any = AsyncFastpathTransport(verify=client_ctx)
+                    else:
+                        t = httpx.AsyncHTTPTransport(verify=client_ctx)
+                    async with httpx.AsyncClient(transport=t) as client:
+                        resp = await client.get(url, extensions=ext)
+                        return resp, _extras(resp.extensions["network_stream"])
+
+                resp, after = asyncio.run(main())
+            assert resp.status_code == 200
+            seen[impl] = [*points, ("response", after)]
+            if impl == "fast" and len(server.records) == 3:
+                assert server.records[-1].syn_data  # that one was pending at connect_tcp
+    assert seen["fast"] == seen["stock"], seen
