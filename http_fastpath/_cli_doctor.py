@@ -63,6 +63,10 @@ def _urllib3_check(section: str) -> Check:
     return Check(section, "urllib3", "ok", version)
 
 
+#: packages whose absence is not worth a line (httpx2 is an alternative to httpx)
+_OPTIONAL: Final = frozenset({"httpx2", "httpcore2"})
+
+
 def _package_checks() -> list[Check]:
     from . import _LAZY
 
@@ -76,10 +80,14 @@ def _package_checks() -> list[Check]:
         ("httpx", "httpx", "FastpathTransport"),
         ("httpcore", "httpx", None),
         ("h2", "http2", None),
+        ("httpx2", "httpx2", "FastpathTransport"),
+        ("httpcore2", "httpx2", None),
         ("h11", "httpx", None),
         ("aioquic", "http3", "HTTP3Transport"),
     ):
         version = _dist_version(dist)
+        if version is None and dist in _OPTIONAL:
+            continue  # the other stack's packages: not a gap when absent
         if version is None:
             checks.append(
                 Check(section, dist, "no", "not installed", f"pip install 'http_fastpath[{extra}]'")
@@ -172,6 +180,7 @@ REQUIREMENTS: Final = {
     "quic": ("HTTP/3", "kernel QUIC"),
     "requests": ("Python", "requests"),
     "httpx": ("Python", "httpx"),
+    "httpx2": ("Python", "httpx2"),
     "http2": ("Python", "h2"),
     "env": ("Environment", "HTTP_FASTPATH"),
 }
