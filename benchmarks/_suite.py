@@ -52,6 +52,9 @@ def http_servers(
 
 # -- lab calibration ------------------------------------------------------------------------
 
+#: the httpx-style stacks the benchmarks compare (each against its own stock)
+STACKS = ("httpx", "httpx2")
+
 
 def _connect_ms(host: str, port: int, samples: int) -> list[tuple[float, float]]:
     """(kernel handshake RTT, user-space connect time) per sample, in ms."""
@@ -120,7 +123,7 @@ def cold_ttfb(log: Log, samples: int = 20, rtts: tuple[int, ...] = (10, 50, 200)
     ca = trustme.CA()
     for rtt in rtts:
         with Lab([PathSpec(delay_ms=rtt / 2)]) as lab, http_servers(lab, ca) as (servers, tls):
-            pairs, missing = available_pairs(tls)
+            pairs, missing = available_pairs(tls, stacks=STACKS)
             for scheme, server in servers.items():
                 url = f"{scheme}://{lab.service_address}:{server.port}"
                 for pair in pairs:
@@ -151,7 +154,7 @@ def keepalive(log: Log, requests: int = 30, rounds: int = 4) -> dict[str, Any]:
     rows = []
     ca = trustme.CA()
     with Lab([PathSpec(delay_ms=25)]) as lab, http_servers(lab, ca) as (servers, tls):
-        pairs, _ = available_pairs(tls, dialer=None)
+        pairs, _ = available_pairs(tls, dialer=None, stacks=STACKS)
         for where, ns in (("lab 50 ms RTT", lab.client), ("loopback (no delay)", lab.server)):
             # loopback: many short rounds, so bursts of load from other jobs hit both sides
             n, rounds_here = (requests, rounds) if ns is lab.client else (40, 16)

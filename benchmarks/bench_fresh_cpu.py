@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import multiprocessing
 import socket
 import socketserver
@@ -92,13 +93,19 @@ def _requests(fast: bool, url: str, verify: str) -> tuple[Runner, Callable[[], N
     return run, session.close
 
 
-def _httpx(fast: bool, url: str, verify: str) -> tuple[Runner, Callable[[], None]]:
-    import httpx
+def _stack(name: str) -> tuple[Any, Any]:
+    """The client module and our transports' module for ``httpx`` or ``httpx2``."""
+    client = importlib.import_module(name)
+    fast = importlib.import_module("http_fastpath" if name == "httpx" else "http_fastpath.httpx2")
+    return client, fast
 
-    from http_fastpath import FastpathTransport
 
+def _httpx(
+    fast: bool, url: str, verify: str, stack: str = "httpx"
+) -> tuple[Runner, Callable[[], None]]:
+    httpx, ours = _stack(stack)
     ctx = ssl.create_default_context(cafile=verify)
-    transport = FastpathTransport(verify=ctx) if fast else httpx.HTTPTransport(verify=ctx)
+    transport = ours.FastpathTransport(verify=ctx) if fast else httpx.HTTPTransport(verify=ctx)
     client = httpx.Client(transport=transport)
 
     def run(n: int) -> None:
@@ -108,14 +115,16 @@ def _httpx(fast: bool, url: str, verify: str) -> tuple[Runner, Callable[[], None
     return run, client.close
 
 
-def _httpx_async(fast: bool, url: str, verify: str) -> tuple[Runner, Callable[[], None]]:
-    import httpx
-
-    from http_fastpath import AsyncFastpathTransport
-
+def _httpx_async(
+    fast: bool, url: str, verify: str, stack: str = "httpx"
+) -> tuple[Runner, Callable[[], None]]:
+    httpx, ours = _stack(stack)
     ctx = ssl.create_default_context(cafile=verify)
     loop = asyncio.new_event_loop()
-    transport = AsyncFastpathTransport(verify=ctx) if fast else httpx.AsyncHTTPTransport(verify=ctx)
+    if fast:
+        transport = ours.AsyncFastpathTransport(verify=ctx)
+    else:
+        transport = httpx.AsyncHTTPTransport(verify=ctx)
     client = httpx.AsyncClient(transport=transport)
 
     async def many(n: int) -> None:
@@ -132,7 +141,21 @@ def _httpx_async(fast: bool, url: str, verify: str) -> tuple[Runner, Callable[[]
     return run, close
 
 
-CLIENTS = {"requests": _requests, "httpx": _httpx, "httpx async": _httpx_async}
+def _httpx2(fast: bool, url: str, verify: str) -> tuple[Runner, Callable[[], None]]:
+    return _httpx(fast, url, verify, "httpx2")
+
+
+def _httpx2_async(fast: bool, url: str, verify: str) -> tuple[Runner, Callable[[], None]]:
+    return _httpx_async(fast, url, verify, "httpx2")
+
+
+CLIENTS = {
+    "requests": _requests,
+    "httpx": _httpx,
+    "httpx async": _httpx_async,
+    "httpx2": _httpx2,
+    "httpx2 async": _httpx2_async,
+}
 
 
 def measure(
@@ -152,6 +175,8 @@ def measure(
                 url, child = _serve(host, ctx, close=mode == "fresh")
                 try:
                     for name, make in CLIENTS.items():
+                        if importlib.util.find_spec(name.split()[0]) is None:
+                            continue  # that client is not installed
                         made = {fast: make(fast, url, ca_file.name) for fast in (False, True)}
                         for run, _ in made.values():
                             run(30)  # warm-up: the learning connection, cookies, caches
@@ -176,7 +201,7 @@ def measure(
                         }
                         rows.append(row)
                         log(
-                            f"  {mode:<10} {row['scheme']:<5} {name:<11} stock {stock_us:8.1f} µs"
+                            f"  {mode:<10} {row['scheme']:<5} {name:<13} stock {stock_us:8.1f} µs"
                             f"  fastpath {fast_us:8.1f} µs  ratio {row['ratio']:.3f}"
                         )
                 finally:

@@ -1,6 +1,6 @@
 """Keep-alive per-request time: stock httpx vs http_fastpath's transports, same run.
 
-    python benchmarks/bench_keepalive_httpx.py [--requests 300] [--rounds 15]
+    python benchmarks/bench_keepalive_httpx.py [--requests 300] [--rounds 15] [--stack httpx2]
 
 Runs in a private network namespace (root or user namespaces) against a small asyncio
 HTTP/1.1 server in a separate process (its own GIL), on loopback, plain and TLS. Each
@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-mptcp", action="store_true", help="ours with mptcp=False (plain TCP sockets)"
     )
+    parser.add_argument(
+        "--stack", choices=["httpx", "httpx2"], default="httpx", help="client stack to compare"
+    )
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -171,10 +174,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
 
-    import httpx
+    import importlib
+
     import trustme
 
-    from http_fastpath import AsyncFastpathTransport, FastpathTransport
+    httpx = importlib.import_module(args.stack)
+    ours = importlib.import_module(
+        "http_fastpath" if args.stack == "httpx" else "http_fastpath.httpx2"
+    )
+    FastpathTransport, AsyncFastpathTransport = ours.FastpathTransport, ours.AsyncFastpathTransport
 
     host, port = "127.0.0.1", 18080
     ca = trustme.CA()
@@ -212,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
             server.terminate()
             server.wait(10)
 
-    print(f"keep-alive GET, {args.requests} requests x {args.rounds} rounds; medians, us/request;")
+    print(
+        f"{args.stack} keep-alive GET, {args.requests} requests x {args.rounds} rounds;"
+        " medians, us/request;"
+    )
     print(f"ours: tfo=True, mptcp={not args.no_mptcp} (server: plain TCP, so MPTCP falls back)")
     print("ratio = median over rounds of ours/stock (adjacent in time, so load noise cancels)")
     head = f"{'stock':>9} {'ours':>9} {'ratio':>7}"

@@ -139,13 +139,17 @@ def _stock_str(obj: object, text: str) -> str:
     urllib3 names the class in error messages (``HTTPConnectionPool(host=..., port=...):
     Max retries exceeded``); log parsers and tests match that text, so ours reads the same.
     """
-    ours = type(obj).__name__
-    if not text.startswith(ours):
+    cls = type(obj)
+    stock = next((b for b in cls.__mro__ if b.__module__.startswith("urllib3.")), None)
+    if stock is None:  # pragma: no cover - every class here derives from urllib3's
         return text
-    for base in type(obj).__mro__:
-        if base.__module__.startswith("urllib3."):
-            return base.__name__ + text[len(ours) :]
-    return text  # pragma: no cover - every class here derives from urllib3's
+    if text.startswith(cls.__name__):  # urllib3 >= 2.6: "HTTPConnection(host=..., port=...)"
+        return stock.__name__ + text[len(cls.__name__) :]
+    # Older urllib3 has no __str__: the default "<module.Class object at 0x...>".
+    ours = f"<{cls.__module__}.{cls.__qualname__} object"
+    if text.startswith(ours):
+        return f"<{stock.__module__}.{stock.__qualname__} object" + text[len(ours) :]
+    return text
 
 
 # -- connections ----------------------------------------------------------------------------
@@ -255,7 +259,37 @@ class _LeanSSLTransport(SSLTransport):
     Only the I/O loop differs (same reads, same writes, same errors); a connection's
     transport is switched to it after the handshake, so keep-alive requests cost about
     what they cost over ``SSLSocket``.
+
+    Stock's ``conn.sock`` is an ``SSLSocket``, so code calls socket methods on it (the
+    server's address: ``resp.connection.sock.getpeername()``); those go to the TCP socket.
     """
+
+    def getpeername(self) -> Any:
+        return self.socket.getpeername()
+
+    def getsockname(self) -> Any:
+        return self.socket.getsockname()
+
+    def getsockopt(self, *args: Any) -> Any:
+        return self.socket.getsockopt(*args)
+
+    def setsockopt(self, *args: Any) -> None:
+        self.socket.setsockopt(*args)
+
+    def shutdown(self, how: int) -> None:
+        self.socket.shutdown(how)
+
+    @property
+    def family(self) -> int:
+        return self.socket.family
+
+    @property
+    def type(self) -> int:
+        return self.socket.type
+
+    @property
+    def proto(self) -> int:
+        return self.socket.proto
 
     def _ssl_io_loop(self, func: Callable[..., Any], arg1: Any = None, arg2: Any = None) -> Any:
         while True:

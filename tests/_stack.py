@@ -22,10 +22,8 @@ if NAME == "httpx2":
     from http_fastpath.httpx2 import (
         AsyncFastpathBackend,
         AsyncFastpathTransport,
-        AsyncHTTP3Transport,
         FastpathBackend,
         FastpathTransport,
-        HTTP3Transport,
         async_fastpath_client,
         fastpath_client,
     )
@@ -36,10 +34,8 @@ else:
     from http_fastpath import (
         AsyncFastpathBackend,
         AsyncFastpathTransport,
-        AsyncHTTP3Transport,
         FastpathBackend,
         FastpathTransport,
-        HTTP3Transport,
         async_fastpath_client,
         fastpath_client,
     )
@@ -51,11 +47,9 @@ __all__ = [
     "AsyncFastpathBackend",
     "AsyncFastpathStream",
     "AsyncFastpathTransport",
-    "AsyncHTTP3Transport",
     "FastpathBackend",
     "FastpathStream",
     "FastpathTransport",
-    "HTTP3Transport",
     "async_fastpath_client",
     "fastpath_client",
     "httpcore",

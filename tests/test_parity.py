@@ -149,7 +149,7 @@ def test_truststore_context_verifies_as_stock(ca: trustme.CA, impl: str) -> None
     """httpx2's default store on macOS/Windows: truststore's context, verifying in its own
     SSLObject.do_handshake. Over memory BIOs that check still runs, so the ClientHello may
     ride in the SYN; a wrong name is still refused."""
-    import truststore
+    truststore = pytest.importorskip("truststore", reason="truststore is not installed")
 
     from ._stack import FastpathTransport, httpx
 
@@ -291,3 +291,54 @@ def test_stream_extras_read_as_stock(ca: trustme.CA, lib: str, scheme: str) -> N
             if impl == "fast" and len(server.records) == 3:
                 assert server.records[-1].syn_data  # that one was pending at connect_tcp
     assert seen["fast"] == seen["stock"], seen
+
+
+def test_urllib3_connection_attributes_read_as_stock(ca: trustme.CA, ca_file: str) -> None:
+    """What code reads of ``HTTPResponse.connection`` and its socket, and the TLS keywords,
+    on a fresh connection and one with a TFO cookie, stock and ours."""
+    import urllib3
+
+    from http_fastpath import FastpathPoolManager
+
+    host = next_loopback()
+    seen: dict[str, list[object]] = {"stock": [], "fast": []}
+    with Server(tls=server_tls(ca, host), host=host) as server:
+        url = server.url + "/"
+        for impl in ("stock", "fast", "fast"):  # the second fast one connects with a cookie
+
+            def manager(impl: str = impl, **kw: Any) -> urllib3.PoolManager:
+                if impl == "fast":
+                    return FastpathPoolManager(ca_certs=ca_file, **kw)
+                return urllib3.PoolManager(ca_certs=ca_file, **kw)
+
+            pm = manager(ssl_minimum_version=ssl.TLSVersion.TLSv1_3)
+            resp = pm.request("GET", url, preload_content=False)
+            conn = resp.connection
+            assert conn is not None and conn.sock is not None
+            sock = conn.sock
+            row: list[object] = [
+                resp.status,
+                conn.is_verified,
+                conn.proxy_is_verified,
+                conn.has_connected_to_proxy,
+                sock.getpeername(),
+                type(sock.getsockname()[1]),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0,
+                sock.family,
+                sock.version(),
+                sock.getpeercert()["subjectAltName"],  # type: ignore[index]
+            ]
+            resp.release_conn()
+            pm.clear()
+            with pytest.raises(urllib3.exceptions.MaxRetryError) as wrong_name:
+                manager(server_hostname="other.test").request("GET", url, retries=0)
+            reason = wrong_name.value.reason
+            row += [type(reason), "other.test" in str(reason)]
+            checks_off = manager(assert_hostname=False, server_hostname="other.test")
+            row.append(checks_off.request("GET", url, retries=0).status)
+            seen[impl] = row
+        syn_data = [r.syn_data for r in server.records]
+    assert seen["fast"] == seen["stock"], seen
+    assert seen["stock"][:2] == [200, True]
+    # Three connections a round; the compared one of the last round had a TFO cookie.
+    assert syn_data[6] is True

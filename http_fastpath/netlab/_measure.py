@@ -19,7 +19,7 @@ import ssl
 import statistics
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._dialer import dial
 from .._options import FastpathOptions
@@ -246,21 +246,29 @@ class RequestsKind(Kind):
             return [self._one(session, url) for _ in range(n)]
 
 
-class HttpxKind(Kind):
-    library = "httpx"
+def _stack(name: str) -> tuple[Any, Any]:
+    """The client module (``httpx`` or ``httpx2``) and the module with our transports for it."""
+    import importlib
 
-    def __init__(self, tls: TLSConfig, fastpath: bool) -> None:
+    client = importlib.import_module(name)
+    ours = importlib.import_module("http_fastpath" if name == "httpx" else "http_fastpath.httpx2")
+    return client, ours
+
+
+class HttpxKind(Kind):
+    def __init__(self, tls: TLSConfig, fastpath: bool, stack: str = "httpx") -> None:
         super().__init__(tls)
         self.fastpath = fastpath
-        self.label = "httpx + FastpathTransport" if fastpath else "httpx (stock)"
+        self.stack = stack
+        self.library = stack
+        self.label = f"{stack} + FastpathTransport" if fastpath else f"{stack} (stock)"
 
     def _client(self) -> Any:
-        import httpx
-
+        client, ours = _stack(self.stack)
         if self.fastpath:
-            transport = _public("FastpathTransport")(verify=self.tls.context)
-            return httpx.Client(transport=transport, trust_env=False, timeout=10)
-        return httpx.Client(verify=self.tls.context, trust_env=False, timeout=10)
+            transport = ours.FastpathTransport(verify=self.tls.context)
+            return client.Client(transport=transport, trust_env=False, timeout=10)
+        return client.Client(verify=self.tls.context, trust_env=False, timeout=10)
 
     def _one(self, client: Any, url: str) -> float:
         start = time.perf_counter()
@@ -281,12 +289,14 @@ class HttpxKind(Kind):
 
 
 class AsyncHttpxKind(Kind):
-    library = "httpx async"
-
-    def __init__(self, tls: TLSConfig, fastpath: bool) -> None:
+    def __init__(self, tls: TLSConfig, fastpath: bool, stack: str = "httpx") -> None:
         super().__init__(tls)
         self.fastpath = fastpath
-        self.label = "httpx async + AsyncFastpathTransport" if fastpath else "httpx async (stock)"
+        self.stack = stack
+        self.library = f"{stack} async"
+        self.label = (
+            f"{stack} async + AsyncFastpathTransport" if fastpath else f"{stack} async (stock)"
+        )
         # One event loop for all samples: a fresh loop per sample would also time the
         # start of its resolver thread pool, which no long-running application pays.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -303,12 +313,11 @@ class AsyncHttpxKind(Kind):
             self._loop = None
 
     def _client(self) -> Any:
-        import httpx
-
+        client, ours = _stack(self.stack)
         if self.fastpath:
-            transport = _public("AsyncFastpathTransport")(verify=self.tls.context)
-            return httpx.AsyncClient(transport=transport, trust_env=False, timeout=10)
-        return httpx.AsyncClient(verify=self.tls.context, trust_env=False, timeout=10)
+            transport = ours.AsyncFastpathTransport(verify=self.tls.context)
+            return client.AsyncClient(transport=transport, trust_env=False, timeout=10)
+        return client.AsyncClient(verify=self.tls.context, trust_env=False, timeout=10)
 
     async def _one(self, client: Any, url: str) -> float:
         start = time.perf_counter()
@@ -335,30 +344,39 @@ class AsyncHttpxKind(Kind):
 
 
 def available_pairs(
-    tls: TLSConfig, *, dialer: bool | None = True
+    tls: TLSConfig, *, dialer: bool | None = True, stacks: Sequence[str] = ("httpx",)
 ) -> tuple[list[tuple[Kind, Kind]], list[str]]:
     """(stock, fastpath) pairs that can run here, and why the others cannot.
 
     ``dialer``: include http.client vs the bare dialer (``None``: only when no adapter
-    is installed).
+    is installed). ``stacks``: the httpx-style clients to compare (``"httpx"``,
+    ``"httpx2"``).
     """
-    import http_fastpath
+    import importlib
 
     pairs: list[tuple[Kind, Kind]] = []
     missing: list[str] = []
-    candidates: list[tuple[str, str, Callable[[bool], Kind]]] = [
-        ("requests", "FastpathAdapter", lambda f: RequestsKind(tls, f)),
-        ("httpx", "FastpathTransport", lambda f: HttpxKind(tls, f)),
-        ("httpx", "AsyncFastpathTransport", lambda f: AsyncHttpxKind(tls, f)),
+    candidates: list[tuple[str, str, str, type[Kind]]] = [
+        ("requests", "http_fastpath", "FastpathAdapter", RequestsKind)
     ]
-    for module, name, make in candidates:
+    for stack in stacks:
+        ours = "http_fastpath" if stack == "httpx" else f"http_fastpath.{stack}"
+        candidates += [
+            (stack, ours, "FastpathTransport", HttpxKind),
+            (stack, ours, "AsyncFastpathTransport", AsyncHttpxKind),
+        ]
+    for module, home, name, kind in candidates:
         try:
-            __import__(module)
-            getattr(http_fastpath, name)
+            importlib.import_module(module)
+            getattr(importlib.import_module(home), name)
         except (ImportError, AttributeError) as exc:
             missing.append(f"{name}: {exc}")
             continue
-        pairs.append((make(False), make(True)))
+        if kind is RequestsKind:
+            pairs.append((RequestsKind(tls, False), RequestsKind(tls, True)))
+        else:
+            make = cast(Callable[[TLSConfig, bool, str], Kind], kind)
+            pairs.append((make(tls, False, module), make(tls, True, module)))
     if dialer or (dialer is None and not pairs):
         pairs.insert(0, (StdlibStock(tls), DialerFast(tls)))
     return pairs, missing

@@ -113,6 +113,10 @@ class RecordingServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a burst of connects overflows it, the kernel drops
+    # the handshake's last ACK and the client (stock or ours) waits for SYN-ACK retransmits
+    # (1 s, 2 s, 4 s...) -- a load test then times out on the server, not on the client.
+    request_queue_size = 128
 
     def __init__(
         self,
