@@ -42,8 +42,19 @@ else:
     from http_fastpath._httpcore_async import AsyncFastpathStream
     from http_fastpath._httpcore_backend import FastpathStream
 
+
+def http3_transports() -> tuple[type, type]:
+    """The stack's (HTTP3Transport, AsyncHTTP3Transport); needs aioquic (Python >= 3.11)."""
+    if NAME == "httpx2":
+        from http_fastpath import httpx2 as ours
+    else:
+        import http_fastpath as ours
+    return ours.HTTP3Transport, ours.AsyncHTTP3Transport
+
+
 __all__ = [
     "NAME",
+    "http3_transports",
     "AsyncFastpathBackend",
     "AsyncFastpathStream",
     "AsyncFastpathTransport",

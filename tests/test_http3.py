@@ -13,23 +13,23 @@ import ssl
 from collections.abc import Iterator
 
 import anyio
-import httpx
 import pytest
 import requests
 import trustme
 
 import http_fastpath
 from http_fastpath import (
-    AsyncHTTP3Transport,
     CapabilityError,
     HTTP3Adapter,
-    HTTP3Transport,
     OptionError,
     connection_info,
 )
 from http_fastpath._dialer import new_socket
 
 from ._h3server import H3TestServer, payload
+from ._stack import http3_transports, httpx
+
+HTTP3Transport, AsyncHTTP3Transport = http3_transports()
 
 TEN_MB = 10 * 1024 * 1024
 
