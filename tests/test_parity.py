@@ -2,6 +2,21 @@
 
 Each test runs the same code through stock requests/httpx/httpcore and through ours
 (explicit adapters, and where it matters a cached TFO cookie) and expects the same outcome.
+scripts/test runs this file on httpx and again on httpx2 (tests/_stack.py), and
+scripts/test-matrix at the lowest and latest versions the extras allow.
+
+Here: pyOpenSSL injected; truststore contexts; error messages; ``resp.connection`` and
+its socket; ``ssl_minimum_version``, ``server_hostname``, ``assert_hostname``;
+``REQUESTS_CA_BUNDLE``, hooks, ``raw``; the ``trace`` extension and ``get_extra_info`` at
+every point of a connection's life; ``connection_info`` on httpcore responses; a client's
+``proxy=``; ``sni_hostname``, ``local_address``, ``event_hooks``, ``MockTransport`` mounts.
+
+Elsewhere, also against stock: ``assert_fingerprint`` (test_urllib3), client certificates,
+``verify=`` paths, SOCKS, ``Retry(connect=N)``, timeouts, ``get_connection_with_tls_context``
+(test_requests_adapter), httpx ``retries=``, timeouts and exception classes
+(test_httpx_errors), HTTP/2 streams (test_httpx_http2), proxies and ``NO_PROXY``
+(test_httpx_client, test_reliability_security), the whole fault matrix
+(test_reliability_faults).
 """
 
 from __future__ import annotations
@@ -342,3 +357,66 @@ def test_urllib3_connection_attributes_read_as_stock(ca: trustme.CA, ca_file: st
     assert seen["stock"][:2] == [200, True]
     # Three connections a round; the compared one of the last round had a TFO cookie.
     assert syn_data[6] is True
+
+
+def test_requests_ca_bundle_hooks_and_raw(
+    ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``REQUESTS_CA_BUNDLE``, response hooks and ``resp.raw`` streaming, as stock."""
+    from http_fastpath import FastpathAdapter
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file)
+    host = next_loopback()
+    seen: dict[str, object] = {}
+    with Server(tls=server_tls(ca, host), host=host) as server:
+        for impl in ("stock", "fast", "fast"):  # the second fast one connects with a cookie
+            with requests.Session() as session:
+                if impl == "fast":
+                    session.mount("https://", FastpathAdapter())
+                hooked: list[int] = []
+                session.hooks["response"].append(
+                    lambda r, *a, hooked=hooked, **k: hooked.append(r.status_code)
+                )
+                resp = session.get(server.url + "/bytes?n=100", stream=True)
+                chunks = [len(c) for c in resp.raw.stream(32)]
+                seen[impl] = (resp.status_code, hooked, chunks, resp.raw.version, resp.raw.closed)
+        syn_data = [r.syn_data for r in server.records]
+    assert seen["fast"] == seen["stock"] == (200, [200], [32, 32, 32, 4], 11, True), seen
+    assert syn_data == [False, False, True]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_httpx_request_extensions_and_transport_arguments(ca: trustme.CA, impl: str) -> None:
+    """``sni_hostname``, ``local_address``, ``event_hooks`` and a ``MockTransport`` mount."""
+    from ._stack import FastpathTransport, httpx
+
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    host, source = next_loopback(), next_loopback()
+    hooks: list[str] = []
+
+    def mocked(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(418, text="mocked " + request.url.host)
+
+    def transport(**kw: Any) -> httpx.BaseTransport:
+        if impl == "fast":
+            return FastpathTransport(verify=client_ctx, **kw)
+        return httpx.HTTPTransport(verify=client_ctx, **kw)
+
+    with Server(tls=server_tls(ca, "api.test"), host=host) as server:
+        with httpx.Client(
+            transport=transport(local_address=source),
+            mounts={"all://mock.test": httpx.MockTransport(mocked)},
+            event_hooks={"response": [lambda r: hooks.append(f"{r.status_code}")]},
+        ) as client:
+            # The certificate names api.test only: the SNI / hostname check uses the extension.
+            resp = client.get(server.url + "/", extensions={"sni_hostname": "api.test"})
+            mock = client.get("http://mock.test/")
+        with httpx.Client(transport=transport()) as client:
+            with pytest.raises(httpx.ConnectError):
+                client.get(server.url + "/")  # no sni_hostname: the IP does not match
+        peers = [r.peer[0] for r in server.records]
+    assert (resp.status_code, resp.text) == (200, "hello GET")
+    assert (mock.status_code, mock.text) == (418, "mocked mock.test")
+    assert hooks == ["200", "418"]
+    assert peers[0] == source  # local_address bound the source
