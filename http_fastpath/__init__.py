@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typing
 
+from . import _lazy
 from ._exceptions import CapabilityError, DialError, DialTimeout, FastpathError, OptionError
 from ._info import ConnectionInfo, TFOStatus
 from ._options import FastpathOptions
@@ -107,16 +108,4 @@ _LAZY = {
 }
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'http_fastpath' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = _lazy.exports(__name__, _LAZY, globals())

@@ -115,7 +115,33 @@ class _AsyncBody:
         await self._chunks.aclose()
 
 
-class H3TransportImpl(Generic[_Req, _Resp]):
+class _H3Base:
+    """What the sync and async HTTP/3 transports share: arguments and the QUIC pool."""
+
+    _client: ClassVar[ModuleType]
+    _asynchronous: ClassVar[bool]
+
+    def __init__(
+        self,
+        *,
+        verify: VerifyType = True,
+        trust_env: bool = True,
+        backend: BackendName = "auto",
+    ) -> None:
+        quic_configuration("localhost", verify, trust_env=trust_env)  # validate early
+        client = self._client
+        if self._asynchronous:
+            self._pool: Any = AsyncH3Pool(backend, trust_env)
+            self._body = derive(_AsyncBody, client.AsyncByteStream)
+        else:
+            self._pool = SyncH3Pool(backend, trust_env)
+            self._body = derive(_SyncBody, client.SyncByteStream)
+        self._verify = verify
+        self._trust_env = trust_env
+        self._plain: Any = None
+
+
+class H3TransportImpl(_H3Base, Generic[_Req, _Resp]):
     """EXPERIMENTAL: a transport that sends ``https://`` requests over HTTP/3 (QUIC).
 
     ``backend``: ``"auto"`` (Linux kernel QUIC when the probe finds ``IPPROTO_QUIC`` sockets,
@@ -130,21 +156,7 @@ class H3TransportImpl(Generic[_Req, _Resp]):
     with the client's ``ConnectError`` / ``ConnectTimeout``. See docs/http3.md.
     """
 
-    _client: ClassVar[ModuleType]
-
-    def __init__(
-        self,
-        *,
-        verify: VerifyType = True,
-        trust_env: bool = True,
-        backend: BackendName = "auto",
-    ) -> None:
-        self._pool = SyncH3Pool(backend, trust_env)
-        quic_configuration("localhost", verify, trust_env=trust_env)  # validate early
-        self._verify = verify
-        self._trust_env = trust_env
-        self._plain: Any = None
-        self._body = derive(_SyncBody, self._client.SyncByteStream)
+    _asynchronous = False
 
     def handle_request(self, request: _Req) -> _Resp:
         req: Any = request
@@ -177,28 +189,14 @@ class H3TransportImpl(Generic[_Req, _Resp]):
             self._plain.close()
 
 
-class AsyncH3TransportImpl(Generic[_Req, _Resp]):
+class AsyncH3TransportImpl(_H3Base, Generic[_Req, _Resp]):
     """EXPERIMENTAL: the async twin of :class:`H3TransportImpl` (asyncio and trio, via anyio).
 
     Concurrent requests on one async client share one QUIC connection per origin, each
     on its own HTTP/3 stream.
     """
 
-    _client: ClassVar[ModuleType]
-
-    def __init__(
-        self,
-        *,
-        verify: VerifyType = True,
-        trust_env: bool = True,
-        backend: BackendName = "auto",
-    ) -> None:
-        self._pool = AsyncH3Pool(backend, trust_env)
-        quic_configuration("localhost", verify, trust_env=trust_env)
-        self._verify = verify
-        self._trust_env = trust_env
-        self._plain: Any = None
-        self._body = derive(_AsyncBody, self._client.AsyncByteStream)
+    _asynchronous = True
 
     async def handle_async_request(self, request: _Req) -> _Resp:
         req: Any = request

@@ -150,7 +150,7 @@ def _proxy_route(original: Callable[..., Any]) -> Callable[..., Any]:
 
     def _init_proxy_transport(client: Any, proxy: Any, *args: Any, **kwargs: Any) -> Any:
         ours = client.__dict__.get("_transport")  # set before the mounts are built
-        if isinstance(ours, (SyncTransportImpl, AsyncTransportImpl)):
+        if isinstance(ours, _TransportBase):
             bound = signature.bind(client, proxy, *args, **kwargs)
             bound.apply_defaults()
             given = {k: v for k, v in bound.arguments.items() if k in _PROXY_TRANSPORT_KEYS}
@@ -315,20 +315,12 @@ class _AsyncResponseStream:
             await aclose()
 
 
-class SyncTransportImpl(Generic[_Req, _Resp]):
-    """The stack's ``HTTPTransport`` whose connections use TCP Fast Open and MPTCP.
-
-    Takes every ``HTTPTransport`` argument (same meaning, same defaults) plus ``tfo``,
-    ``mptcp`` and ``tfo_policy`` (see :class:`http_fastpath.FastpathOptions`; defaults
-    ``True``, ``True``, ``"safe"``) or a ready ``options=FastpathOptions(...)``.
-    Exceptions are the client's, exactly as with its ``HTTPTransport``. Every response
-    carries its connection's proof: ``http_fastpath.connection_info(response)``.
-
-    ``Client(transport=...)`` ignores proxy environment variables (as with any transport);
-    ``fastpath_client()`` keeps them.
-    """
+class _TransportBase:
+    """What the sync and async transports share: arguments, options and the pool."""
 
     _stack: ClassVar[ClientStack]
+    _asynchronous: ClassVar[bool]
+    _stream_impl: ClassVar[type]
 
     def __init__(
         self,
@@ -350,13 +342,32 @@ class SyncTransportImpl(Generic[_Req, _Resp]):
         options: FastpathOptions | None = None,
     ) -> None:
         self.options = _resolve_options(options, tfo, mptcp, tfo_policy)
-        stack = self._stack
+        stack, asynchronous = self._stack, self._asynchronous
         self._core = _build_pool(
-            stack, False, self.options, verify, cert, trust_env, http1, http2, limits,
+            stack, asynchronous, self.options, verify, cert, trust_env, http1, http2, limits,
             proxy, uds, local_address, retries, socket_options,
         )  # fmt: skip
-        self._response_stream = derive(_ResponseStream, stack.client.SyncByteStream)
+        client = stack.client
+        base = client.AsyncByteStream if asynchronous else client.SyncByteStream
+        self._response_stream = derive(self._stream_impl, base)
         stack.keep_fastpath_on_proxies()
+
+
+class SyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
+    """The stack's ``HTTPTransport`` whose connections use TCP Fast Open and MPTCP.
+
+    Takes every ``HTTPTransport`` argument (same meaning, same defaults) plus ``tfo``,
+    ``mptcp`` and ``tfo_policy`` (see :class:`http_fastpath.FastpathOptions`; defaults
+    ``True``, ``True``, ``"safe"``) or a ready ``options=FastpathOptions(...)``.
+    Exceptions are the client's, exactly as with its ``HTTPTransport``. Every response
+    carries its connection's proof: ``http_fastpath.connection_info(response)``.
+
+    ``Client(transport=...)`` ignores proxy environment variables (as with any transport);
+    ``fastpath_client()`` keeps them.
+    """
+
+    _asynchronous = False
+    _stream_impl = _ResponseStream
 
     def __enter__(self: _T) -> _T:
         self._core.__enter__()
@@ -387,41 +398,14 @@ class SyncTransportImpl(Generic[_Req, _Resp]):
         self._core.close()
 
 
-class AsyncTransportImpl(Generic[_Req, _Resp]):
+class AsyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
     """The stack's ``AsyncHTTPTransport`` on the fastpath dialer; asyncio and trio.
 
     Same arguments and behaviour as the sync transport.
     """
 
-    _stack: ClassVar[ClientStack]
-
-    def __init__(
-        self,
-        verify: ssl.SSLContext | str | bool = True,
-        cert: Any = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: LimitsLike | None = None,
-        proxy: Any = None,
-        uds: str | None = None,
-        local_address: str | None = None,
-        retries: int = 0,
-        socket_options: Iterable[CoreSocketOption] | None = None,
-        *,
-        tfo: bool | None = None,
-        mptcp: bool | None = None,
-        tfo_policy: TFOPolicy | None = None,
-        options: FastpathOptions | None = None,
-    ) -> None:
-        self.options = _resolve_options(options, tfo, mptcp, tfo_policy)
-        stack = self._stack
-        self._core = _build_pool(
-            stack, True, self.options, verify, cert, trust_env, http1, http2, limits,
-            proxy, uds, local_address, retries, socket_options,
-        )  # fmt: skip
-        self._response_stream = derive(_AsyncResponseStream, stack.client.AsyncByteStream)
-        stack.keep_fastpath_on_proxies()
+    _asynchronous = True
+    _stream_impl = _AsyncResponseStream
 
     async def __aenter__(self: _A) -> _A:
         await self._core.__aenter__()

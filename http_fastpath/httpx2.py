@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import typing
 
+from . import _lazy
+
 if typing.TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
     from ._http3_httpx2 import AsyncHTTP3Transport, HTTP3Transport
     from ._httpcore2_async import AsyncFastpathBackend
@@ -53,16 +55,4 @@ _LAZY = {
 }
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'http_fastpath.httpx2' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"http_fastpath.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = _lazy.exports(__name__, _LAZY, globals())
