@@ -312,12 +312,30 @@ def http3_checks() -> list[Check]:
     if Path("/sys/module/quic").exists():
         detail += " (module 'quic' is loaded)"
     checks = [Check("HTTP/3", "kernel QUIC", ok(quic.available), detail, quic.enable)]
+    if quic.available:
+        checks.append(uapi_check(_uapi_mismatch()))
     names = sorted(n for n in _LAZY if "3" in n)
     if names:
         checks.append(Check("HTTP/3", "transport", "info", "experimental: " + ", ".join(names)))
     else:
         checks.append(Check("HTTP/3", "transport", "info", "no HTTP/3 transport in this build"))
     return checks
+
+
+def _uapi_mismatch() -> str | None:
+    try:
+        from ._quic_kernel import uapi_mismatch
+    except ImportError as exc:  # the kernel backend needs aioquic (the http3 extra)
+        return f"cannot check: {exc}"
+    return uapi_mismatch()
+
+
+def uapi_check(mismatch: str | None) -> Check:
+    """Whether the loaded quic module speaks the uapi revision the backend was built for."""
+    if mismatch is None:
+        return Check("HTTP/3", "kernel QUIC uapi", "ok", "matches the revision the backend pins")
+    fix = "build the quic module at the revision docs/http3.md names (HTTP/3 uses userspace)"
+    return Check("HTTP/3", "kernel QUIC uapi", "no", mismatch, fix)
 
 
 def ok(flag: bool) -> str:

@@ -504,7 +504,13 @@ class KernelQuic:
             try:
                 sent = self._sock.sendmsg([data], cmsg, MSG_DONTWAIT | MSG_NOSIGNAL)
             except (BlockingIOError, InterruptedError):
-                return  # no stream or connection credit now: wants_write() waits for POLLOUT
+                return  # the socket buffer is full: wants_write() waits for POLLOUT
+            except OSError as exc:
+                # No stream or connection credit from the peer: with a QUIC_STREAM_INFO cmsg
+                # lxin/quic says ENOSPC, not EAGAIN. Keep the data queued and wait likewise.
+                if exc.errno != errno.ENOSPC:
+                    raise
+                return
             self._opened.add(sid)
             if sent < len(data):
                 self._out[0] = (sid, data[sent:], fin)

@@ -21,6 +21,13 @@ Rules enforced (errno as the kernel would return, or EINVAL where the notes give
 * stream ``sendmsg`` (``QUIC_STREAM_INFO``): only when ESTABLISHED; a zero-length write
   without FIN fails with EMSGSIZE; a stream not yet opened needs MSG_QUIC_STREAM_NEW;
   flags limited to the ones the kernel accepts.
+* send-side flow control (``stream_window=`` / ``conn_window=``, off by default): a write
+  takes what the peer's stream and connection credit allow (a partial count); with no
+  credit left it fails with ENOSPC, as lxin/quic does when a ``QUIC_STREAM_INFO`` cmsg is
+  given (it turns ENOSPC into EAGAIN only without one; KERNEL-QUIC-VM.md). The peer grants
+  credit back -- windows slide to what was sent plus the window -- each time the client
+  reads (``recvmsg``), i.e. one driver cycle later, like MAX_DATA frames a round trip
+  later. ``poll`` is not modelled (the kernel reports POLLOUT from connection credit only).
 """
 
 from __future__ import annotations
@@ -102,6 +109,8 @@ class ScriptedQuicSocket:
         *identities: str,
         config_size: int = 28,
         h3_routes: dict[str, tuple[int, bytes]] | None = None,
+        stream_window: int | None = None,
+        conn_window: int | None = None,
     ) -> None:
         cert = ca.issue_cert(*(identities or ("localhost",)))
         self.server = tls.Context(is_client=False, alpn_protocols=["h3"])
@@ -135,6 +144,14 @@ class ScriptedQuicSocket:
         self._peer = _PeerLayer(self)
         self.server_h3: H3Connection | None = None
         self.requests: list[list[tuple[bytes, bytes]]] = []
+        self.bodies: dict[int, bytearray] = collections.defaultdict(bytearray)
+        # send-side flow control (None: unlimited)
+        self._stream_window, self._conn_window = stream_window, conn_window
+        self._stream_sent: dict[int, int] = collections.defaultdict(int)
+        self._stream_limit: dict[int, int] = {}
+        self._conn_sent = 0
+        self._conn_limit = conn_window
+        self.enospc = 0  # writes refused for want of credit
 
     # -- the TLS peer ------------------------------------------------------------------
 
@@ -280,14 +297,41 @@ class ScriptedQuicSocket:
                 if bool(sflags & k.MSG_QUIC_STREAM_UNI) != bool(sid & 2):
                     raise _err(errno.EINVAL, f"UNI flag does not match stream {sid}")
                 self.opened.add(sid)
+            room = self._credit(sid)
+            if data and room <= 0:
+                self.enospc += 1
+                raise _err(errno.ENOSPC, "no flow-control credit (stream cmsg given)")
+            if len(data) > room:
+                data, fin = data[:room], False  # a partial write; FIN goes with the last byte
+            self._stream_sent[sid] += len(data)
+            self._conn_sent += len(data)
             self.stream_writes.append((sid, data, sflags))
             self._to_server_h3(sid, data, fin)
             return len(data)
         raise _err(errno.EINVAL, f"cmsg type {kind}")
 
+    def _credit(self, sid: int) -> int:
+        """Bytes the peer lets this stream send now (a large number when unlimited)."""
+        room = 1 << 62
+        if self._stream_window is not None:
+            limit = self._stream_limit.setdefault(sid, self._stream_window)
+            room = min(room, limit - self._stream_sent[sid])
+        if self._conn_limit is not None:
+            room = min(room, self._conn_limit - self._conn_sent)
+        return room
+
+    def _grant_credit(self) -> None:
+        """The peer read everything: its windows slide (MAX_STREAM_DATA / MAX_DATA)."""
+        if self._stream_window is not None:
+            for sid, sent in self._stream_sent.items():
+                self._stream_limit[sid] = sent + self._stream_window
+        if self._conn_window is not None:
+            self._conn_limit = self._conn_sent + self._conn_window
+
     def recvmsg(
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0
     ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
+        self._grant_credit()
         for level in (k.QUIC_CRYPTO_INITIAL, k.QUIC_CRYPTO_HANDSHAKE):
             pending = self._pending_handshake[level]
             if pending and level in self.recv_keys:  # buffered until the key is there
@@ -332,8 +376,10 @@ class ScriptedQuicSocket:
                 self.requests.append(list(h3_event.headers))
                 if h3_event.stream_ended:
                     self._respond(h3_event.stream_id, h3_event.headers)
-            elif isinstance(h3_event, DataReceived) and h3_event.stream_ended:
-                self._respond(h3_event.stream_id, self.requests[-1])
+            elif isinstance(h3_event, DataReceived):
+                self.bodies[h3_event.stream_id] += h3_event.data
+                if h3_event.stream_ended:
+                    self._respond(h3_event.stream_id, self.requests[-1])
 
     def _respond(self, sid: int, headers: Any) -> None:
         assert self.server_h3 is not None

@@ -320,3 +320,51 @@ def test_end_of_connection_is_reported_once(ca: trustme.CA, ca_file: str) -> Non
     while (event := backend.next_event()) is not None:
         events.append(event)
     assert [type(e) for e in events] == [ConnectionTerminated]
+
+
+@pytest.mark.parametrize(
+    ("stream_window", "conn_window"),
+    [(64 * 1024, 16 * 1024 * 1024), (1024 * 1024, 256 * 1024)],
+    ids=["stream-limited", "connection-limited"],
+)
+def test_upload_beyond_the_flow_control_window(
+    ca: trustme.CA, ca_file: str, stream_window: int, conn_window: int
+) -> None:
+    """lxin/quic answers a stream write without credit with ENOSPC (stream cmsg given):
+    the backend keeps the rest queued and sends it when credit returns."""
+    import hashlib
+    import os
+
+    sock = ScriptedQuicSocket(ca, "localhost", stream_window=stream_window, conn_window=conn_window)
+    client = H3Client(
+        k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
+        host="localhost",
+        port=4433,
+    )
+    client.start(0.0)
+    for _ in range(10):
+        client.step(0.0, True)
+    assert client.handshake_done
+    body = os.urandom(2 * 1024 * 1024)  # several times either window
+    state = client.send_request(b"POST", b"https", b"localhost", b"/", [], body)
+    for _ in range(500):  # bounded: one window's worth of progress per cycle at least
+        client.step(0.0, True)
+        if state.ended or state.error is not None:
+            break
+    assert state.error is None, state.error
+    assert state.status == 200 and state.ended
+    assert sock.enospc > 0  # the limit was hit, and waited out
+    (sid,) = [s for s, data in sock.bodies.items() if data]
+    assert hashlib.sha256(sock.bodies[sid]).digest() == hashlib.sha256(body).digest()
+
+
+def test_doctor_reports_the_uapi_check(ca: trustme.CA) -> None:
+    """``doctor`` runs the runtime uapi check and says what differs."""
+    from http_fastpath._cli_doctor_kernel import uapi_check
+
+    good = uapi_check(k.check_config_size(ScriptedQuicSocket(ca)))
+    assert (good.status, good.name) == ("ok", "kernel QUIC uapi")
+    bad = uapi_check(k.check_config_size(ScriptedQuicSocket(ca, config_size=32)))
+    assert bad.status == "no"
+    assert "32-byte struct quic_config, 28 expected" in bad.detail
+    assert "docs/http3.md" in (bad.enable or "")
