@@ -368,3 +368,49 @@ def test_doctor_reports_the_uapi_check(ca: trustme.CA) -> None:
     assert bad.status == "no"
     assert "32-byte struct quic_config, 28 expected" in bad.detail
     assert "docs/http3.md" in (bad.enable or "")
+
+
+def test_a_local_failure_closes_with_h3_internal_error(
+    ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a bare 0x0 (seen on a real kernel): the peer learns the client gave up."""
+    from http_fastpath._h3._client import H3_INTERNAL_ERROR
+
+    sock = ScriptedQuicSocket(ca, "localhost")
+    client = H3Client(
+        k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
+        host="localhost",
+        port=4433,
+    )
+    client.start(0.0)
+    for _ in range(10):
+        client.step(0.0, True)
+    assert client.handshake_done
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.EIO, "the device went away")
+
+    monkeypatch.setattr(sock, "sendmsg", broken)
+    state = client.send_request(b"GET", b"https", b"localhost", b"/", [], b"")
+    client.step(0.0, True)
+    assert state.error is not None
+    client.close(0.0)
+    assert sock.close_info is not None
+    assert k.unpack_connection_close(sock.close_info)[0] == H3_INTERNAL_ERROR == 0x102
+
+
+def test_a_peer_close_is_not_answered_with_another_close(ca: trustme.CA, ca_file: str) -> None:
+    sock = ScriptedQuicSocket(ca, "localhost")
+    client = H3Client(
+        k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
+        host="localhost",
+        port=4433,
+    )
+    client.start(0.0)
+    for _ in range(10):
+        client.step(0.0, True)
+    sock.deliver_close(0x10C, "going away")
+    client.step(0.0, True)
+    assert client.error is not None
+    client.close(0.0)
+    assert sock.close_info is None

@@ -33,12 +33,20 @@ if TYPE_CHECKING:
 
     from ._stream_layer import QuicBackend
 
-__all__ = ["H3_NO_ERROR", "H3_REQUEST_CANCELLED", "H3Client", "StreamState", "request_headers"]
+__all__ = [
+    "H3_INTERNAL_ERROR",
+    "H3_NO_ERROR",
+    "H3_REQUEST_CANCELLED",
+    "H3Client",
+    "StreamState",
+    "request_headers",
+]
 
 #: HTTP/3 application error code for a clean close (RFC 9114 §8.1).
 H3_NO_ERROR = int(ErrorCode.H3_NO_ERROR)
 #: ...and for a response the client no longer wants.
 H3_REQUEST_CANCELLED = int(ErrorCode.H3_REQUEST_CANCELLED)
+H3_INTERNAL_ERROR = int(ErrorCode.H3_INTERNAL_ERROR)
 _QUIC_CRYPTO_ERROR = 0x100  # RFC 9000 §20.1: 0x0100-0x01ff carry a TLS alert
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"}
@@ -110,6 +118,7 @@ class H3Client:
         self._h3: H3Connection | None = None
         self._streams: dict[int, StreamState] = {}
         self._closed = False
+        self._terminated = False  # the peer (or the QUIC layer) ended the connection
 
     # -- driving -------------------------------------------------------------------------
 
@@ -153,13 +162,20 @@ class H3Client:
             self._fail(self._os_error(exc))
 
     def close(self, now: float) -> None:
-        """Close the connection with H3_NO_ERROR and release the socket (idempotent)."""
+        """Close the connection and release the socket (idempotent).
+
+        H3_NO_ERROR after an orderly life; H3_INTERNAL_ERROR when it failed here (the peer
+        would otherwise see a bare 0x0); nothing when the peer closed it already.
+        """
         if self._closed:
             return
         self._closed = True
         try:
             if self.error is None:
                 self.backend.close(error_code=H3_NO_ERROR)
+                self.backend.transmit(now)
+            elif not self._terminated:
+                self.backend.close(error_code=H3_INTERNAL_ERROR, reason_phrase="client error")
                 self.backend.transmit(now)
         except OSError:
             pass
@@ -256,6 +272,7 @@ class H3Client:
         self._h3 = H3Connection(cast("QuicConnection", self.backend))
 
     def _on_terminated(self, event: ConnectionTerminated) -> None:
+        self._terminated = True
         code, reason = event.error_code, event.reason_phrase
         where = f"{self.host}:{self.port}"
         if not self.handshake_done:
