@@ -206,6 +206,10 @@ def install(options: FastpathOptions | None = None, *, source: str = "install()"
     Clients already imported are patched now; the others when they are imported.
     Calling it again replaces the options.
     """
+    if options is not None and not isinstance(options, FastpathOptions):
+        from ._exceptions import OptionError
+
+        raise OptionError("options", options, "a FastpathOptions instance or None")
     opts = FastpathOptions() if options is None else options
     with _lock:
         if _state.options is not None:

@@ -295,3 +295,14 @@ def test_env_proxies_under_the_opt_in_route_as_without(
     # requests and httpx each: the NO_PROXY host directly, the other through the proxy.
     assert through == [f"GET {proxied.url}/"] * 2
     assert direct_hits == 2
+
+
+@pytest.mark.parametrize("bad", [{"tfo": False}, "tfo", 1, True])
+def test_install_refuses_what_is_not_options(bad: object) -> None:
+    """``install({'tfo': False})`` was accepted and crashed later; now a clear OptionError."""
+    import http_fastpath
+    from http_fastpath import OptionError
+
+    with pytest.raises(OptionError, match="invalid value for options: .*FastpathOptions"):
+        http_fastpath.install(bad)  # type: ignore[arg-type]
+    assert http_fastpath.status()["active"] is False

@@ -83,6 +83,18 @@ def test_extras_pull_only_what_they_need(wheel: Path) -> None:
         by_extra.setdefault(extra, set()).add(name.lower())
     assert not by_extra["httpx"] & {"requests", "urllib3"}
     assert not by_extra["requests"] & {"httpx", "httpcore", "anyio"}
+    assert by_extra["httpx2"] == {"httpx2", "httpcore2", "anyio"}  # nothing of httpx
+
+
+def test_license_and_python_versions_in_the_metadata(wheel: Path) -> None:
+    meta = _metadata(wheel)
+    with zipfile.ZipFile(wheel) as zf:
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in zf.namelist())
+    assert meta["License-Expression"] == "MIT"
+    classifiers = set(meta.get_all("Classifier") or [])
+    versions = {c.rsplit(" ", 1)[1] for c in classifiers if c.count("::") == 2 and "3." in c}
+    assert versions == {"3.10", "3.11", "3.12", "3.13"}
+    assert meta["Requires-Python"] == ">=3.10"
 
 
 def test_fresh_install_runs(wheel_python: Path) -> None:
