@@ -43,3 +43,17 @@ def test_public_names_have_docstrings(name: str) -> None:
     except ImportError as exc:  # an extra that is not installed
         pytest.skip(f"{name}: {exc}")
     assert (obj.__doc__ or "").strip(), f"http_fastpath.{name} has no docstring"
+
+
+def test_readme_names_exactly_the_methods_that_ride_in_the_syn() -> None:
+    """The replay-safety choice is documented where users look, and matches the code."""
+    from pathlib import Path
+
+    from http_fastpath._policy import SAFE_METHODS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    safety = readme.split("## Safety", 1)[1].split("\n## ", 1)[0]
+    for method in SAFE_METHODS:
+        assert method.decode() in safety, method
+    assert b"POST" not in SAFE_METHODS and b"PATCH" not in SAFE_METHODS
+    assert "Never POST or PATCH" in safety
