@@ -55,6 +55,21 @@ def _connected(
     return backend, sock
 
 
+def _h3_client(ca: trustme.CA, ca_file: str, **kw: object) -> tuple[H3Client, ScriptedQuicSocket]:
+    """An H3Client on the kernel backend over a scripted socket, handshake done."""
+    sock = ScriptedQuicSocket(ca, "localhost", **kw)  # type: ignore[arg-type]
+    client = H3Client(
+        k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
+        host="localhost",
+        port=4433,
+    )
+    client.start(0.0)
+    for _ in range(10):
+        client.step(0.0, True)
+    assert client.handshake_done
+    return client, sock
+
+
 # -- uapi tables -----------------------------------------------------------------------------
 
 
@@ -335,16 +350,7 @@ def test_upload_beyond_the_flow_control_window(
     import hashlib
     import os
 
-    sock = ScriptedQuicSocket(ca, "localhost", stream_window=stream_window, conn_window=conn_window)
-    client = H3Client(
-        k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
-        host="localhost",
-        port=4433,
-    )
-    client.start(0.0)
-    for _ in range(10):
-        client.step(0.0, True)
-    assert client.handshake_done
+    client, sock = _h3_client(ca, ca_file, stream_window=stream_window, conn_window=conn_window)
     body = os.urandom(2 * 1024 * 1024)  # several times either window
     state = client.send_request(b"POST", b"https", b"localhost", b"/", [], body)
     for _ in range(500):  # bounded: one window's worth of progress per cycle at least
@@ -376,16 +382,7 @@ def test_a_local_failure_closes_with_h3_internal_error(
     """Not a bare 0x0 (seen on a real kernel): the peer learns the client gave up."""
     from http_fastpath._h3._client import H3_INTERNAL_ERROR
 
-    sock = ScriptedQuicSocket(ca, "localhost")
-    client = H3Client(
-        k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
-        host="localhost",
-        port=4433,
-    )
-    client.start(0.0)
-    for _ in range(10):
-        client.step(0.0, True)
-    assert client.handshake_done
+    client, sock = _h3_client(ca, ca_file)
 
     def broken(*args: object, **kwargs: object) -> int:
         raise OSError(errno.EIO, "the device went away")
@@ -400,15 +397,7 @@ def test_a_local_failure_closes_with_h3_internal_error(
 
 
 def test_a_peer_close_is_not_answered_with_another_close(ca: trustme.CA, ca_file: str) -> None:
-    sock = ScriptedQuicSocket(ca, "localhost")
-    client = H3Client(
-        k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
-        host="localhost",
-        port=4433,
-    )
-    client.start(0.0)
-    for _ in range(10):
-        client.step(0.0, True)
+    client, sock = _h3_client(ca, ca_file)
     sock.deliver_close(0x10C, "going away")
     client.step(0.0, True)
     assert client.error is not None
