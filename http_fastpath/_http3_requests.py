@@ -25,7 +25,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from ._exceptions import DialError, DialTimeout, OptionError
 from ._h3._client import StreamState
 from ._h3._errors import H3ReadTimeout, H3StreamError, H3TLSError
-from ._http3 import BackendName, SyncH3Connection, SyncH3Pool, VerifyType
+from ._http3 import BackendName, SyncH3Connection, SyncH3Pool, VerifyType, select_backend
 from ._proof import INFO_ATTR
 
 __all__ = ["HTTP3Adapter"]
@@ -105,6 +105,8 @@ class HTTP3Adapter(HTTPAdapter):
     __attrs__ = [*HTTPAdapter.__attrs__, "_h3_backend"]
 
     def __init__(self, *, backend: BackendName = "auto", **kwargs: Any) -> None:
+        if backend == "kernel":  # fail here, not at the first request
+            select_backend(backend)
         self._h3_backend = backend
         self._h3_pool = SyncH3Pool(backend, trust_env=False)
         super().__init__(**kwargs)

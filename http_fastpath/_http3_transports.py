@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Generator, Iterator
 from types import ModuleType
 from typing import Any, ClassVar, Generic, TypeVar
 
-from ._exceptions import DialError, DialTimeout
+from ._exceptions import DialError, DialTimeout, OptionError
 from ._h3._client import StreamState
 from ._h3._errors import H3ReadTimeout, H3StreamError, H3TLSError
 from ._http3 import (
@@ -23,6 +23,7 @@ from ._http3 import (
     SyncH3Pool,
     VerifyType,
     quic_configuration,
+    select_backend,
 )
 from ._proof import INFO_EXTENSION
 from ._transports import derive
@@ -125,10 +126,15 @@ class _H3Base:
         self,
         *,
         verify: VerifyType = True,
+        cert: Any = None,
         trust_env: bool = True,
         backend: BackendName = "auto",
     ) -> None:
+        if cert is not None:
+            raise OptionError("cert", cert, "None (HTTP/3 has no client certificates yet)")
         quic_configuration("localhost", verify, trust_env=trust_env)  # validate early
+        if backend == "kernel":  # fail here, not at the first request
+            select_backend(backend)
         client = self._client
         if self._asynchronous:
             self._pool: Any = AsyncH3Pool(backend, trust_env)

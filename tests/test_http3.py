@@ -235,9 +235,21 @@ def test_backend_kernel_without_module_raises_capability_error() -> None:
     feature = http_fastpath.probe().kernel_quic
     if feature.available:
         pytest.skip("this kernel has IPPROTO_QUIC: see test_http3_kernel_real.py")
-    with httpx.Client(transport=HTTP3Transport(backend="kernel")) as c:
+    # At construction, not at the first request (httpx, async httpx and requests alike).
+    for make in (
+        lambda: HTTP3Transport(backend="kernel"),
+        lambda: AsyncHTTP3Transport(backend="kernel"),
+        lambda: HTTP3Adapter(backend="kernel"),
+    ):
         with pytest.raises(CapabilityError, match="'quic' kernel module"):
-            c.get("https://127.0.0.1:9/")
+            make()
+
+
+def test_client_certificates_are_refused_with_a_clear_error() -> None:
+    """httpx's transports take ``cert=``; HTTP/3 has none yet: OptionError, not TypeError."""
+    for cls in (HTTP3Transport, AsyncHTTP3Transport):
+        with pytest.raises(OptionError, match="cert"):
+            cls(cert="client.pem")  # type: ignore[call-arg]
 
 
 def test_auto_backend_uses_userspace_here(h3: H3TestServer, ca_file: str) -> None:
