@@ -5,7 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 
+# A library's loggers print nothing until the application configures logging (otherwise
+# Python's last-resort handler writes every WARNING to stderr).
+logging.getLogger("http_fastpath").addHandler(logging.NullHandler())
 dial_logger = logging.getLogger("http_fastpath.dial")
+#: aioquic's per-connection messages for our client connections (its "quic" logger would
+#: print a rejected certificate as "[cid] Error: 298, ..." on stderr by itself)
+quic_logger = logging.getLogger("http_fastpath.quic")
 
 _seen: set[str] = set()
 _seen_lock = threading.Lock()

@@ -17,11 +17,12 @@ from ._h3 import require_aioquic
 require_aioquic()
 
 from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
-from aioquic.quic.connection import QuicConnection  # noqa: E402
+from aioquic.quic.connection import QuicConnection, QuicConnectionAdapter  # noqa: E402
 from aioquic.quic.events import ConnectionTerminated, QuicEvent  # noqa: E402
 
 from ._dialer import Address, new_socket  # noqa: E402
 from ._info import ConnectionInfo, TFOStatus  # noqa: E402
+from ._log import quic_logger  # noqa: E402
 
 if TYPE_CHECKING:
     from ._h3._stream_layer import QuicBackend
@@ -40,6 +41,10 @@ class UserspaceQuic:
         family, sockaddr = address
         self._addr = sockaddr
         self._quic = QuicConnection(configuration=configuration)
+        # aioquic logs under "quic" through a private adapter: ours, under http_fastpath.quic
+        self._quic._logger = QuicConnectionAdapter(
+            quic_logger, dict(self._quic._logger.extra or {})
+        )
         self._early: collections.deque[QuicEvent] = collections.deque()
         self._close_reported = False
         self._sock = new_socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
