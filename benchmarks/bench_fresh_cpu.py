@@ -29,6 +29,7 @@ from typing import Any
 import trustme
 
 from http_fastpath.netlab import enter_private_netns, next_loopback
+from http_fastpath.netlab._measure import _stack
 
 _BODY = b"x" * 64
 
@@ -91,13 +92,6 @@ def _requests(fast: bool, url: str, verify: str) -> tuple[Runner, Callable[[], N
             assert session.get(url, verify=verify).content == _BODY
 
     return run, session.close
-
-
-def _stack(name: str) -> tuple[Any, Any]:
-    """The client module and our transports' module for ``httpx`` or ``httpx2``."""
-    client = importlib.import_module(name)
-    fast = importlib.import_module("http_fastpath" if name == "httpx" else "http_fastpath.httpx2")
-    return client, fast
 
 
 def _httpx(

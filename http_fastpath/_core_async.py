@@ -23,6 +23,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from . import _dialer
 from ._core_sync import (
+    BackendBase,
     CoreErrors,
     CoreSocketOption,
     _backoff,
@@ -32,7 +33,6 @@ from ._core_sync import (
     _Redial,
 )
 from ._dialer import Address, FastpathSocket
-from ._options import FastpathOptions
 from ._proof import INFO_EXTENSION
 
 __all__ = ["AsyncBackendImpl", "AsyncCoreErrors", "AsyncStreamImpl"]
@@ -302,7 +302,7 @@ class AsyncStreamImpl(_InfoMixin):
         return self._extra(info, ssl_object)
 
 
-class AsyncBackendImpl:
+class AsyncBackendImpl(BackendBase):
     """An async httpcore ``NetworkBackend`` on the fastpath dialer (asyncio or trio).
 
     The stack's class (``AsyncFastpathBackend``) adds its base class and names its stream
@@ -311,10 +311,6 @@ class AsyncBackendImpl:
 
     _stream_cls: ClassVar[type[AsyncStreamImpl]]
     _unix_backend: ClassVar[type[Any]]
-
-    def __init__(self, options: FastpathOptions | None = None, *, retries: int = 0) -> None:
-        self.options = options if options is not None else FastpathOptions()
-        self.retries = retries
 
     async def connect_tcp(
         self,

@@ -41,7 +41,7 @@ from ._options import FastpathOptions
 from ._proof import INFO_EXTENSION
 from ._tls import TLSSocket
 
-__all__ = ["CoreErrors", "CoreSocketOption", "SyncBackendImpl", "SyncStreamImpl"]
+__all__ = ["BackendBase", "CoreErrors", "CoreSocketOption", "SyncBackendImpl", "SyncStreamImpl"]
 
 #: httpcore's socket option type (``httpcore._backends.base.SOCKET_OPTION``).
 CoreSocketOption = (
@@ -316,7 +316,15 @@ class SyncStreamImpl(_InfoMixin):
         return self._extra(info, None if self._tls is None else self._tls.ssl_object)
 
 
-class SyncBackendImpl:
+class BackendBase:
+    """What the sync and async backends share: the options and the pool's ``retries``."""
+
+    def __init__(self, options: FastpathOptions | None = None, *, retries: int = 0) -> None:
+        self.options = options if options is not None else FastpathOptions()
+        self.retries = retries
+
+
+class SyncBackendImpl(BackendBase):
     """An httpcore ``NetworkBackend`` whose TCP connections come from the fastpath dialer.
 
     The stack's class (``FastpathBackend``) adds its base class and names its stream class
@@ -327,10 +335,6 @@ class SyncBackendImpl:
 
     _stream_cls: ClassVar[type[SyncStreamImpl]]
     _unix_backend: ClassVar[type[Any]]
-
-    def __init__(self, options: FastpathOptions | None = None, *, retries: int = 0) -> None:
-        self.options = options if options is not None else FastpathOptions()
-        self.retries = retries
 
     def connect_tcp(
         self,

@@ -352,6 +352,16 @@ class _TransportBase:
         self._response_stream = derive(self._stream_impl, base)
         stack.keep_fastpath_on_proxies()
 
+    def _response(self, resp: Any) -> Any:
+        """The client's ``Response`` for an httpcore response, as the stock transport makes it."""
+        stack = self._stack
+        return stack.client.Response(
+            status_code=resp.status,
+            headers=resp.headers,
+            stream=self._response_stream(stack, resp.stream),
+            extensions=_extensions(resp),
+        )
+
 
 class SyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
     """The stack's ``HTTPTransport`` whose connections use TCP Fast Open and MPTCP.
@@ -386,12 +396,7 @@ class SyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
         stack = self._stack
         with stack.mapped_exceptions():
             resp = self._core.handle_request(_core_request(stack.core, request))
-        response: _Resp = stack.client.Response(
-            status_code=resp.status,
-            headers=resp.headers,
-            stream=self._response_stream(stack, resp.stream),
-            extensions=_extensions(resp),
-        )
+        response: _Resp = self._response(resp)
         return response
 
     def close(self) -> None:
@@ -424,12 +429,7 @@ class AsyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
         stack = self._stack
         with stack.mapped_exceptions():
             resp = await self._core.handle_async_request(_core_request(stack.core, request))
-        response: _Resp = stack.client.Response(
-            status_code=resp.status,
-            headers=resp.headers,
-            stream=self._response_stream(stack, resp.stream),
-            extensions=_extensions(resp),
-        )
+        response: _Resp = self._response(resp)
         return response
 
     async def aclose(self) -> None:

@@ -55,9 +55,11 @@ def _connected(
     return backend, sock
 
 
-def _h3_client(ca: trustme.CA, ca_file: str, **kw: object) -> tuple[H3Client, ScriptedQuicSocket]:
-    """An H3Client on the kernel backend over a scripted socket, handshake done."""
-    sock = ScriptedQuicSocket(ca, "localhost", **kw)  # type: ignore[arg-type]
+def _h3_start(
+    ca: trustme.CA, ca_file: str, identity: str = "localhost", **kw: object
+) -> tuple[H3Client, ScriptedQuicSocket]:
+    """An H3Client on the kernel backend over a scripted socket, handshake attempted."""
+    sock = ScriptedQuicSocket(ca, identity, **kw)  # type: ignore[arg-type]
     client = H3Client(
         k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
         host="localhost",
@@ -66,6 +68,12 @@ def _h3_client(ca: trustme.CA, ca_file: str, **kw: object) -> tuple[H3Client, Sc
     client.start(0.0)
     for _ in range(10):
         client.step(0.0, True)
+    return client, sock
+
+
+def _h3_client(ca: trustme.CA, ca_file: str, **kw: object) -> tuple[H3Client, ScriptedQuicSocket]:
+    """An H3Client on the kernel backend over a scripted socket, handshake done."""
+    client, sock = _h3_start(ca, ca_file, **kw)
     assert client.handshake_done
     return client, sock
 
@@ -204,30 +212,14 @@ def test_untrusted_certificate_fails_the_handshake(ca: trustme.CA, tmp_path: obj
     other = trustme.CA()
     path = f"{tmp_path}/other.pem"
     other.cert_pem.write_to_path(path)
-    sock = ScriptedQuicSocket(ca, "localhost")
-    client = H3Client(
-        k.KernelQuic(ADDR, quic_configuration("localhost", path), sock=sock),
-        host="localhost",
-        port=4433,
-    )
-    client.start(0.0)
-    for _ in range(10):
-        client.step(0.0, True)
+    client, sock = _h3_start(ca, path)
     assert isinstance(client.error, H3TLSError)
     assert "alert 42" in str(client.error)
     assert sock.state == "establishing"  # no 1-RTT keys were handed over
 
 
 def test_wrong_hostname_fails_the_handshake(ca: trustme.CA, ca_file: str) -> None:
-    sock = ScriptedQuicSocket(ca, "other.example")
-    client = H3Client(
-        k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
-        host="localhost",
-        port=4433,
-    )
-    client.start(0.0)
-    for _ in range(10):
-        client.step(0.0, True)
+    client, _ = _h3_start(ca, ca_file, "other.example")
     assert isinstance(client.error, H3TLSError)
     assert "localhost" in str(client.error)
 
@@ -261,16 +253,8 @@ def test_empty_non_fin_writes_are_dropped(ca: trustme.CA, ca_file: str) -> None:
 
 
 def test_http3_request_over_the_scripted_kernel(ca: trustme.CA, ca_file: str) -> None:
-    sock = ScriptedQuicSocket(ca, "localhost")
-    client = H3Client(
-        k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock),
-        host="localhost",
-        port=4433,
-    )
-    client.start(0.0)
-    for _ in range(10):
-        client.step(0.0, True)
-    assert client.handshake_done and client.alpn == "h3"
+    client, sock = _h3_client(ca, ca_file)
+    assert client.alpn == "h3"
     state = client.send_request(b"GET", b"https", b"localhost", b"/", [(b"user-agent", b"t")], b"")
     for _ in range(10):
         client.step(0.0, True)
