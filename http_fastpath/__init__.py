@@ -34,6 +34,7 @@ if typing.TYPE_CHECKING:  # what type checkers see; at run time the names load o
     )
     from ._proof import connection_info
     from ._requests import FastpathAdapter
+    from ._stats import FastpathStats, stats
     from ._urllib3 import FastpathPoolManager, FastpathProxyManager
 
 __version__ = "0.1.0"
@@ -46,6 +47,9 @@ __all__ = [
     "connection_info",
     "probe",
     "Capabilities",
+    # process-wide counters
+    "stats",
+    "FastpathStats",
     # destination memory
     "destinations",
     "reset_destinations",
@@ -86,6 +90,8 @@ _LAZY = {
     "probe": "_capabilities",
     "Capabilities": "_capabilities",
     "connection_info": "_proof",
+    "stats": "_stats",
+    "FastpathStats": "_stats",
     "destinations": "_destinations",
     "reset_destinations": "_destinations",
     "set_destination_limit": "_destinations",

@@ -34,6 +34,7 @@ _TIMING_ORDER: Final = ("dns", "connect", "tls", "first_byte", "total")
 _SHOWN_FIELDS: Final = frozenset(
     {
         "transport",
+        "socket_protocol",
         "tfo",
         "tfo_used",
         "syn_data_bytes",
@@ -92,7 +93,7 @@ def _tfo_text(info: ConnectionInfo) -> str:
 
 
 def _mptcp_text(info: ConnectionInfo) -> str:
-    if info.transport != "mptcp":
+    if info.socket_protocol != "mptcp":
         return "not used (plain TCP socket)"
     if info.mptcp:
         return f"yes ({info.mptcp_subflows or 1} subflow(s))"
@@ -117,7 +118,9 @@ def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
         return
     local = "{}:{}".format(*info.local_address) if info.local_address else "?"
     peer = "{}:{}".format(*info.peer_address) if info.peer_address else "?"
-    out.write(f"{star} connection: {info.transport} {local} -> {peer}\n")
+    sock = info.socket_protocol
+    on = f" (on an {sock.upper()} socket)" if sock != info.transport else ""
+    out.write(f"{star} connection: {info.transport}{on} {local} -> {peer}\n")
     if info.transport in ("tcp", "mptcp"):
         out.write(f"{star}   TFO       {_tfo_text(info)}\n")
         out.write(f"{star}   MPTCP     {_mptcp_text(info)}\n")
@@ -145,7 +148,9 @@ def _summary(index: int, result: Result) -> str:
     elif info is not None:
         syn = f" ({info.syn_data_bytes} B in SYN)" if info.syn_data_bytes else ""
         mptcp = (
-            "-" if info.transport != "mptcp" else {True: "yes", False: "no", None: "?"}[info.mptcp]
+            "-"
+            if info.socket_protocol != "mptcp"
+            else {True: "yes", False: "no", None: "?"}[info.mptcp]
         )
         parts += [f"tfo={info.tfo.value}{syn}", f"mptcp={mptcp}"]
         if info.rtt_ms is not None:

@@ -186,7 +186,7 @@ def _tfo_finding(first: ConnectionInfo, second: ConnectionInfo, cookie: str | No
 
 
 def _mptcp_finding(info: ConnectionInfo) -> Finding:
-    if info.transport != "mptcp":
+    if info.socket_protocol != "mptcp":
         why = "; ".join(f for f in info.fallbacks if f.startswith("mptcp")) or "no MPTCP socket"
         return Finding(
             "MPTCP",

@@ -104,7 +104,6 @@ class Why(enum.Enum):
     )
     MPTCP_SOCKET_REFUSED = "mptcp: {detail}"
     MPTCP_OPTION_REFUSED = "mptcp: a socket option is not supported on MPTCP sockets ({error})"
-    MPTCP_FELL_BACK = "mptcp: the server or the path does not speak MPTCP (fell back to TCP)"
     MPTCP_SYN_DATA_STALL = (
         "mptcp: data rode in the SYN of an MPTCP connection to {dest}, which speaks MPTCP "
         "(its kernel would hold the reply until the client's next data segment): the "
@@ -168,13 +167,6 @@ def mptcp_option_refused(error: OSError) -> Reason | None:
 def tfo_kernel_refused(error: OSError) -> Reason:
     """Why ``TCP_FASTOPEN_CONNECT`` could not be set."""
     return reason(Why.TFO_KERNEL_REFUSED, error=error.strerror or error)
-
-
-def mptcp_fell_back(is_mptcp_socket: bool, is_mptcp: bool | None) -> Reason | None:
-    """Why an MPTCP socket's connection is plain TCP on the wire (``TCP_IS_MPTCP`` = 0)."""
-    if is_mptcp_socket and is_mptcp is False:
-        return reason(Why.MPTCP_FELL_BACK)
-    return None
 
 
 def is_loopback(address: str) -> bool:

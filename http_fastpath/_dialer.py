@@ -22,6 +22,7 @@ backends drive the same code.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import select
 import socket
@@ -36,6 +37,7 @@ from ._info import ConnectionInfo, TFOStatus, read_connection_info, tfo_status
 from ._log import dial_logger, log_fallback_once
 from ._memory import MEMORY, Destination, DestinationKey
 from ._options import FastpathOptions
+from ._stats import COUNTERS
 
 __all__ = [
     "Address",
@@ -85,6 +87,7 @@ class DialRecord:
         "fallbacks",
         "mptcp_kernel_refused",
         "mptcp_requested",
+        "notes",
         "options",
         "peer",
         "syn_data_bytes",
@@ -101,16 +104,17 @@ class DialRecord:
         self.syn_data_bytes = 0
         self.early_data_safe: bool | None = None
         self.fallbacks: list[str | Reason] = []
+        #: what shaped the connection without being a fallback (for the DEBUG line)
+        self.notes: list[Reason] = []
         self.peer: tuple[str, int] | None = None
 
     def fallback(self, reason: str | Reason) -> None:
         """Record (and log once per kind of reason per process) why a fast path was not used."""
+        code = reason.why.name.lower() if isinstance(reason, Reason) else reason
         if reason not in self.fallbacks:
             self.fallbacks.append(reason)
-        if isinstance(reason, Reason):
-            log_fallback_once(reason.why.name, reason)
-        else:
-            log_fallback_once(reason)
+            COUNTERS.fallback(code)
+        log_fallback_once(code, reason)
 
     def note(self, reasons: Sequence[Reason]) -> None:
         """Record every reason of a decision."""
@@ -273,7 +277,7 @@ def _create(
     if record.options.mptcp and not record.mptcp_kernel_refused:
         key = _key(address)
         plan = _decide.plan_socket(record.options, MEMORY.get(key), key, _now())
-        record.note(plan.reasons)
+        record.notes.extend(plan.reasons)  # known to answer in plain TCP: not a fallback
         want_mptcp = plan.proto == _linux.IPPROTO_MPTCP
     if want_mptcp:
         try:
@@ -292,7 +296,6 @@ def _create(
                     raise
                 record.mptcp_kernel_refused = True
                 record.fallback(why)
-    record.mptcp_requested = sock is not None
     if sock is None:
         sock = FastpathSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
@@ -475,8 +478,23 @@ def _learn(
         return results[-1].dest
 
     MEMORY.update(key, change)
-    record.note(results[0].reasons)
-    return results[0]
+    learned = results[0]
+    record.note(learned.reasons)
+    for why in learned.reasons:
+        if why.why in _PAUSES:
+            COUNTERS.add("tfo_pauses")
+    if outcome is ConnectOutcome.CONNECTED and not learned.stall_risk:
+        COUNTERS.connected(
+            syn_data=record.syn_data_bytes > 0,
+            acked=acked,
+            cookie_request=record.tfo_requested and not record.syn_data_bytes,
+            mptcp_socket=sock.proto == _linux.IPPROTO_MPTCP,
+            mptcp=bool(is_mptcp),
+        )
+    return learned
+
+
+_PAUSES = frozenset({_decide.Why.TFO_PAUSE_RESET, _decide.Why.TFO_PAUSE_LOST})
 
 
 def _to_dial_error(exc: OSError) -> DialError:
@@ -559,9 +577,29 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
             continue
         record.peer = (str(address[1][0]), int(address[1][1]))
         _trace.mark("connect_done")
+        if dial_logger.isEnabledFor(logging.DEBUG):
+            _log_connection(sock, key)
         return sent
     assert last is not None
+    COUNTERS.add("connect_errors")
     raise last
+
+
+def _log_connection(sock: FastpathSocket, key: DestinationKey) -> None:
+    """The DEBUG line of one connection: what happened on the wire, and why."""
+    info = sock.connection_info()
+    record = sock.fastpath_record
+    why = "; ".join((*info.fallbacks, *(str(n) for n in record.notes)))
+    dial_logger.debug(
+        "connected to %s: transport=%s socket=%s tfo=%s syn_data=%dB mptcp=%s%s",
+        _decide.describe(key),
+        info.transport,
+        info.socket_protocol,
+        info.tfo.value,
+        info.syn_data_bytes,
+        info.mptcp,
+        f" ({why})" if why else "",
+    )
 
 
 def drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:

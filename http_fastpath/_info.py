@@ -7,7 +7,6 @@ import enum
 import socket
 
 from . import _linux
-from ._decide import mptcp_fell_back
 
 __all__ = ["ConnectionInfo", "TFOStatus"]
 
@@ -31,6 +30,14 @@ class TFOStatus(str, enum.Enum):
     SYN_RETRANSMITTED = "syn_retransmitted"
     #: The SYN carried data but the kernel reports no outcome (yet).
     UNKNOWN = "unknown"
+    #: Not a TCP connection (the EXPERIMENTAL HTTP/3 transport runs over QUIC).
+    NOT_APPLICABLE = "not_applicable"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 # tcpi_fastopen_client_fail values (enum tcp_fastopen_client_fail in uapi/linux/tcp.h).
@@ -46,14 +53,20 @@ class ConnectionInfo:
     """The kernel's view of one connection made by the fastpath dialer.
 
     Attributes:
-        transport: ``"mptcp"`` when an ``IPPROTO_MPTCP`` socket was used, ``"quic"`` for the
-            EXPERIMENTAL HTTP/3 transport, else ``"tcp"``.
+        transport: what runs on the wire: ``"mptcp"`` when both ends speak Multipath TCP
+            (``TCP_IS_MPTCP``), ``"quic"`` for the EXPERIMENTAL HTTP/3 transport, else
+            ``"tcp"``.
         tfo: what TCP Fast Open did (see :class:`TFOStatus`).
+        socket_protocol: the socket that was opened: ``"mptcp"`` (``IPPROTO_MPTCP``) or
+            ``"tcp"``; for HTTP/3, ``"quic"`` (kernel ``IPPROTO_QUIC``) or ``"udp"``.
         syn_data_bytes: bytes of the first flight handed to the kernel with the SYN.
-        mptcp: True when MPTCP is really in use end to end (``TCP_IS_MPTCP``), False when the
-            connection fell back to TCP, None when MPTCP was not requested or cannot be told.
+        mptcp: True when MPTCP is in use end to end; False when MPTCP was asked for and the
+            connection is plain TCP (the server or the path does not speak it, it is known
+            not to, or the kernel refused the socket); None when MPTCP was not asked for.
         mptcp_subflows: number of MPTCP subflows (the initial one included), or None.
-        fallbacks: one short reason per fast path that was not used.
+        fallbacks: one short reason per thing that did not go as asked (the kernel refused
+            an option, TFO paused for a destination, a first flight kept out of the SYN). A
+            server that does not speak MPTCP is not a fallback: ``mptcp`` says it.
         rtt_ms: the kernel's smoothed round-trip time.
         local_address / peer_address: socket addresses (``None`` if unknown).
         early_data_safe: whether the first flight was judged replay-safe by the policy.
@@ -64,6 +77,7 @@ class ConnectionInfo:
 
     transport: str
     tfo: TFOStatus
+    socket_protocol: str = "tcp"
     syn_data_bytes: int = 0
     mptcp: bool | None = None
     mptcp_subflows: int | None = None
@@ -125,8 +139,8 @@ def read_connection_info(
     peer: tuple[str, int] | None,
 ) -> ConnectionInfo:
     """Read a :class:`ConnectionInfo` off a live socket."""
-    is_mptcp_socket = mptcp_requested and sock.proto == _linux.IPPROTO_MPTCP
-    mptcp: bool | None = None
+    is_mptcp_socket = sock.proto == _linux.IPPROTO_MPTCP
+    mptcp: bool | None = False if mptcp_requested else None
     subflows: int | None = None
     if is_mptcp_socket:
         mptcp = _linux.read_is_mptcp(sock)
@@ -141,17 +155,15 @@ def read_connection_info(
         peer = _address(sock.getpeername())
     except OSError:
         pass
-    fb = fallbacks
-    fell_back = mptcp_fell_back(is_mptcp_socket, mptcp)
-    if fell_back is not None:
-        fb = (*fb, fell_back.text)
     return ConnectionInfo(
-        transport="mptcp" if is_mptcp_socket else "tcp",
+        # the wire's protocol; the socket's when the kernel cannot tell (Linux < 5.16)
+        transport="mptcp" if mptcp or (is_mptcp_socket and mptcp is None) else "tcp",
         tfo=tfo,
+        socket_protocol="mptcp" if is_mptcp_socket else "tcp",
         syn_data_bytes=syn_data_bytes,
         mptcp=mptcp,
         mptcp_subflows=subflows,
-        fallbacks=fb,
+        fallbacks=fallbacks,
         rtt_ms=None if info is None else info.rtt_us / 1000.0,
         local_address=local,
         peer_address=peer,

@@ -541,7 +541,8 @@ class KernelQuic:
             local = None
         return ConnectionInfo(
             transport="quic",
-            tfo=TFOStatus.NOT_ATTEMPTED,
+            tfo=TFOStatus.NOT_APPLICABLE,
+            socket_protocol="quic",
             local_address=_addr(local),
             peer_address=_addr(self._addr),
             quic_backend=self.name,

@@ -140,7 +140,8 @@ class UserspaceQuic:
             local = None
         return ConnectionInfo(
             transport="quic",
-            tfo=TFOStatus.NOT_ATTEMPTED,
+            tfo=TFOStatus.NOT_APPLICABLE,
+            socket_protocol="udp",
             local_address=_addr(local),
             peer_address=_addr(self._addr),
             quic_backend=self.name,

@@ -26,7 +26,6 @@ from http_fastpath._decide import (
     describe,
     is_loopback,
     learn,
-    mptcp_fell_back,
     mptcp_option_refused,
     mptcp_socket_refused,
     plan_first_flight,
@@ -414,9 +413,6 @@ KERNEL_ROWS: list[tuple[str, Reason | None, Why | None, str]] = [
     ("option not on MPTCP", mptcp_option_refused(OSError(errno.ENOPROTOOPT, "no")), Why.MPTCP_OPTION_REFUSED, "not supported on MPTCP"),  # noqa: E501
     ("option error that is not MPTCP's", mptcp_option_refused(OSError(errno.EBADF, "bad")), None, ""),  # noqa: E501
     ("TFO client bit off", tfo_kernel_refused(OSError(errno.EOPNOTSUPP, "Operation not supported")), Why.TFO_KERNEL_REFUSED, "net.ipv4.tcp_fastopen=1"),  # noqa: E501
-    ("MPTCP socket, plain on the wire", mptcp_fell_back(True, False), Why.MPTCP_FELL_BACK, "fell back to TCP"),  # noqa: E501
-    ("MPTCP on the wire", mptcp_fell_back(True, True), None, ""),
-    ("TCP socket", mptcp_fell_back(False, None), None, ""),
 ]
 # fmt: on
 

@@ -22,6 +22,7 @@ from http_fastpath import (
     CapabilityError,
     HTTP3Adapter,
     OptionError,
+    TFOStatus,
     connection_info,
 )
 from http_fastpath._dialer import new_socket
@@ -83,6 +84,7 @@ def test_httpx_get(h3: H3TestServer, client: httpx.Client) -> None:
     info = connection_info(response)
     assert info is not None
     assert (info.transport, info.quic_backend) == ("quic", "userspace")
+    assert (info.socket_protocol, info.tfo) == ("udp", TFOStatus.NOT_APPLICABLE)
     assert info.peer_address == ("127.0.0.1", h3.port)
     method, path, headers, _ = h3.requests[-1]
     assert (method, path) == ("GET", "/")

@@ -52,6 +52,7 @@ def test_get_and_post_over_kernel_quic(h3: H3TestServer, ca_file: str) -> None:
         assert response.status_code == 200 and response.text == "hello over h3"
         info = connection_info(response)
         assert info is not None and info.quic_backend == "kernel"
+        assert (info.socket_protocol, info.tfo.value) == ("quic", "not_applicable")
         assert c.post(h3.url("/echo"), content=b"x" * 100_000).content == b"x" * 100_000
     assert h3.wait_for(lambda: 0x100 in h3.close_codes)
 

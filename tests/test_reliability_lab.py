@@ -20,7 +20,7 @@ import pytest
 import requests
 import trustme
 
-from http_fastpath import TFOStatus
+from http_fastpath import TFOStatus, stats
 from http_fastpath.netlab import SERVICE_ADDRESS, Lab, LabError, PathSpec, Server
 
 from ._clients import BOTH, KINDS, Outcome, ok, run
@@ -95,6 +95,7 @@ def test_5_syn_data_blackhole_only_the_first_connection_pays(
     _flush_cookies(lab1)
     tls = server_tls(ca, SERVICE_ADDRESS) if scheme == "https" else None
     dropped = _relay_count(lab1, "syn_data")
+    pauses = stats().tfo_pauses
     lab1.set(0, drop_syn_data=True)
     try:
         with _serve(lab1, tls) as server:
@@ -118,6 +119,7 @@ def test_5_syn_data_blackhole_only_the_first_connection_pays(
     assert infos[2] is not None and infos[2].tfo is TFOStatus.NOT_ATTEMPTED
     assert any("paused" in f for f in infos[2].fallbacks)
     assert dropped == 1
+    assert stats().tfo_pauses - pauses == 1  # what an operator's exporter sees
 
 
 # -- 6: SYN data answered with a reset ---------------------------------------------------------
@@ -131,6 +133,7 @@ def test_6_syn_data_reset_is_retried_without_data(
     _flush_cookies(lab1)
     tls = server_tls(ca, SERVICE_ADDRESS) if scheme == "https" else None
     resets = _relay_count(lab1, "syn_data_rst")
+    pauses = stats().tfo_pauses
     lab1.set(0, rst_syn_data=True)
     try:
         with _serve(lab1, tls) as server:
@@ -152,6 +155,7 @@ def test_6_syn_data_reset_is_retried_without_data(
     assert any("answered with a reset" in f for f in infos[1].fallbacks)
     assert infos[2] is not None and any("paused" in f for f in infos[2].fallbacks)
     assert resets == 1  # one SYN with data, reset once; every other SYN was plain
+    assert stats().tfo_pauses - pauses == 1
 
 
 # -- 8, 9: MPTCP paths cut mid-download -------------------------------------------------------

@@ -137,7 +137,7 @@ def test_mptcp_listener_and_plain_listener(ca: trustme.CA, ca_file: str) -> None
         info = connection_info(resp)
         assert resp.text == "hello GET"
         assert info is not None and info.mptcp is False
-        assert any("does not speak MPTCP" in f for f in info.fallbacks)
+        assert (info.transport, info.socket_protocol) == ("tcp", "mptcp")
         assert plain.records[0].is_mptcp is False
 
 
@@ -482,7 +482,7 @@ def test_kernel_switches_off_still_succeed(
         if setting == "net.ipv4.tcp_fastopen":
             assert info.tfo is TFOStatus.UNAVAILABLE
         else:
-            assert info.transport == "tcp" and info.mptcp is None
+            assert (info.transport, info.socket_protocol, info.mptcp) == ("tcp", "tcp", False)
     syn_data = [r.syn_data for r in http_server.records + https_server.records]
     tfo_on = setting != "net.ipv4.tcp_fastopen"
     assert syn_data == [False, tfo_on, False, tfo_on]
