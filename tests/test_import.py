@@ -83,3 +83,56 @@ def test_httpx2_module_lists_what_it_exports() -> None:
 
     assert set(httpx2.__all__) == set(httpx2._LAZY)
     assert set(httpx2.__all__) <= set(dir(httpx2))
+
+
+def test_a_missing_extra_names_the_extra_to_install() -> None:
+    """A public name whose library is missing says which extra installs it."""
+    code = textwrap.dedent(
+        """
+        import sys
+        for mod in ("requests", "urllib3", "aioquic", "httpx2", "httpcore2"):
+            sys.modules[mod] = None  # as if not installed
+        import http_fastpath, http_fastpath.httpx2
+        for module, name in ((http_fastpath, "FastpathAdapter"),
+                             (http_fastpath, "FastpathPoolManager"),
+                             (http_fastpath.httpx2, "FastpathTransport")):
+            try:
+                getattr(module, name)
+            except ModuleNotFoundError as exc:  # still an ImportError, with the module's name
+                print(exc.name, "|", exc)
+            else:
+                raise AssertionError(name)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "requests | http_fastpath.FastpathAdapter needs 'requests', which is not installed: "
+        'pip install "http_fastpath[requests]"',
+        "urllib3 | http_fastpath.FastpathPoolManager needs 'urllib3', which is not installed: "
+        'pip install "http_fastpath[requests]"',
+        "httpcore2 | http_fastpath.httpx2.FastpathTransport needs 'httpcore2', which is not "
+        'installed: pip install "http_fastpath[httpx2]"',
+    ]
+
+
+def test_the_runtime_path_never_imports_the_lab() -> None:
+    """``http_fastpath.netlab`` is for tests and benchmarks: no runtime module imports it."""
+    code = textwrap.dedent(
+        """
+        import importlib, pkgutil, sys
+        import http_fastpath
+        for m in pkgutil.iter_modules(http_fastpath.__path__):
+            if m.name in ("netlab", "__main__") or m.name.startswith("_quic_kernel"):
+                continue
+            importlib.import_module(f"http_fastpath.{m.name}")
+        for name in http_fastpath.__all__:
+            getattr(http_fastpath, name)
+        assert "http_fastpath.netlab" not in sys.modules, "the lab was imported"
+        assert "trustme" not in sys.modules
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

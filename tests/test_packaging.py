@@ -84,6 +84,10 @@ def test_extras_pull_only_what_they_need(wheel: Path) -> None:
     assert not by_extra["httpx"] & {"requests", "urllib3"}
     assert not by_extra["requests"] & {"httpx", "httpcore", "anyio"}
     assert by_extra["httpx2"] == {"httpx2", "httpcore2", "anyio"}  # nothing of httpx
+    assert by_extra["lab"] == {"trustme"}  # http_fastpath.netlab, apart from the runtime
+    # the demo: the lab and the two stock clients it races, nothing else
+    assert by_extra["demo"] == {"trustme", "requests", "urllib3", "httpx", "httpcore", "anyio"}
+    assert {"aioquic", "httpx"} <= by_extra["http3"]  # [http3] alone runs docs/http3.md
 
 
 def test_license_and_python_versions_in_the_metadata(wheel: Path) -> None:

@@ -1,6 +1,9 @@
 """Network lab: private namespaces and recording test servers (Linux, root or userns).
 
-Used by the test suite, the demo and the benchmarks. Every server listens only on
+A public sub-package for testing and measuring, like ``trio.testing``: the test suite,
+the demo and the benchmarks use it, and so can your own tests. The runtime path (the
+adapters, transports and the environment opt-in) never imports it. Its TLS helpers need
+the ``lab`` extra (``pip install "http_fastpath[lab]"``). Every server listens only on
 loopback or on addresses inside namespaces this package created itself.
 """
 
