@@ -417,6 +417,8 @@ KERNEL_ROWS: list[tuple[str, Reason | None, Why | None, str]] = [
     ("MPTCP socket, plain on the wire", mptcp_fell_back(True, False), Why.MPTCP_FELL_BACK, "fell back to TCP"),  # noqa: E501
     ("MPTCP on the wire", mptcp_fell_back(True, True), None, ""),
     ("TCP socket", mptcp_fell_back(False, None), None, ""),
+    ("MPTCP not on Windows", plan_socket(DEFAULT, BLANK, REMOTE, NOW, platform="win32").reasons[0], Why.MPTCP_PLATFORM, "not implemented on win32"),  # noqa: E501
+    ("TFO not on macOS", plan_first_flight(DEFAULT, BLANK, REMOTE, NOW, socket_proto=TCP, first_flight=GET, platform="darwin").reasons[0], Why.TFO_PLATFORM, "not implemented on darwin"),  # noqa: E501
 ]
 # fmt: on
 
