@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from . import _linux
-from ._decide import mptcp_socket_refused
+from ._decide import mptcp_platform_detail, mptcp_socket_refused, tfo_platform_detail
 from ._dialer import new_socket
 
-__all__ = ["Capabilities", "Feature", "probe"]
+__all__ = ["Capabilities", "Feature", "probe", "probe_for"]
 
 _PROC_SYS = Path("/proc/sys")
 
@@ -166,29 +166,54 @@ def _quic_feature() -> Feature:
     return Feature("kernel_quic", True, "IPPROTO_QUIC sockets can be created")
 
 
-@functools.lru_cache(maxsize=1)
-def _probe_cached() -> Capabilities:
-    kernel = platform.release()
-    if not sys.platform.startswith("linux"):
-        no = "only Linux offers TCP_FASTOPEN_CONNECT and IPPROTO_MPTCP to Python"
-        off = Feature("unsupported", False, no)
-        return Capabilities(
-            sys.platform,
-            kernel,
-            dataclasses.replace(off, name="tfo_client"),
-            dataclasses.replace(off, name="tfo_server"),
-            dataclasses.replace(off, name="mptcp"),
-            dataclasses.replace(off, name="tcp_is_mptcp"),
-            dataclasses.replace(off, name="mptcp_info"),
-            dataclasses.replace(off, name="kernel_quic"),
-            None,
-        )
+def _not_linux(sys_platform: str, kernel: str) -> Capabilities:
+    """What a non-Linux platform offers: nothing, said per feature, with no syscall."""
+    linux_only = f"a Linux-only option (not on {sys_platform})"
+    return Capabilities(
+        sys_platform,
+        kernel,
+        Feature(
+            "tfo_client",
+            False,
+            f"TCP Fast Open is not implemented on {sys_platform}: "
+            + tfo_platform_detail(sys_platform),
+        ),
+        Feature("tfo_server", False, f"not probed on {sys_platform} (net.ipv4.tcp_fastopen)"),
+        Feature(
+            "mptcp",
+            False,
+            f"Multipath TCP is not implemented on {sys_platform}: "
+            + mptcp_platform_detail(sys_platform),
+        ),
+        Feature("tcp_is_mptcp", False, "TCP_IS_MPTCP is " + linux_only),
+        Feature("mptcp_info", False, "MPTCP_INFO is " + linux_only),
+        Feature(
+            "kernel_quic",
+            False,
+            f"IPPROTO_QUIC is Linux's out-of-tree 'quic' module (not on {sys_platform})",
+        ),
+        None,
+    )
+
+
+def probe_for(sys_platform: str, kernel: str) -> Capabilities:
+    """Probe for ``sys_platform``: off Linux, no sysctl is read and no socket is made.
+
+    :func:`probe` passes ``sys.platform``; on Linux the kernel is really asked.
+    """
+    if not _linux.is_linux(sys_platform):
+        return _not_linux(sys_platform, kernel)
     tfo_value = _read_sysctl("net.ipv4.tcp_fastopen")
     client, server = _tfo_features(tfo_value)
     mptcp, is_mptcp, info = _mptcp_features()
     return Capabilities(
-        sys.platform, kernel, client, server, mptcp, is_mptcp, info, _quic_feature(), tfo_value
+        sys_platform, kernel, client, server, mptcp, is_mptcp, info, _quic_feature(), tfo_value
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_cached() -> Capabilities:
+    return probe_for(sys.platform, platform.release())
 
 
 def probe(*, refresh: bool = False) -> Capabilities:

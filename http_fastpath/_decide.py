@@ -11,8 +11,13 @@ that makes the syscalls these functions ask for and reports what the kernel said
 The three functions, in the order a connection meets them:
 
 * :func:`plan_socket` — ``IPPROTO_MPTCP`` or ``IPPROTO_TCP`` for this destination;
-* :func:`plan_first_flight` — TCP Fast Open for this first flight on this socket;
+* :func:`plan_first_flight` — TCP Fast Open for this first flight on this socket
+  (:func:`connect_options` turns the plan into the ``setsockopt`` calls);
 * :func:`learn` — the destination's next state from what the kernel reported.
+
+The platform (a ``sys.platform`` value) is an input too: the fast paths use Linux's option
+and protocol numbers, which name other options on other kernels, so off Linux the plans
+are plain TCP with a reason saying so (the shell passes ``sys.platform``).
 
 Every reason a fast path is not used is a :class:`Why`; each carries a sentence for
 people (``ConnectionInfo.fallbacks``).
@@ -43,6 +48,7 @@ __all__ = [
     "Reason",
     "SocketPlan",
     "Why",
+    "connect_options",
     "is_loopback",
     "learn",
     "plan_first_flight",
@@ -68,6 +74,7 @@ class Why(enum.Enum):
         "tfo: the kernel refused TCP_FASTOPEN_CONNECT ({error}); "
         "enable with: sysctl -w net.ipv4.tcp_fastopen=1"
     )
+    TFO_PLATFORM = "tfo: TCP Fast Open is not implemented on {platform}: {detail} (plain SYN)"
     TFO_PAUSED = "tfo: paused for {dest} until {until}: {cause}"
     TFO_AFTER_REFUSAL = (
         "tfo: {dest} refused the last connection, so no data rides in this SYN (a retrying "
@@ -101,6 +108,9 @@ class Why(enum.Enum):
     MPTCP_KNOWN_PLAIN = (
         "mptcp: plain TCP socket: {dest} answered MPTCP in plain TCP at {at} "
         "(asked again from {until})"
+    )
+    MPTCP_PLATFORM = (
+        "mptcp: Multipath TCP is not implemented on {platform}: {detail} (plain TCP socket)"
     )
     MPTCP_SOCKET_REFUSED = "mptcp: {detail}"
     MPTCP_OPTION_REFUSED = "mptcp: a socket option is not supported on MPTCP sockets ({error})"
@@ -169,6 +179,44 @@ def tfo_kernel_refused(error: OSError) -> Reason:
     return reason(Why.TFO_KERNEL_REFUSED, error=error.strerror or error)
 
 
+_DARWIN: Final = ("darwin", "ios", "tvos", "watchos", "visionos")
+_WINDOWS: Final = ("win32", "cygwin", "msys")
+
+
+def tfo_platform_detail(platform: str) -> str:
+    """Why TCP Fast Open is not offered on ``platform`` (a non-Linux ``sys.platform``)."""
+    if platform.startswith(_DARWIN):
+        return (
+            "Apple's kernels put data in a client's SYN only through connectx(), "
+            "which Python's socket module does not offer"
+        )
+    if platform.startswith(_WINDOWS):
+        return (
+            "Windows puts data in a client's SYN only through ConnectEx() (overlapped I/O), "
+            "which Python's socket module does not offer"
+        )
+    if platform.startswith("freebsd"):
+        return (
+            "FreeBSD's client API (its own TCP_FASTOPEN, then sendto() with the data) "
+            "differs from Linux's TCP_FASTOPEN_CONNECT and is not implemented"
+        )
+    return "only Linux's TCP_FASTOPEN_CONNECT is implemented"
+
+
+def mptcp_platform_detail(platform: str) -> str:
+    """Why Multipath TCP is not offered on ``platform`` (a non-Linux ``sys.platform``)."""
+    if platform.startswith(_DARWIN):
+        return (
+            "Apple offers MPTCP to apps through Network.framework (and URLSession on iOS), "
+            "not as a socket protocol"
+        )
+    if platform.startswith(_WINDOWS):
+        return "Windows has no Multipath TCP sockets"
+    if platform.startswith("freebsd"):
+        return "FreeBSD's kernel has no Multipath TCP"
+    return "only Linux's IPPROTO_MPTCP is implemented"
+
+
 def is_loopback(address: str) -> bool:
     """True for 127.0.0.0/8 and ::1 (a zone suffix is ignored); False for names."""
     try:
@@ -233,7 +281,12 @@ class SocketPlan:
 
 
 def plan_socket(
-    options: FastpathOptions, dest: Destination, key: tuple[int, str, int], now: Now
+    options: FastpathOptions,
+    dest: Destination,
+    key: tuple[int, str, int],
+    now: Now,
+    *,
+    platform: str = _linux.PLATFORM,
 ) -> SocketPlan:
     """``IPPROTO_MPTCP`` when MPTCP is on, unless ``dest`` answered in plain TCP lately.
 
@@ -241,9 +294,19 @@ def plan_socket(
     answer expires (``options.mptcp_relearn``): they can carry data in the SYN safely and
     skip the CPU cost of MPTCP sockets that fell back. Wrong memory costs MPTCP, never a
     connection: the worst case is plain TCP where MPTCP was possible.
+
+    ``platform`` (``sys.platform``): off Linux, always ``IPPROTO_TCP`` (262 is not MPTCP
+    there).
     """
     if not options.mptcp:
         return SocketPlan(socket.IPPROTO_TCP)
+    if not _linux.is_linux(platform):
+        why = _cached(
+            Why.MPTCP_PLATFORM,
+            ("platform", platform),
+            ("detail", mptcp_platform_detail(platform)),
+        )
+        return SocketPlan(socket.IPPROTO_TCP, (why,))
     if dest.mptcp is MptcpAnswer.PLAIN_TCP and _valid(dest.mptcp_until, now):
         why = _cached(
             Why.MPTCP_KNOWN_PLAIN,
@@ -266,12 +329,15 @@ class FlightPlan:
             (the connect is deferred), the shell starts again on a fresh socket and asks
             :func:`plan_first_flight` with ``cookie_cached=True``.
         early_data_safe: the replay policy's verdict on the first flight (None: none).
+        tfo_unavailable: TCP Fast Open cannot be used on this platform at all (the
+            connection reports ``TFOStatus.UNAVAILABLE``, as when the kernel refuses it).
     """
 
     tfo_connect: bool
     syn_data: bool
     early_data_safe: bool | None
     reasons: tuple[Reason, ...] = ()
+    tfo_unavailable: bool = False
 
 
 def plan_first_flight(
@@ -285,16 +351,23 @@ def plan_first_flight(
     kernel_refused: bool = False,
     plain_retry: bool = False,
     cookie_cached: bool = False,
+    platform: str = _linux.PLATFORM,
 ) -> FlightPlan:
     """Decide TCP Fast Open for ``first_flight`` on a ``socket_proto`` socket to ``key``.
 
     ``kernel_refused``: ``TCP_FASTOPEN_CONNECT`` failed earlier in this dial.
     ``plain_retry``: this is the plain-SYN retry after a SYN with data was reset.
     ``cookie_cached``: the previous try found a cookie where data may not ride.
+    ``platform`` (``sys.platform``): off Linux, a plain SYN (no Linux option is set).
     """
     safe = None if not first_flight else is_replay_safe(first_flight)
     if not options.tfo or kernel_refused or plain_retry:
         return FlightPlan(False, False, safe)
+    if not _linux.is_linux(platform):
+        why = _cached(
+            Why.TFO_PLATFORM, ("platform", platform), ("detail", tfo_platform_detail(platform))
+        )
+        return FlightPlan(False, False, safe, (why,), tfo_unavailable=True)
     dest_text = describe(key)
     if safe is None:
         return FlightPlan(False, False, safe, (reason(Why.TFO_NOTHING_TO_SEND),))
@@ -322,6 +395,19 @@ def plan_first_flight(
     if cookie_cached:
         return FlightPlan(False, False, safe, (reason(hold, dest=dest_text),))
     return FlightPlan(True, False, safe)
+
+
+def connect_options(
+    plan: FlightPlan, *, platform: str = _linux.PLATFORM
+) -> tuple[tuple[int, int, int], ...]:
+    """The ``setsockopt(level, option, value)`` calls ``plan`` asks for before ``connect``.
+
+    ``TCP_FASTOPEN_CONNECT`` (30) is Linux's number: none is returned off Linux, whatever
+    the plan says.
+    """
+    if plan.tfo_connect and _linux.is_linux(platform):
+        return ((_linux.SOL_TCP, _linux.TCP_FASTOPEN_CONNECT, 1),)
+    return ()
 
 
 # -- after the connect --------------------------------------------------------------------

@@ -17,6 +17,11 @@ A connection is made in two steps:
 The connect logic is a generator (:func:`connect_steps`) that yields "wait until
 writable, at most N seconds" and never blocks, so the sync socket and the async
 backends drive the same code.
+
+The fast paths use Linux's option and protocol numbers. The platform (``sys.platform``,
+kept on the :class:`DialRecord`) goes into every decision, so on macOS, Windows or
+FreeBSD no Linux number reaches the kernel: the connection is plain TCP and
+``ConnectionInfo.fallbacks`` says why.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ import logging
 import os
 import select
 import socket
+import sys
 import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _decide, _linux, _trace
-from ._decide import ConnectOutcome, FlightPlan, Learned, Now, Observation, Reason
+from ._decide import ConnectOutcome, FlightPlan, Learned, Now, Observation, Reason, Why
 from ._exceptions import DialError, DialTimeout
 from ._info import ConnectionInfo, TFOStatus, read_connection_info, tfo_status
 from ._log import dial_logger, log_fallback_once
@@ -58,6 +64,13 @@ Buffer = bytes | bytearray | memoryview
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
+
+#: The platform the dialer decides for: ``sys.platform`` (a test may set another).
+_PLATFORM = sys.platform
+#: ``connect_ex`` results of a non-blocking connect still under way (Windows: WSAEWOULDBLOCK).
+_IN_PROGRESS = frozenset(
+    {errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY, getattr(errno, "WSAEWOULDBLOCK", 0)} - {0}
+)
 
 
 def new_socket(family: int, type: int, proto: int) -> socket.socket:
@@ -90,13 +103,15 @@ class DialRecord:
         "notes",
         "options",
         "peer",
+        "platform",
         "syn_data_bytes",
         "tfo_refused",
         "tfo_requested",
     )
 
-    def __init__(self, options: FastpathOptions) -> None:
+    def __init__(self, options: FastpathOptions, platform: str | None = None) -> None:
         self.options = options
+        self.platform = _PLATFORM if platform is None else platform
         self.mptcp_requested = options.mptcp
         self.mptcp_kernel_refused = False
         self.tfo_requested = False
@@ -276,8 +291,14 @@ def _create(
     want_mptcp = False
     if record.options.mptcp and not record.mptcp_kernel_refused:
         key = _key(address)
-        plan = _decide.plan_socket(record.options, MEMORY.get(key), key, _now())
-        record.notes.extend(plan.reasons)  # known to answer in plain TCP: not a fallback
+        plan = _decide.plan_socket(
+            record.options, MEMORY.get(key), key, _now(), platform=record.platform
+        )
+        for said in plan.reasons:  # known to answer in plain TCP: said, but not a fallback
+            if said.why is Why.MPTCP_KNOWN_PLAIN:
+                record.notes.append(said)
+            else:
+                record.fallback(said)
         want_mptcp = plan.proto == _linux.IPPROTO_MPTCP
     if want_mptcp:
         try:
@@ -388,9 +409,11 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None, plan: Fl
     """Start a non-blocking connect to ``address`` as ``plan`` says; return bytes sent in the SYN."""
     record = sock.fastpath_record
     record.tfo_requested = False
-    if plan.tfo_connect:
+    if plan.tfo_unavailable:  # no TFO on this platform: reported as UNAVAILABLE
+        record.tfo_refused = True
+    for level, option, value in _decide.connect_options(plan, platform=record.platform):
         try:
-            sock.setsockopt(_linux.SOL_TCP, _linux.TCP_FASTOPEN_CONNECT, 1)
+            sock.setsockopt(level, option, value)
         except OSError as exc:
             record.tfo_refused = True
             record.fallback(_decide.tfo_kernel_refused(exc))
@@ -398,7 +421,7 @@ def _start(sock: FastpathSocket, address: Address, data: Buffer | None, plan: Fl
             record.tfo_requested = True
     sock.setblocking(False)
     err = sock.connect_ex(address[1])
-    if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY):
+    if err in _IN_PROGRESS:
         return 0
     if err:
         raise OSError(err, os.strerror(err))
@@ -456,11 +479,11 @@ def _learn(
     acked, client_fail, is_mptcp = False, 0, None
     if outcome is ConnectOutcome.CONNECTED:
         if record.syn_data_bytes:
-            info = _linux.read_tcp_info(sock)
+            info = _linux.read_tcp_info(sock, platform=record.platform)
             if info is not None:
                 acked, client_fail = info.syn_data_acked, info.fastopen_client_fail
         if sock.proto == _linux.IPPROTO_MPTCP:
-            is_mptcp = _linux.read_is_mptcp(sock)
+            is_mptcp = _linux.read_is_mptcp(sock, platform=record.platform)
     obs = Observation(
         outcome=outcome,
         socket_proto=sock.proto,
@@ -494,7 +517,7 @@ def _learn(
     return learned
 
 
-_PAUSES = frozenset({_decide.Why.TFO_PAUSE_RESET, _decide.Why.TFO_PAUSE_LOST})
+_PAUSES = frozenset({Why.TFO_PAUSE_RESET, Why.TFO_PAUSE_LOST})
 
 
 def _to_dial_error(exc: OSError) -> DialError:
@@ -545,6 +568,7 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
             kernel_refused=record.tfo_refused,
             plain_retry=plain_retry,
             cookie_cached=cookie_cached,
+            platform=record.platform,
         )
         record.early_data_safe = plan.early_data_safe
         record.note(plan.reasons)
@@ -602,15 +626,28 @@ def _log_connection(sock: FastpathSocket, key: DestinationKey) -> None:
     )
 
 
+def _wait_writable(sock: socket.socket, timeout: float | None) -> bool:
+    """Block until ``sock`` is writable or its connect failed; False on timeout.
+
+    ``poll`` where the platform has it; Windows has only ``select``, which reports a
+    failed connect as exceptional rather than writable.
+    """
+    wait = None if timeout is None else max(0.0, timeout)
+    poll = getattr(select, "poll", None)
+    if poll is not None:
+        poller = poll()
+        poller.register(sock.fileno(), select.POLLOUT)
+        return bool(poller.poll(None if wait is None else wait * 1000.0))
+    _, writable, failed = select.select([], [sock], [sock], wait)
+    return bool(writable or failed)
+
+
 def drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:
-    """Run :func:`connect_steps` for ``sock`` with a blocking ``poll``."""
+    """Run :func:`connect_steps` for ``sock``, blocking in ``poll`` (``select`` on Windows)."""
     try:
         timeout = next(steps)
         while True:
-            poller = select.poll()
-            poller.register(sock.fileno(), select.POLLOUT)
-            ready = poller.poll(None if timeout is None else max(0.0, timeout) * 1000.0)
-            timeout = steps.send(bool(ready))
+            timeout = steps.send(_wait_writable(sock, timeout))
     except StopIteration as stop:
         result: int = stop.value
         return result

@@ -16,7 +16,8 @@ class TFOStatus(str, enum.Enum):
 
     #: TFO was switched off in the options.
     DISABLED = "disabled"
-    #: The kernel refused ``TCP_FASTOPEN_CONNECT`` (client bit of ``net.ipv4.tcp_fastopen`` off).
+    #: The kernel refused ``TCP_FASTOPEN_CONNECT`` (client bit of ``net.ipv4.tcp_fastopen`` off),
+    #: or the platform has no TCP Fast Open this package implements (not Linux).
     UNAVAILABLE = "unavailable"
     #: The first flight was not replay-safe under the policy, or there was none: plain SYN.
     NOT_ATTEMPTED = "not_attempted"

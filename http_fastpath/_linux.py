@@ -1,14 +1,30 @@
 """Linux socket constants that CPython 3.10/3.11 does not export, and the struct layouts we read.
 
 Values come from ``include/uapi/linux/tcp.h``, ``include/uapi/linux/mptcp.h`` and
-``include/linux/socket.h``. Nothing here touches a socket.
+``include/linux/socket.h``. They mean what they say only on a Linux kernel: on macOS,
+Windows or FreeBSD the same numbers name other options (Windows' option 11 is
+``TCP_OFFLOAD_PREFERENCE``, not ``TCP_INFO``), so every read here first checks
+:func:`is_linux` and the decisions in :mod:`._decide` never ask for these options
+elsewhere. The only sockets touched are the ones the reads are handed.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import sys
 from typing import Final
+
+#: ``sys.platform`` prefixes of the platforms whose kernel is Linux (Android's is too).
+LINUX_PLATFORMS: Final = ("linux", "android")
+#: This process's ``sys.platform``: what the shells pass to the decisions.
+PLATFORM: Final = sys.platform
+
+
+def is_linux(platform: str) -> bool:
+    """True when ``platform`` (a ``sys.platform`` value) runs a Linux kernel."""
+    return platform.startswith(LINUX_PLATFORMS)
+
 
 TCP_FASTOPEN: Final = 23
 TCP_INFO: Final = 11
@@ -60,19 +76,23 @@ class TCPInfo:
         return bool(self.options & TCPI_OPT_SYN_DATA)
 
 
-def read_tcp_info(sock: socket.socket) -> TCPInfo | None:
-    """``getsockopt(TCP_INFO)``; None when the socket has none (closed, not TCP)."""
+def read_tcp_info(sock: socket.socket, *, platform: str = PLATFORM) -> TCPInfo | None:
+    """``getsockopt(TCP_INFO)``; None when the socket has none (closed, not TCP, not Linux)."""
+    if not is_linux(platform):
+        return None
     try:
         return TCPInfo(sock.getsockopt(SOL_TCP, TCP_INFO, TCP_INFO_LEN))
     except (OSError, ValueError):
         return None
 
 
-def read_is_mptcp(sock: socket.socket) -> bool | None:
+def read_is_mptcp(sock: socket.socket, *, platform: str = PLATFORM) -> bool | None:
     """MPTCP really in use on this socket: ``TCP_IS_MPTCP``, else ``MPTCP_INFO``.
 
-    Returns None when the kernel cannot tell (too old for both options).
+    Returns None when the kernel cannot tell (too old for both options, or not Linux).
     """
+    if not is_linux(platform):
+        return None
     try:
         return bool(sock.getsockopt(SOL_TCP, TCP_IS_MPTCP))
     except OSError:
@@ -84,8 +104,10 @@ def read_is_mptcp(sock: socket.socket) -> bool | None:
     return True
 
 
-def read_mptcp_subflows(sock: socket.socket) -> int | None:
+def read_mptcp_subflows(sock: socket.socket, *, platform: str = PLATFORM) -> int | None:
     """Number of subflows of an MPTCP connection (initial one included), or None."""
+    if not is_linux(platform):
+        return None
     try:
         raw = sock.getsockopt(SOL_MPTCP, MPTCP_INFO, MPTCP_INFO_LEN)
     except OSError:

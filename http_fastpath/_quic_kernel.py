@@ -262,6 +262,8 @@ def uapi_mismatch() -> str | None:
     Checks that ``IPPROTO_QUIC`` sockets exist and that ``getsockopt(QUIC_SOCKOPT_CONFIG)``
     returns ``sizeof(struct quic_config)`` of :data:`UAPI_REVISION` (28 bytes).
     """
+    if not _linux.is_linux(_linux.PLATFORM):
+        return f"IPPROTO_QUIC is Linux's out-of-tree 'quic' module (not on {_linux.PLATFORM})"
     try:
         sock = new_socket(socket.AF_INET, socket.SOCK_DGRAM, IPPROTO_QUIC)
     except OSError as exc:
@@ -397,6 +399,8 @@ class KernelQuic:
         family, sockaddr = address
         self._addr = sockaddr
         self._config = config
+        if sock is None and not _linux.is_linux(_linux.PLATFORM):
+            raise OSError(errno.EPROTONOSUPPORT, "kernel QUIC (IPPROTO_QUIC) needs Linux")
         self._sock: KernelSocket = (
             sock if sock is not None else new_socket(family, socket.SOCK_DGRAM, IPPROTO_QUIC)
         )

@@ -413,6 +413,8 @@ KERNEL_ROWS: list[tuple[str, Reason | None, Why | None, str]] = [
     ("option not on MPTCP", mptcp_option_refused(OSError(errno.ENOPROTOOPT, "no")), Why.MPTCP_OPTION_REFUSED, "not supported on MPTCP"),  # noqa: E501
     ("option error that is not MPTCP's", mptcp_option_refused(OSError(errno.EBADF, "bad")), None, ""),  # noqa: E501
     ("TFO client bit off", tfo_kernel_refused(OSError(errno.EOPNOTSUPP, "Operation not supported")), Why.TFO_KERNEL_REFUSED, "net.ipv4.tcp_fastopen=1"),  # noqa: E501
+    ("MPTCP not on Windows", plan_socket(DEFAULT, BLANK, REMOTE, NOW, platform="win32").reasons[0], Why.MPTCP_PLATFORM, "not implemented on win32"),  # noqa: E501
+    ("TFO not on macOS", plan_first_flight(DEFAULT, BLANK, REMOTE, NOW, socket_proto=TCP, first_flight=GET, platform="darwin").reasons[0], Why.TFO_PLATFORM, "not implemented on darwin"),  # noqa: E501
 ]
 # fmt: on
 

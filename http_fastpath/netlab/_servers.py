@@ -128,6 +128,11 @@ class RecordingServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         handler: type[socketserver.BaseRequestHandler],
         port: int = 0,
     ) -> None:
+        if not _linux.is_linux(_linux.PLATFORM):
+            raise RuntimeError(
+                f"http_fastpath.netlab's servers need Linux (TCP_INFO, TCP_FASTOPEN and "
+                f"IPPROTO_MPTCP are Linux's numbers), not {_linux.PLATFORM}"
+            )
         self.address_family = family
         super().__init__((host, port), handler, bind_and_activate=False)
         self.socket.close()
