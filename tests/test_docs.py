@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 SNIPPET = re.compile(
-    r"^(?:<!-- no-run: (?P<reason>[^>]*?) -->\n)?```python\n(?P<code>.*?)^```", re.S | re.M
+    r"^(?P<indent>[ ]*)(?:<!-- no-run: (?P<reason>[^>]*?) -->\n(?P=indent))?```python\n"
+    r"(?P<code>.*?)^(?P=indent)```",
+    re.S | re.M,
 )
 NO_RUN = re.compile(r"<!-- no-run:")
 
@@ -38,7 +41,8 @@ def _snippets(page: Path) -> list[tuple[str, str, str | None]]:
     out = []
     for match in SNIPPET.finditer(text):
         line = text.count("\n", 0, match.start("code"))
-        out.append((f"{page.relative_to(ROOT)}:{line}", match["code"], match["reason"]))
+        code = textwrap.dedent(match["code"])  # a fence inside a list item is indented
+        out.append((f"{page.relative_to(ROOT)}:{line}", code, match["reason"]))
     return out
 
 
