@@ -94,7 +94,11 @@ def _is_readable(sock: socket.socket) -> bool:
     """httpcore's ``is_readable``: True when an idle connection got data or EOF (stale)."""
     if sock.fileno() < 0:
         return True
-    poller = select.poll()
+    poll = getattr(select, "poll", None)
+    if poll is None:  # Windows: select() only
+        readable, _, failed = select.select([sock], [], [sock], 0)
+        return bool(readable or failed)
+    poller = poll()
     poller.register(sock.fileno(), select.POLLIN)
     return bool(poller.poll(0))
 

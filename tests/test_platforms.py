@@ -342,3 +342,17 @@ def test_dial_without_poll_uses_select(monkeypatch: pytest.MonkeyPatch) -> None:
             assert _get(sock, server.host).endswith(b"hello GET")
     with pytest.raises(DialError, match="refused"):
         _dialer.dial(next_loopback(), 9, options=options, timeout=5)
+
+
+@pytest.mark.netns
+def test_httpx_pool_reuse_check_without_select_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idle-connection check of the sync httpx transport works where poll is missing."""
+    from http_fastpath import _core_sync
+
+    with Server() as server:
+        with _dialer.dial(server.host, server.port, options=ON, timeout=5) as sock:
+            assert _get(sock, server.host).startswith(b"HTTP/1.1 200")  # the server closed it
+            monkeypatch.delattr(select, "poll")
+            assert _core_sync._is_readable(sock)  # EOF waiting: stale
+        with socket.create_connection((server.host, server.port)) as idle:
+            assert not _core_sync._is_readable(idle)  # nothing to read: reusable
