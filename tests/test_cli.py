@@ -763,3 +763,98 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "--version")
     assert code == 0
     assert out.strip() == f"http-fastpath {http_fastpath.__version__}"
+
+
+# -- doctor severities (#18 item 8) ----------------------------------------------------
+
+
+def test_doctor_healthy_client_host_looks_healthy(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "1")  # the client bit only: all a client needs
+    status, out, _ = run_cli(capsys, "doctor", "--json")
+    assert status == 0
+    report = json.loads(out)
+    checks = {(c["section"], c["name"]): c for c in report["checks"]}
+    assert all(c["severity"] in ("ok", "optional", "warn", "info") for c in report["checks"])
+    server = checks[("TCP Fast Open", "server")]
+    assert (server["status"], server["severity"]) == ("no", "optional")  # status: unchanged
+    assert checks[("TCP Fast Open", "client")]["severity"] == "ok"
+    assert checks[("Multipath TCP", "enabled")]["severity"] == "ok"
+    assert checks[("Environment", "HTTP_FASTPATH")]["severity"] == "optional"
+    quic = checks[("HTTP/3", "kernel QUIC")]
+    assert quic["severity"] == ("ok" if quic["status"] == "ok" else "optional")
+    assert report["healthy"] is True
+    status, out, _ = run_cli(capsys, "doctor")
+    assert status == 0
+    lines = out.splitlines()
+    assert not [line for line in lines if line.split()[:1] == ["NO"]], out
+    assert next(line for line in lines if " server " in line).split()[0] == "opt"
+    assert lines[-1].startswith("healthy: everything a client needs is available"), lines[-1]
+
+
+def test_doctor_missing_client_feature_is_missing(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "2")
+    status, out, _ = run_cli(capsys, "doctor", "--json")
+    assert status == 0  # nothing required
+    report = json.loads(out)
+    checks = {(c["section"], c["name"]): c for c in report["checks"]}
+    assert checks[("TCP Fast Open", "client")]["severity"] == "missing"
+    assert checks[("TCP Fast Open", "server")]["severity"] == "ok"
+    assert report["healthy"] is False
+    _, out, _ = run_cli(capsys, "doctor")
+    assert out.splitlines()[-1].startswith("missing for a client: TCP Fast Open (client)")
+
+
+def test_doctor_libraries_not_installed_are_not_needed() -> None:
+    """``python -S``: no site-packages, so no HTTP client library at all."""
+    import os
+    from pathlib import Path
+
+    import http_fastpath
+
+    tree = str(Path(http_fastpath.__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "http_fastpath", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=tree),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
+    for name in ("requests", "httpx", "h2", "aioquic"):
+        check = checks[("Python", name)]
+        assert (check["status"], check["severity"]) == ("no", "optional"), check
+        assert check["enable"].startswith("pip install")
+
+
+def test_doctor_one_mptcp_proof_option_is_enough() -> None:
+    """A kernel older than 6.10 (no TCP_IS_MPTCP) still proves MPTCP with MPTCP_INFO."""
+    import dataclasses
+
+    from http_fastpath._capabilities import Feature, probe
+    from http_fastpath._cli_doctor_kernel import mptcp_checks
+
+    here = probe(refresh=True)
+    assert here.mptcp.available and here.mptcp_info.available
+    older = dataclasses.replace(
+        here,
+        tcp_is_mptcp=Feature(
+            "tcp_is_mptcp", False, "TCP_IS_MPTCP not supported (Operation not supported)"
+        ),
+    )
+    checks = {c.name: c for c in mptcp_checks(older)}
+    assert (checks["TCP_IS_MPTCP"].status, checks["TCP_IS_MPTCP"].severity) == ("no", "optional")
+    assert "MPTCP_INFO tells it here" in checks["TCP_IS_MPTCP"].detail
+    assert checks["MPTCP_INFO"].severity == "ok"
+    neither = dataclasses.replace(
+        older, mptcp_info=Feature("mptcp_info", False, "MPTCP_INFO: Operation not supported")
+    )
+    checks = {c.name: c for c in mptcp_checks(neither)}  # MPTCP works, unproven
+    assert checks["TCP_IS_MPTCP"].severity == "warn" and checks["MPTCP_INFO"].severity == "warn"
+    off = dataclasses.replace(neither, mptcp=Feature("mptcp", False, "MPTCP is disabled"))
+    assert {c.name: c.severity for c in mptcp_checks(off)}["TCP_IS_MPTCP"] == "missing"
