@@ -281,14 +281,16 @@ def test_unset_variable_imports_nothing(wheel_python: Path, tmp_path: Path) -> N
     )
     modules = {line.rsplit("|", 1)[-1].strip() for line in on.stderr.splitlines()}
     assert "_http_fastpath_env" in modules  # the start-up hook is active...
-    assert (
-        not {  # ...and waits for the program's first HTTP client (tests/test_env_startup.py)
-            m
-            for m in modules
-            if m.split(".")[0]
-            in {"http_fastpath", "requests", "urllib3", "httpx", "httpcore", "httpx2", "httpcore2"}
-        }
+    waiting = {"http_fastpath", "requests", "urllib3", "httpx", "httpcore", "httpx2", "httpcore2"}
+    assert not {m for m in modules if m.split(".")[0] in waiting}  # ...for the first client
+    # Set but off: the hook stops at once; the program's HTTP clients stay untouched.
+    script = (
+        "import sys, requests, httpx; "
+        "print(any(hasattr(f, '_http_fastpath_hook') for f in sys.meta_path), "
+        "sorted(m for m in sys.modules if 'fastpath' in m))"
     )
+    off = _run(wheel_python, script, [], {"HTTP_FASTPATH": "off"}, tmp_path)
+    assert off.returncode == 0 and off.stdout == "False ['_http_fastpath_env']\n", off.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
 """Start-up hook of http_fastpath's environment opt-in (``HTTP_FASTPATH``).
 
 The wheel installs this module at the top of site-packages, next to
-``http_fastpath_env.pth``, whose single line imports it only when ``HTTP_FASTPATH`` asks
-for a fast path or ``HTTP_FASTPATH_LOG`` is set. It then runs in every interpreter of
-the environment (pip's included), so it imports nothing and does nothing but put a small
-finder in front of ``sys.meta_path``. The opt-in itself
+``http_fastpath_env.pth``, whose single line imports it only when ``HTTP_FASTPATH`` or
+``HTTP_FASTPATH_LOG`` is set (that line is compiled at every start-up, twice in a Python
+3.11 venv: it is kept as short as it can be, so the "off" values are checked here). It
+then runs in every interpreter of the environment (pip's included), so it imports
+nothing and does nothing but put a small finder in front of ``sys.meta_path``. The opt-in itself
 (:func:`http_fastpath._autoinstall.activate_from_environ`: parse the variables, warn
 about bad values, patch the clients) runs once, right after the program imports urllib3,
 httpcore or httpcore2 (only when ``HTTP_FASTPATH`` asks for a fast path), or
@@ -38,8 +39,11 @@ def activate() -> None:
         return
     _started = True
     try:
+        fast = os.environ.get("HTTP_FASTPATH", "").strip().lower() not in OFF
+        if not fast and not os.environ.get("HTTP_FASTPATH_LOG", "").strip():
+            return  # e.g. HTTP_FASTPATH=off: nothing to do
         watched = {"http_fastpath"}
-        if os.environ.get("HTTP_FASTPATH", "").strip().lower() not in OFF:
+        if fast:
             watched.update(CLIENTS)
         if any(name in sys.modules for name in watched):  # imported by an earlier .pth
             _activate(None, None)
