@@ -1,13 +1,15 @@
 """Interpreter start-up cost of having http_fastpath installed, HTTP_FASTPATH unset and set.
 
 Builds the wheel of this tree (and, with ``--ref``, of a git revision: before/after in
-the same run), makes one fresh venv per wheel plus one *without* the package, and times
+the same run), makes one fresh venv per wheel plus two *without* the package, and times
 ``python -c pass`` and ``python -c 'import requests'`` (each with and without
-``HTTP_FASTPATH=tfo``) in all of them, interleaved round by round so that load on the
-machine hits every column alike. Each cell is the median of the per-round differences
-from the no-package venv with a 95 % confidence interval (an interval holding 0: no
-difference this run can see). Also lists what each venv imports at start-up beyond the
-no-package one (``sys.modules``). Not a test: timings are printed, never asserted.
+``HTTP_FASTPATH=tfo``) in all of them, interleaved round by round in a shuffled order so
+that load on the machine hits every column alike. Each cell is the median of the
+per-round differences from the first no-package venv, with a 95 % confidence interval
+(an interval holding 0: no difference this run can see); the second no-package venv
+shows how far two identical venvs differ (the floor of "within noise"). Also lists what
+each venv imports at start-up beyond the no-package one (``sys.modules``). Not a test:
+timings are printed, never asserted.
 
     python benchmarks/bench_startup.py [--runs 60] [--ref HEAD~3] [--json out.json]
 
@@ -23,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -36,6 +39,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "no package"
+#: a second venv without the package: its difference from the first is this run's floor
+#: (two identical venvs do not start in exactly the same time: paths, directory layout)
+CONTROL = "no package, 2nd venv"
 
 #: (label, extra environment, code)
 CASES: list[tuple[str, dict[str, str], str]] = [
@@ -134,7 +140,10 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="bench_startup.") as tmp_name:
         tmp = Path(tmp_name)
         log("building the wheel(s) and the venvs")
-        columns: dict[str, Path] = {BASELINE: _venv(tmp / "none", None)}
+        columns: dict[str, Path] = {
+            BASELINE: _venv(tmp / "none", None),
+            CONTROL: _venv(tmp / "none2", None),
+        }
         if ref is not None:
             source = _ref_source(ref, tmp / "ref-src")
             columns[f"{ref} (before)"] = _venv(tmp / "ref", _wheel(source, tmp / "ref-dist"))
@@ -144,9 +153,12 @@ def measure(
         }
         cells = [(label, extra, code, col) for label, extra, code in CASES for col in columns]
         log(f"{runs} rounds of {len(cells)} interpreter starts")
-        for i in range(runs):
-            shift = i % len(cells)  # rotate the order: no cell is always first or last
-            for label, extra, code, col in cells[shift:] + cells[:shift]:
+        order = random.Random(18)  # a new order each round, the same from run to run
+        for _ in range(runs):
+            # Shuffled: no cell always follows the same one (a start right after a heavy
+            # one, e.g. 'import requests', is slower).
+            order.shuffle(cells)
+            for label, extra, code, col in cells:
                 samples[label][col].append(_time(columns[col], {**base_env, **extra}, code))
         modules: dict[str, dict[str, list[str]]] = {}
         for label, extra, _code in CASES[:3]:
@@ -164,7 +176,9 @@ def measure(
                 for col, python in columns.items()
             }
             modules[label] = {
-                col: sorted(seen[col] - seen[BASELINE]) for col in columns if col != BASELINE
+                col: sorted(seen[col] - seen[BASELINE])
+                for col in columns
+                if col not in (BASELINE, CONTROL)
             }
     rows = []
     for label, _, _ in CASES:
@@ -211,7 +225,7 @@ def report(result: dict[str, Any]) -> list[str]:
         lines.append(f"| {row['case']} | " + " | ".join(cells) + " |")
     lines += ["", "Modules imported at start-up beyond the no-package venv (`python -c pass`):", ""]
     for label, by_col in result["start_up_modules"].items():
-        for col in cols:
+        for col in by_col:
             added = by_col[col]
             shown = ", ".join(added) if len(added) <= 6 else f"{len(added)} modules"
             lines.append(f"- {label}, {col}: {shown or 'none'}")
