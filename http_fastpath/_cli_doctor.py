@@ -156,7 +156,12 @@ def _env_checks() -> list[Check]:
     else:
         opts = config.options
         features = ", ".join(f for f, on in (("tfo", opts.tfo), ("mptcp", opts.mptcp)) if on)
-        detail = f"set to {raw!r}: {features} for every requests/urllib3/httpx connection"
+        scope = "every requests/urllib3/httpx connection"
+        if config.hosts is not None:
+            scope += " to " + ", ".join(config.hosts or ("no host",))
+        if config.exclude:
+            scope += " except to " + ", ".join(config.exclude)
+        detail = f"set to {raw!r}: {features} for {scope}"
         detail += f" (tfo_policy={opts.tfo_policy!r})"
         checks = [Check(section, "HTTP_FASTPATH", "ok", detail + extra)]
     opts = config.options or FastpathOptions()

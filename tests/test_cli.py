@@ -165,6 +165,11 @@ def test_doctor_reports_env_opt_in_raw_value(
     assert checks["problem"]["status"] == "warn" and "'bogus'" in checks["problem"]["detail"]
     assert checks["urllib3"]["status"] in ("ok", "warn")
     assert checks["python"]["detail"].startswith("CPython") or checks["python"]["status"] == "info"
+    monkeypatch.setenv("HTTP_FASTPATH_HOSTS", ".internal.test,10.0.0.0/8")
+    monkeypatch.setenv("HTTP_FASTPATH_EXCLUDE", "legacy.internal.test")
+    status, out, _ = run_cli(capsys, "doctor", "--json")
+    detail = {c["name"]: c for c in json.loads(out)["checks"]}["HTTP_FASTPATH"]["detail"]
+    assert "connection to .internal.test, 10.0.0.0/8 except to legacy.internal.test" in detail
 
 
 def test_doctor_bad_require(capsys: pytest.CaptureFixture[str]) -> None:
