@@ -21,7 +21,7 @@ import trustme
 
 from http_fastpath import _capabilities
 from http_fastpath._cli import main
-from http_fastpath.netlab import Server, next_loopback
+from http_fastpath.netlab import Server, full_backlog, next_loopback, silent_listener
 
 from .conftest import server_tls
 
@@ -777,32 +777,6 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # -- #18 item 8: timeouts, --json errors, -f, methods, IPv6, --http3, --tfo-policy, doctor ----
-
-
-@contextlib.contextmanager
-def silent_listener(host: str, backlog: int = 8) -> Iterator[int]:
-    """A listener nobody accepts on: the kernel completes handshakes, no byte ever comes back."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        sock.listen(backlog)
-        yield sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def full_backlog(host: str) -> Iterator[int]:
-    """A listener whose accept queue is full: the kernel drops new SYNs (a connect timeout)."""
-    with silent_listener(host, 0) as port:
-        fillers = []
-        try:
-            for _ in range(3):
-                filler = socket.socket()
-                filler.setblocking(False)
-                filler.connect_ex((host, port))
-                fillers.append(filler)
-            yield port
-        finally:
-            for filler in fillers:
-                filler.close()
 
 
 @pytest.mark.parametrize("client", CLIENTS)
