@@ -82,7 +82,7 @@ def _fastpath_name(module_name: str, name: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError:
         return None
-    if name not in getattr(module, "_LAZY", {}) and not hasattr(module, name):
+    if name not in getattr(module, "__all__", ()):
         return None
     try:
         return getattr(module, name)
@@ -114,14 +114,10 @@ def choose_client(wanted: str | None) -> tuple[str, Any]:
 def http3_transport() -> Any:
     import http_fastpath
 
-    names = [n for n in getattr(http_fastpath, "_LAZY", {}) if "3" in n and "Transport" in n]
-    sync = [n for n in names if not n.startswith("Async")]
-    if not sync:
-        raise CLIError("--http3: this build of http_fastpath has no HTTP/3 transport")
     if importlib.util.find_spec("httpx") is None:
         raise CLIError("--http3 needs httpx: pip install 'http_fastpath[httpx]'")
     try:
-        return getattr(http_fastpath, sync[0])
+        return http_fastpath.HTTP3Transport
     except ImportError as exc:
         raise CLIError(f"--http3: the HTTP/3 transport cannot load: {exc}") from None
 

@@ -70,7 +70,7 @@ _OPTIONAL: Final = frozenset({"httpx2", "httpcore2"})
 
 
 def _package_checks() -> list[Check]:
-    from . import _LAZY
+    import http_fastpath
 
     section = "Python"
     impl = platform.python_implementation()
@@ -104,7 +104,7 @@ def _package_checks() -> list[Check]:
             continue
         detail = version
         if adapter is not None:
-            have = adapter in _LAZY
+            have = adapter in http_fastpath.__all__
             detail += f" ({adapter}: {'available' if have else 'not in this build'})"
         checks.append(Check(section, dist, "ok", detail))
         if dist == "requests":
@@ -139,12 +139,10 @@ def _env_checks() -> list[Check]:
     config = read_environ(warn=False)
     raw = config.raw
     extra = ""
-    if "status" in getattr(http_fastpath, "_LAZY", {}):
-        try:
-            status_fn: Any = getattr(http_fastpath, "status")  # noqa: B009 (added lazily)
-            extra = _status_text(status_fn())
-        except Exception as exc:  # the report must survive a broken opt-in
-            extra = f"; status() failed: {one_line(exc)}"
+    try:
+        extra = _status_text(http_fastpath.status())
+    except Exception as exc:  # the report must survive a broken opt-in
+        extra = f"; status() failed: {one_line(exc)}"
     enable = "export HTTP_FASTPATH=tfo,mptcp"
     # The opt-in is optional: code that mounts the adapter/transport needs no variable.
     if raw is None:

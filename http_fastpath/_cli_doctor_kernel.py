@@ -340,7 +340,8 @@ def _ip_mptcp_checks(section: str) -> list[Check]:
 
 
 def http3_checks() -> list[Check]:
-    from . import _LAZY
+    import http_fastpath
+
     from ._capabilities import probe
 
     quic = probe().kernel_quic
@@ -360,7 +361,7 @@ def http3_checks() -> list[Check]:
     ]
     if quic.available:
         checks.append(uapi_check(_uapi_mismatch()))
-    names = sorted(n for n in _LAZY if "3" in n)
+    names = sorted(n for n in http_fastpath.__all__ if "HTTP3" in n)
     if names:
         checks.append(Check("HTTP/3", "transport", "info", "experimental: " + ", ".join(names)))
     else:

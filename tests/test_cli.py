@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import platform
 import socket
 import subprocess
 import sys
@@ -66,6 +67,10 @@ def _fresh_probe() -> Iterator[None]:
 # -- doctor ---------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(
+    tuple(int(p) for p in platform.release().split(".")[:2]) < (6, 10),
+    reason=f"TCP_IS_MPTCP needs Linux >= 6.10 (this is {platform.release()})",
+)
 def test_doctor_all_on_require_passes(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_cli(capsys, "doctor", "--require", "tfo,mptcp,tcp_is_mptcp")
     assert status == 0, out
@@ -164,7 +169,7 @@ def test_doctor_reports_env_opt_in_raw_value(
     assert "set to 'tfo,bogus': tfo for every" in checks["HTTP_FASTPATH"]["detail"]
     assert checks["problem"]["status"] == "warn" and "'bogus'" in checks["problem"]["detail"]
     assert checks["urllib3"]["status"] in ("ok", "warn")
-    assert checks["python"]["detail"].startswith("CPython") or checks["python"]["status"] == "info"
+    assert checks["python"]["detail"].endswith(f"{platform.python_version()} ({sys.executable})")
     monkeypatch.setenv("HTTP_FASTPATH_HOSTS", ".internal.test,10.0.0.0/8")
     monkeypatch.setenv("HTTP_FASTPATH_EXCLUDE", "legacy.internal.test")
     status, out, _ = run_cli(capsys, "doctor", "--json")
@@ -306,16 +311,14 @@ def test_probe_with_tfo_client_off_says_unknown(
         (["get", "http://127.0.0.1/", "--repeat", "x"], 2, ["--repeat"]),
         (["probe", "http://127.0.0.1/", "--timeout", "-1"], 2, ["invalid timeout '-1'"]),
         (["probe", "https://127.0.0.1/", "--cacert", "/nonexistent.pem"], 2, ["--cacert"]),
-        (["get", "http://127.0.0.1/", "-d", "@/nonexistent.txt"], None, []),
+        (["get", "http://127.0.0.1/", "-d", "@/nonexistent.txt"], 2, ["cannot read"]),
     ],
 )
 def test_bad_input_one_line(
-    capsys: pytest.CaptureFixture[str], argv: list[str], status: int | None, needles: list[str]
+    capsys: pytest.CaptureFixture[str], argv: list[str], status: int, needles: list[str]
 ) -> None:
     code, out, err = run_cli(capsys, *argv)
-    assert code != 0
-    if status is not None:
-        assert code == status
+    assert code == status
     assert out == ""
     assert_one_line_error(err, *needles)
 
@@ -371,18 +374,6 @@ def test_get_without_any_client_library(
         "[httpx2]",
     )
     assert records == []  # nothing was sent
-
-
-def test_get_http3_without_transport_is_a_clear_error(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    import http_fastpath
-
-    if any("3" in name and "Transport" in name for name in http_fastpath._LAZY):
-        pytest.skip("this build has an HTTP/3 transport")
-    code, _, err = run_cli(capsys, "get", "https://127.0.0.1/", "--http3")
-    assert code == 1
-    assert_one_line_error(err, "--http3", "no HTTP/3 transport")
 
 
 def test_main_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -689,10 +680,6 @@ def test_get_http3_end_to_end(
     capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: str
 ) -> None:
     """``get --http3`` through the experimental transport (userspace QUIC where no kernel QUIC)."""
-    import http_fastpath
-
-    if "HTTP3Transport" not in http_fastpath._LAZY:
-        pytest.skip("this build has no HTTP/3 transport")
     pytest.importorskip("aioquic")
     from ._h3server import H3TestServer  # type: ignore[import-not-found,unused-ignore]
 
