@@ -72,9 +72,9 @@ class _Attempt:
         self.syn_data_bytes = 0  # what rode in this attempt's last SYN (for the report)
         self.error: OSError | None = None
 
-    def begin(self, pending: _dialer._Pending, data: Buffer | None) -> None:
-        """Start the connect (a fresh socket when needed); OSError: it failed at once."""
-        fresh_needed = self.sock is None
+    def begin(self, pending: _dialer._Pending, data: Buffer | None, again: bool = False) -> None:
+        """Start the connect (``again``: on a fresh socket); OSError: it failed at once."""
+        fresh_needed = again or self.sock is None
         while True:
             if fresh_needed:
                 fresh = _dialer._create(
@@ -135,13 +135,13 @@ class _Attempt:
         except OSError as exc:
             if not self._again(exc):
                 raise
-            self.begin(pending, data)
+            self.begin(pending, data, again=True)
             return False
         learned = _dialer._learn(self.sock, self.key, None, self.plain_retry)
         if learned.stall_risk:  # the server's kernel would hold its reply: start over
             self.record.syn_data_bytes = 0
             self.plain_retry = True
-            self.begin(pending, data)
+            self.begin(pending, data, again=True)
             return False
         return True
 
@@ -281,8 +281,7 @@ def _won(
     main.syn_data_bytes = record.syn_data_bytes
     main.early_data_safe = record.early_data_safe
     main.mptcp_kernel_refused = (
-        any(a.record.mptcp_kernel_refused for a in attempts.values())
-        or main.mptcp_kernel_refused
+        any(a.record.mptcp_kernel_refused for a in attempts.values()) or main.mptcp_kernel_refused
     )
     address = winner.address
     main.peer = (str(address[1][0]), int(address[1][1]))

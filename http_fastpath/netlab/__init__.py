@@ -14,6 +14,7 @@ from ._netns import enter as enter_private_netns
 from ._netns import get_sysctl, set_sysctl, skip_reason, sysctl
 from ._proxy import Proxy
 from ._servers import Accepted, Server, full_backlog, next_loopback, silent_listener
+from ._silent import SilentListener, resolving
 
 __all__ = [
     "SERVICE_ADDRESS",
@@ -25,10 +26,12 @@ __all__ = [
     "counters_delta",
     "Proxy",
     "Server",
+    "SilentListener",
     "enter_private_netns",
     "full_backlog",
     "get_sysctl",
     "next_loopback",
+    "resolving",
     "set_sysctl",
     "silent_listener",
     "skip_reason",
