@@ -349,6 +349,23 @@ def write(results: dict[str, Any], out: Path) -> None:
                 f"{r['fast_cpu_us']:.1f} | **{r['ratio']:.3f}** |"
             )
         md.append("")
+    if "eyeballs" in results:
+        from .bench_eyeballs import report as eyeballs_report
+
+        eb = results["eyeballs"]
+        md += [
+            "## Happy Eyeballs: a silent first address",
+            "",
+            "Time to the response head on a fresh connection when the host's first address",
+            "(the resolver's order) drops SYNs and the other family answers, with a "
+            f"{eb['timeout_s']:g} s connect",
+            "timeout; then the rows where nothing is wrong (`benchmarks/bench_eyeballs.py`).",
+            "Stock sync clients try the silent address for the whole timeout; stock async",
+            'httpx (anyio) races. "ours (race)" forgets the destination memory before each',
+            'sample; "ours (remembered)" starts with the address that won. Medians.',
+            "",
+            *eyeballs_report(eb),
+        ]
     if "startup" in results:
         from .bench_startup import report as startup_report
 
