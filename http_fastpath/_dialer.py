@@ -371,7 +371,15 @@ def open_pending(
 
         addresses = race_order(addresses)
     record = DialRecord(options)
-    sock = _create(addresses[0], record, socket_options, source_address)
+    while True:
+        try:
+            sock = _create(addresses[0], record, socket_options, source_address)
+        except OSError:  # no socket of this family here (IPv6 disabled): the next address
+            if len(addresses) == 1:
+                raise
+            addresses = addresses[1:]
+        else:
+            break
     sock._fp_pending = _Pending(addresses, timeout, socket_options, source_address)
     sock.settimeout(timeout)
     return sock

@@ -223,7 +223,8 @@ def race_steps(
                     sock.fastpath_record = attempt.record
                 try:
                     attempt.begin(pending, data)
-                except OSError:
+                except OSError as exc:
+                    attempt.error = exc  # also when socket() itself failed
                     race.failed(i, time.monotonic())
                     attempt.close()
             elif isinstance(step, Wait):
@@ -235,7 +236,8 @@ def race_steps(
                     attempt = attempts[i]
                     try:
                         connected = attempt.ready(pending, data)
-                    except OSError:
+                    except OSError as exc:
+                        attempt.error = exc
                         race.failed(i, time.monotonic())
                         attempt.close()
                         continue

@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 import trio
+import trustme
 
 from http_fastpath import (
     DialTimeout,
@@ -33,12 +35,13 @@ from http_fastpath import (
     connection_info,
     destinations,
 )
-from http_fastpath._dialer import dial
+from http_fastpath._dialer import dial, open_pending
 from http_fastpath._memory import MEMORY
 from http_fastpath.netlab import Server, SilentListener, next_loopback, resolving
 
 from . import _clients
 from ._stack import AsyncFastpathTransport, httpx
+from .conftest import server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -51,7 +54,11 @@ NO_MPTCP = FastpathOptions(mptcp=False)
 
 @contextlib.contextmanager
 def dual(
-    live: str, *, mptcp: bool = False, silent_first: bool = True
+    live: str,
+    *,
+    mptcp: bool = False,
+    silent_first: bool = True,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[tuple[Server, str]]:
     """A live server on ``live`` ("v6" or "v4"), a silent listener on the other family.
 
@@ -60,10 +67,10 @@ def dual(
     """
     v4 = next_loopback()
     if live == "v4":
-        server = Server(host=v4, mptcp=mptcp)
+        server = Server(host=v4, mptcp=mptcp, tls=tls)
         silent = SilentListener("::1", server.port)
     else:
-        server = Server(family=socket.AF_INET6, mptcp=mptcp)
+        server = Server(family=socket.AF_INET6, mptcp=mptcp, tls=tls)
         silent = SilentListener(v4, server.port)
     order = [silent.host, server.host]
     with server, silent, resolving({NAME: order if silent_first else order[::-1]}):
@@ -151,6 +158,23 @@ def test_a_refused_first_address_moves_on_at_once() -> None:
     assert _outcomes(info) == [("::1", "refused"), (v4, "connected")], info.attempts
     assert "refused" in (info.attempts[0].error or "")
     assert info.attempts[1].started_ms < 1000.0  # not after the 2 s delay
+
+
+@pytest.mark.parametrize("first", ["v6", "v4"])
+def test_an_address_whose_socket_cannot_be_made_is_skipped(first: str) -> None:
+    """An IPv4 source address cannot be bound on an IPv6 socket: that attempt fails at once."""
+    v4 = next_loopback()
+    with Server(host=v4) as server:
+        six = (socket.AF_INET6, ("::1", server.port, 0, 0))
+        four = (socket.AF_INET, (v4, server.port))
+        addresses = [six, four] if first == "v6" else [four, six]
+        sock = open_pending(addresses, options=NO_MPTCP, timeout=5, source_address=("127.0.0.1", 0))
+        with sock:
+            _exchange(sock)
+            info = sock.connection_info()
+    assert info.peer_address == (v4, server.port)
+    if first == "v4":  # the IPv6 attempt never started: the IPv4 one won at once
+        assert _outcomes(info) == [(v4, "connected")]
 
 
 def test_both_silent_is_a_connect_timeout_and_closes_everything() -> None:
@@ -287,6 +311,22 @@ def test_clients_connect_past_a_silent_address(kind: str, live: str) -> None:
     silent_host, live_host = ("::1", v4) if live == "v4" else (v4, "::1")
     assert outcome.info.peer_address is not None and outcome.info.peer_address[0] == live_host
     assert _outcomes(outcome.info) == [(silent_host, "abandoned"), (live_host, "connected")]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_https_races_too(kind: str, ca: trustme.CA, ca_file: str) -> None:
+    """The ClientHello is the first flight: replay-safe, it may ride in each attempt's SYN."""
+    with dual("v4", tls=server_tls(ca, NAME)) as (server, v4):
+        url = f"https://{NAME}:{server.port}/echo"
+        calls: list[_clients.Call] = [("GET", url)]
+        first = _clients.run(kind, "fast", calls, options={"mptcp": False}, verify=ca_file)
+        MEMORY.forget()  # race again, now with a TFO cookie for the live address
+        again = _clients.run(kind, "fast", calls, options={"mptcp": False}, verify=ca_file)
+    for outcome in _clients.ok(first + again):
+        assert outcome.info is not None and outcome.status == 200
+        assert _outcomes(outcome.info) == [("::1", "abandoned"), (v4, "connected")]
+    info = again[0].info
+    assert info is not None and info.tfo is TFOStatus.SYN_DATA_ACKED and info.early_data_safe
 
 
 @pytest.mark.parametrize("kind", ["requests", "httpx"])
