@@ -263,7 +263,11 @@ def race_steps(
             race.abandon(time.monotonic())
             for attempt in attempts.values():
                 attempt.close()
-    return _won(sock, main, race, attempts, winner)
+    try:
+        return _won(sock, main, race, attempts, winner)
+    except BaseException:
+        winner.close()
+        raise
 
 
 def _won(
