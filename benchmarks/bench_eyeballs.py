@@ -3,7 +3,7 @@
 Not a test: prints numbers (and ``measure()`` feeds ``scripts/bench --only eyeballs``).
 In the private namespace, ``dual.test`` resolves (``netlab.resolving``: every client asks
 ``socket.getaddrinfo``) to a silent address -- a listener whose accept queue is full, so
-the kernel drops the SYNs (``netlab.SilentListener``) -- and a live HTTP server on the
+the kernel drops the SYNs (``netlab.full_backlog``) -- and a live HTTP server on the
 other family, same port. Each sample is a new client and a fresh connection; the time is
 from the request to the response head (time to first byte). The connect timeout is 5 s
 (httpx's default). Rows:
@@ -41,17 +41,17 @@ _SILENT = SCENARIOS[:2]
 @contextlib.contextmanager
 def scenario(name: str) -> Iterator[str]:
     """Servers and the name for one scenario; yields the URL."""
-    from http_fastpath.netlab import Server, SilentListener, next_loopback, resolving
+    from http_fastpath.netlab import Server, full_backlog, next_loopback, resolving
 
     v4 = next_loopback()
     with contextlib.ExitStack() as stack:
         if name == "silent v6 first":
             server = stack.enter_context(Server(host=v4))
-            stack.enter_context(SilentListener("::1", server.port))
+            stack.enter_context(full_backlog("::1", server.port))
             order = ["::1", v4]
         elif name == "silent v4 first":
             server = stack.enter_context(Server(family=socket.AF_INET6))
-            stack.enter_context(SilentListener(v4, server.port))
+            stack.enter_context(full_backlog(v4, server.port))
             order = [v4, "::1"]
         elif name == "single address":
             server = stack.enter_context(Server(host=v4))

@@ -3,7 +3,7 @@
 A name (``dual.test``) resolves to ``::1`` then a fresh ``127.0.x.y`` (the resolver's
 order of a dual-stack host: IPv6 first) through :func:`http_fastpath.netlab.resolving`,
 so stock and fastpath clients, sync, asyncio and trio, all resolve it their own way. One
-of the two addresses is *silent* (:class:`~http_fastpath.netlab.SilentListener`: a full
+of the two addresses is *silent* (:func:`~http_fastpath.netlab.full_backlog`: a full
 accept queue, the kernel drops the SYNs) on the same port as a live server on the other.
 
 No test asserts a tight time: they assert who won, what happened to the others, and that
@@ -37,7 +37,7 @@ from http_fastpath import (
 )
 from http_fastpath._dialer import dial, open_pending
 from http_fastpath._memory import MEMORY
-from http_fastpath.netlab import Server, SilentListener, next_loopback, resolving
+from http_fastpath.netlab import Server, full_backlog, next_loopback, resolving
 
 from . import _clients
 from ._stack import AsyncFastpathTransport, httpx
@@ -68,26 +68,36 @@ def dual(
     v4 = next_loopback()
     if live == "v4":
         server = Server(host=v4, mptcp=mptcp, tls=tls)
-        silent = SilentListener("::1", server.port)
+        silent = "::1"
     else:
         server = Server(family=socket.AF_INET6, mptcp=mptcp, tls=tls)
-        silent = SilentListener(v4, server.port)
-    order = [silent.host, server.host]
-    with server, silent, resolving({NAME: order if silent_first else order[::-1]}):
-        yield server, v4
+        silent = v4
+    order = [silent, server.host]
+    with server, full_backlog(silent, server.port):
+        with resolving({NAME: order if silent_first else order[::-1]}):
+            yield server, v4
 
 
 @contextlib.contextmanager
 def both_silent() -> Iterator[int]:
     """``dual.test`` resolves to two silent addresses; yields the port."""
     v4 = next_loopback()
-    with SilentListener(v4) as four, SilentListener("::1", four.port):
+    with full_backlog(v4) as port, full_backlog("::1", port):
         with resolving({NAME: ["::1", v4]}):
-            yield four.port
+            yield port
 
 
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _fds() -> set[str]:
+    """What this process's file descriptors point to (a socket's inode is unique).
+
+    Compared as "nothing new" (``after <= before``): a server thread of an earlier test
+    may close one of its sockets meanwhile.
+    """
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            out.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return out
 
 
 def _exchange(sock: socket.socket) -> bytes:
@@ -186,7 +196,7 @@ def test_both_silent_is_a_connect_timeout_and_closes_everything() -> None:
             sock.sendall(GET)
         took = time.monotonic() - started
         assert sock.fileno() == -1
-        assert _fds() == before
+        assert _fds() <= before
     print(f"\nboth silent, timeout 0.5 s: {took * 1000:.0f} ms")
     assert took < BOUND  # the timeout bounds the race, not each attempt
 
@@ -219,7 +229,7 @@ def test_keyboard_interrupt_mid_race_leaks_nothing() -> None:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
         assert sock.fileno() == -1
-        assert _fds() == before
+        assert _fds() <= before
 
 
 # -- TCP Fast Open and MPTCP on each attempt ------------------------------------------------
@@ -347,7 +357,7 @@ def test_both_silent_raises_the_stock_connect_timeout(kind: str) -> None:
         url = f"http://{NAME}:{port}/"
         before = _fds()
         fast = _clients.run(kind, "fast", [("GET", url)], connect_timeout=0.4)[0].error
-        assert _fds() == before
+        assert _fds() <= before
         stock = _clients.run(kind, "stock", [("GET", url)], connect_timeout=0.4)[0].error
     assert fast is not None and stock is not None
     assert type(fast) is type(stock), (fast, stock)
@@ -365,7 +375,7 @@ def test_asyncio_cancellation_mid_race_leaks_nothing() -> None:
     with both_silent() as port:
         before = _fds()
         asyncio.run(main(port))
-        assert _fds() == before
+        assert _fds() <= before
 
 
 def test_trio_cancellation_mid_race_leaks_nothing() -> None:
@@ -378,7 +388,7 @@ def test_trio_cancellation_mid_race_leaks_nothing() -> None:
     with both_silent() as port:
         before = _fds()
         trio.run(main, port)
-        assert _fds() == before
+        assert _fds() <= before
 
 
 def test_connection_info_and_get_verbose_show_the_attempts(

@@ -10,11 +10,11 @@ loopback or on addresses inside namespaces this package created itself.
 from __future__ import annotations
 
 from ._lab import SERVICE_ADDRESS, Lab, LabError, Namespace, PathSpec, counters_delta
+from ._names import resolving
 from ._netns import enter as enter_private_netns
 from ._netns import get_sysctl, set_sysctl, skip_reason, sysctl
 from ._proxy import Proxy
 from ._servers import Accepted, Server, full_backlog, next_loopback, silent_listener
-from ._silent import SilentListener, resolving
 
 __all__ = [
     "SERVICE_ADDRESS",
@@ -26,7 +26,6 @@ __all__ = [
     "counters_delta",
     "Proxy",
     "Server",
-    "SilentListener",
     "enter_private_netns",
     "full_backlog",
     "get_sysctl",
