@@ -127,6 +127,8 @@ def sort_addresses(addresses: Sequence[_A], won_at: Sequence[float | None], now:
     the destination memory; None when it never did.
     """
     first = preferred_index(won_at, now)
+    if not first and len(addresses) == 2 and addresses[0] != addresses[1]:
+        return list(addresses)  # already interleaved
     return interleave(addresses, 0 if first is None else first)
 
 
@@ -191,6 +193,7 @@ class Race:
     """
 
     __slots__ = (
+        "_flight",
         "_last",
         "_next",
         "_next_at",
@@ -231,10 +234,11 @@ class Race:
         self._next = 0  # the next attempt to start
         self._next_at = now  # not before then
         self._last: int | None = None  # the attempt that ended last
+        self._flight: list[int] = []  # the attempts connecting, in order
 
     def connecting(self) -> tuple[int, ...]:
         """The attempts in flight, in order."""
-        return tuple(i for i, p in enumerate(self.phase) if p is Phase.CONNECTING)
+        return tuple(self._flight)
 
     def _deadline(self, index: int) -> float | None:
         if self.deadline is not None:
@@ -263,6 +267,7 @@ class Race:
         if more and len(flight) < self.max_in_flight and now >= self._next_at:
             index = self._next
             self._next += 1
+            self._flight.append(index)
             self.phase[index] = Phase.CONNECTING
             self.started[index] = now
             self._next_at = math.inf if self.delay is None else now + self.delay
@@ -280,6 +285,7 @@ class Race:
         return Wait(flight, None if wake == math.inf else max(0.0, wake - now))
 
     def _end(self, index: int, phase: Phase, now: float) -> None:
+        self._flight.remove(index)
         self.phase[index] = phase
         self.ended[index] = now
         self._last = index
@@ -294,10 +300,11 @@ class Race:
     def connected(self, index: int, now: float) -> tuple[int, ...]:
         """Attempt ``index`` won; returns the attempts to abandon (close), in order."""
         self._check(index)
-        losers = tuple(i for i in self.connecting() if i != index)
+        losers = tuple(i for i in self._flight if i != index)
         for i in losers:
             self.phase[i] = Phase.ABANDONED
             self.ended[i] = now
+        self._flight.clear()
         self.phase[index] = Phase.CONNECTED
         self.ended[index] = now
         self.winner = index
@@ -309,6 +316,7 @@ class Race:
         for i in flight:
             self.phase[i] = Phase.ABANDONED
             self.ended[i] = now
+        self._flight.clear()
         return flight
 
     def _check(self, index: int) -> None:
