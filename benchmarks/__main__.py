@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20, help="cold TTFB samples per row (>= 20)")
     parser.add_argument(
         "--only",
-        choices=["calibration", "cold", "keepalive", "cpu", "mptcp", "startup"],
+        choices=["calibration", "cold", "keepalive", "cpu", "mptcp", "eyeballs", "startup"],
         action="append",
         help="run only these parts (default: all)",
     )
@@ -46,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     if not args.report_only:
-        parts = args.only or ["calibration", "cold", "keepalive", "cpu", "mptcp", "startup"]
+        parts = args.only or [
+            "calibration",
+            "cold",
+            "keepalive",
+            "cpu",
+            "mptcp",
+            "eyeballs",
+            "startup",
+        ]
         # Interpreter start-up needs no network: it runs without the lab too.
         reason = _netns.enter() if set(parts) - {"startup"} else None
         if reason is not None:
@@ -73,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                 from .bench_fresh_cpu import measure
 
                 results["cpu"] = {"rows": measure(log=log)}
+            elif part == "eyeballs":
+                from .bench_eyeballs import measure as measure_eyeballs
+
+                results["eyeballs"] = measure_eyeballs(log)
             else:
                 results["mptcp"] = _suite.mptcp(log)
             results.setdefault("durations_s", {})[part] = round(time.monotonic() - t0, 1)

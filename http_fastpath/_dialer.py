@@ -14,9 +14,11 @@ A connection is made in two steps:
    (:class:`DialError` / :class:`DialTimeout`) and the next address is tried, exactly as
    a blocking ``connect()`` would.
 
-The connect logic is a generator (:func:`connect_steps`) that yields "wait until
-writable, at most N seconds" and never blocks, so the sync socket and the async
-backends drive the same code.
+The connect logic is a generator (:func:`connect_steps`) that yields "wait until one of
+these sockets is writable, at most N seconds" (:class:`._eyeballs.WaitWritable`) and
+never blocks, so the sync socket and the async backends drive the same code. A host with
+several addresses is dialled with Happy Eyeballs (RFC 8305): :func:`open_pending` puts
+the addresses in order and :mod:`._race` races them (:mod:`._eyeballs` decides).
 
 The fast paths use Linux's option and protocol numbers. The platform (``sys.platform``,
 kept on the :class:`DialRecord`) goes into every decision, so on macOS, Windows or
@@ -36,10 +38,10 @@ import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _decide, _linux, _trace
+from . import _decide, _eyeballs, _linux, _trace
 from ._decide import ConnectOutcome, FlightPlan, Learned, Now, Observation, Reason, Why
 from ._exceptions import DialError, DialTimeout
-from ._info import ConnectionInfo, TFOStatus, read_connection_info, tfo_status
+from ._info import ConnectAttempt, ConnectionInfo, TFOStatus, read_connection_info, tfo_status
 from ._log import dial_logger, log_fallback_once
 from ._memory import MEMORY, Destination, DestinationKey
 from ._options import FastpathOptions
@@ -96,6 +98,7 @@ class DialRecord:
     """What the dialer did for one connection; turns into a :class:`ConnectionInfo`."""
 
     __slots__ = (
+        "attempts",
         "early_data_safe",
         "fallbacks",
         "mptcp_kernel_refused",
@@ -122,6 +125,8 @@ class DialRecord:
         #: what shaped the connection without being a fallback (for the DEBUG line)
         self.notes: list[Reason] = []
         self.peer: tuple[str, int] | None = None
+        #: the Happy Eyeballs attempts (several addresses only)
+        self.attempts: tuple[ConnectAttempt, ...] = ()
 
     def fallback(self, reason: str | Reason) -> None:
         """Record (and log once per kind of reason per process) why a fast path was not used."""
@@ -157,6 +162,7 @@ class DialRecord:
             fallbacks=tuple(dict.fromkeys(str(f) for f in self.fallbacks)),
             early_data_safe=self.early_data_safe,
             peer=self.peer,
+            attempts=self.attempts,
         )
 
 
@@ -354,11 +360,26 @@ def open_pending(
     source_address: tuple[str, int] | None = None,
     socket_options: Sequence[SocketOption] = (),
 ) -> FastpathSocket:
-    """Create the socket for ``addresses[0]`` and leave it pending (not yet connected)."""
+    """Create the socket for the first address and leave it pending (not yet connected).
+
+    Several addresses are put in Happy Eyeballs order first (:func:`._race.race_order`).
+    """
     if not addresses:
         raise ValueError("open_pending needs at least one address")
+    if len(addresses) > 1 and options.happy_eyeballs_delay is not None:
+        from ._race import race_order
+
+        addresses = race_order(addresses)
     record = DialRecord(options)
-    sock = _create(addresses[0], record, socket_options, source_address)
+    while True:
+        try:
+            sock = _create(addresses[0], record, socket_options, source_address)
+        except OSError:  # no socket of this family here (IPv6 disabled): the next address
+            if len(addresses) == 1:
+                raise
+            addresses = addresses[1:]
+        else:
+            break
     sock._fp_pending = _Pending(addresses, timeout, socket_options, source_address)
     sock.settimeout(timeout)
     return sock
@@ -535,17 +556,24 @@ def _to_dial_error(exc: OSError) -> DialError:
     return DialError(exc.errno, exc.strerror or str(exc))
 
 
-ConnectSteps = Generator[float | None, bool, int]
+WaitWritable = _eyeballs.WaitWritable
+ConnectSteps = Generator[WaitWritable, tuple[socket.socket, ...], int]
 
 
 def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) -> ConnectSteps:
-    """Connect ``sock``, trying each address in turn; the waiting is left to the driver.
+    """Connect ``sock``; the waiting is left to the driver.
 
-    Yields the number of seconds to wait for the socket to become writable (None: no
-    limit) and expects to be sent True when it did, False on timeout. Returns the number
-    of bytes of ``data`` that went out with the SYN. Leaves the socket non-blocking.
-    What to do at each step is decided by :mod:`._decide`; this is the I/O around it.
+    Yields :class:`WaitWritable` (sockets, seconds: None for no limit) and expects to be
+    sent the sockets that became writable (empty on timeout). Returns the number of
+    bytes of ``data`` that went out with the SYN. Leaves the socket non-blocking. What to
+    do at each step is decided by :mod:`._decide`; this is the I/O around it. Several
+    addresses are raced (:func:`._race.race_steps`); a driver that stops early (an
+    exception, a cancellation) must ``close()`` the generator, which closes their sockets.
     """
+    if len(pending.addresses) > 1:
+        from ._race import race_steps
+
+        return (yield from race_steps(sock, pending, data))
     record = sock.fastpath_record
     last: DialError | None = None
     queue = list(pending.addresses)
@@ -574,8 +602,8 @@ def connect_steps(sock: FastpathSocket, pending: _Pending, data: Buffer | None) 
         record.note(plan.reasons)
         try:
             sent = _start(sock, address, data, plan)
-            writable = yield pending.timeout
-            if not writable:
+            ready = yield WaitWritable((sock,), pending.timeout)
+            if not ready:
                 raise DialTimeout("timed out")
             _finish(sock)
         except _CookieCached:
@@ -642,12 +670,39 @@ def _wait_writable(sock: socket.socket, timeout: float | None) -> bool:
     return bool(writable or failed)
 
 
+def _wait_any(socks: tuple[socket.socket, ...], timeout: float | None) -> tuple[socket.socket, ...]:
+    """Block until some of ``socks`` are writable (or failed); return those (empty: timeout)."""
+    wait = None if timeout is None else max(0.0, timeout)
+    poll = getattr(select, "poll", None)
+    if poll is None:
+        _, writable, failed = select.select([], socks, socks, wait)
+        return tuple(s for s in socks if s in writable or s in failed)
+    poller = poll()
+    for s in socks:
+        poller.register(s.fileno(), select.POLLOUT)
+    fds = {fd for fd, _ in poller.poll(None if wait is None else wait * 1000.0)}
+    return tuple(s for s in socks if s.fileno() in fds)
+
+
 def drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:
-    """Run :func:`connect_steps` for ``sock``, blocking in ``poll`` (``select`` on Windows)."""
+    """Run :func:`connect_steps` for ``sock``, blocking in ``poll`` (``select`` on Windows).
+
+    On any exception (``KeyboardInterrupt`` in ``poll`` included) the generator is
+    closed, so every socket a race opened is closed too.
+    """
     try:
-        timeout = next(steps)
+        wait = next(steps)
         while True:
-            timeout = steps.send(_wait_writable(sock, timeout))
+            socks, timeout = wait
+            ready: tuple[socket.socket, ...]
+            if len(socks) == 1:
+                ready = socks if _wait_writable(socks[0], timeout) else ()
+            else:
+                ready = _wait_any(socks, timeout)
+            wait = steps.send(ready)
     except StopIteration as stop:
         result: int = stop.value
         return result
+    except BaseException:
+        steps.close()
+        raise
