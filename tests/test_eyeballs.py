@@ -98,6 +98,9 @@ def test_preferred_index(what: str, won_at: list, now: float, expected: int | No
 def test_sort_starts_with_the_address_that_won_then_interleaves() -> None:
     resolver = [A6, B6, A4, B4]
     assert sort_addresses(resolver, [None] * 4, 50.0) == [A6, A4, B6, B4]
+    # without a recent winner IPv6 leads, whatever the resolver's order (as anyio)
+    assert sort_addresses([A4, B4, A6], [None] * 3, 50.0) == [A6, A4, B4]
+    assert sort_addresses([A4, B4], [None] * 2, 50.0) == [A4, B4]
     assert sort_addresses(resolver, [None, None, None, 40.0], 50.0) == [B4, A6, A4, B6]
     later = 40.0 + PREFERENCE_TTL
     assert sort_addresses(resolver, [None, None, None, 40.0], later) == [A6, A4, B6, B4]

@@ -128,8 +128,11 @@ def test_a_silent_first_address_loses_the_race(live: str) -> None:
         took = time.monotonic() - started
         print(f"\nsilent {silent_host}, live {live_host}: connected in {took * 1000:.0f} ms")
         assert took < BOUND
-        assert _outcomes(info) == [(silent_host, "abandoned"), (live_host, "connected")]
-        assert info.attempts[1].started_ms >= 250.0 * 0.9  # after the delay, not before
+        if live == "v6":  # IPv6 leads whatever the resolver's order (as anyio): no race
+            assert _outcomes(info) == [(live_host, "connected")]
+        else:
+            assert _outcomes(info) == [(silent_host, "abandoned"), (live_host, "connected")]
+            assert info.attempts[1].started_ms >= 250.0 * 0.9  # after the delay, not before
         assert info.peer_address is not None and info.peer_address[0] == live_host
         assert len(server.records) == 1
 
@@ -182,9 +185,8 @@ def test_an_address_whose_socket_cannot_be_made_is_skipped(first: str) -> None:
         with sock:
             _exchange(sock)
             info = sock.connection_info()
-    assert info.peer_address == (v4, server.port)
-    if first == "v4":  # the IPv6 attempt never started: the IPv4 one won at once
-        assert _outcomes(info) == [(v4, "connected")]
+    assert info.peer_address == (v4, server.port)  # IPv6 leads, cannot be made, is skipped
+    assert (v4, "connected") in _outcomes(info) or not info.attempts
 
 
 def test_both_silent_is_a_connect_timeout_and_closes_everything() -> None:
@@ -320,7 +322,10 @@ def test_clients_connect_past_a_silent_address(kind: str, live: str) -> None:
     assert took < BOUND
     silent_host, live_host = ("::1", v4) if live == "v4" else (v4, "::1")
     assert outcome.info.peer_address is not None and outcome.info.peer_address[0] == live_host
-    assert _outcomes(outcome.info) == [(silent_host, "abandoned"), (live_host, "connected")]
+    if live == "v6":  # IPv6 leads whatever the resolver's order (as anyio): no race
+        assert _outcomes(outcome.info) == [(live_host, "connected")]
+    else:
+        assert _outcomes(outcome.info) == [(silent_host, "abandoned"), (live_host, "connected")]
 
 
 @pytest.mark.parametrize("kind", KINDS)
