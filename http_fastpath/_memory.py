@@ -122,17 +122,25 @@ class DestinationMemory:
             self._entries.move_to_end(key)
             return found
 
+    def peek(self, key: DestinationKey) -> Destination:
+        """:meth:`get` without the lock and without refreshing the entry's recency.
+
+        For the connect path: one dict lookup (atomic), and the entry is refreshed when
+        the connection's outcome is stored with :meth:`update`.
+        """
+        return self._entries.get(key, UNKNOWN)
+
     def update(
-        self, key: DestinationKey, change: Callable[[Destination], Destination]
+        self, key: DestinationKey, change: Callable[..., Destination], *args: Any
     ) -> Destination:
-        """Atomically replace the entry for ``key`` with ``change(entry)``; return it."""
+        """Atomically replace the entry for ``key`` with ``change(entry, *args)``; return it."""
+        entries = self._entries
         with self._lock:
-            new = change(self._entries.get(key, UNKNOWN))
-            self._entries[key] = new
-            self._entries.move_to_end(key)
-            if len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-            return new
+            new = entries[key] = change(entries.get(key, UNKNOWN), *args)
+            entries.move_to_end(key)
+            if len(entries) > self._max:
+                entries.popitem(last=False)
+        return new
 
     def items(self) -> list[tuple[DestinationKey, Destination]]:
         """Every entry, least recently used first."""

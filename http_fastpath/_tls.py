@@ -39,6 +39,14 @@ class TLSSocket:
             self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
         )
 
+    def first_flight(self) -> bytes:
+        """Start the handshake without I/O: the ClientHello, for the caller to send first."""
+        try:
+            self.ssl_object.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        return self._outgoing.read()
+
     def do_handshake(self) -> None:
         """Run the TLS handshake (the socket's timeout applies to each read and write)."""
         self._retry(self.ssl_object.do_handshake)

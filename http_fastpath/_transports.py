@@ -19,7 +19,6 @@ build its proxy route from the same fastpath transport class and options instead
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import inspect
 import logging
@@ -84,6 +83,37 @@ def derive(impl: type, base: type) -> Any:
     return cls
 
 
+class _ExceptionMap:
+    """``with``: re-raise an httpcore exception as the client's (most specific class wins).
+
+    What the stock transport's ``map_httpcore_exceptions`` does, as a plain class: no
+    generator per use, and one instance serves every request (it keeps no state).
+    """
+
+    __slots__ = ("_map",)
+
+    def __init__(self, exc_map: dict[type[Exception], type[Exception]]) -> None:
+        self._map = exc_map
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if not isinstance(exc, Exception):
+            return  # (None: the exception, if any, goes on)
+        mapped: type[Exception] | None = None
+        for from_exc, to_exc in self._map.items():
+            if isinstance(exc, from_exc) and (mapped is None or issubclass(to_exc, mapped)):
+                mapped = to_exc
+        if mapped is not None:
+            raise mapped(str(exc)) from exc
+
+
 class ClientStack:
     """One client stack: ``httpx`` + ``httpcore``, or ``httpx2`` + ``httpcore2``.
 
@@ -102,6 +132,7 @@ class ClientStack:
         self.exc_map: dict[type[Exception], type[Exception]] = {
             getattr(core, name): getattr(client, name) for name in _EXC_NAMES
         }
+        self._mapper = _ExceptionMap(self.exc_map)
         self._proxies_kept = False
         self._lock = threading.Lock()
 
@@ -109,19 +140,9 @@ class ClientStack:
         limits: LimitsLike = self.client.Limits(max_connections=100, max_keepalive_connections=20)
         return limits
 
-    @contextlib.contextmanager
-    def mapped_exceptions(self) -> Iterator[None]:
+    def mapped_exceptions(self) -> _ExceptionMap:
         """Re-raise httpcore exceptions as the client's, like the stock transport."""
-        try:
-            yield
-        except Exception as exc:
-            mapped: type[Exception] | None = None
-            for from_exc, to_exc in self.exc_map.items():
-                if isinstance(exc, from_exc) and (mapped is None or issubclass(to_exc, mapped)):
-                    mapped = to_exc
-            if mapped is None:
-                raise
-            raise mapped(str(exc)) from exc
+        return self._mapper
 
     def keep_fastpath_on_proxies(self) -> None:
         """Make ``Client(transport=<fastpath>, proxy=URL)`` route the proxy on the fastpath.
@@ -270,8 +291,12 @@ def _core_request(core: ModuleType, request: Any) -> Any:
 
 
 def _extensions(resp: Any) -> dict[str, Any]:
-    """The response extensions plus our :class:`ConnectionInfo` (when the stream has one)."""
-    extensions = dict(resp.extensions)
+    """The response extensions plus our :class:`ConnectionInfo` (when the stream has one).
+
+    httpcore makes a new dict per response: the key is added to it (no copy). The proof
+    is a deferred :class:`ConnectionInfo`, read from the kernel when first looked at.
+    """
+    extensions: dict[str, Any] = resp.extensions
     stream = extensions.get("network_stream")
     if stream is not None:
         info = stream.get_extra_info(INFO_EXTENSION)

@@ -166,7 +166,7 @@ class FastpathHTTPConnection(HTTPConnection):
     fastpath_options: FastpathOptions = _DEFAULT_OPTIONS
     #: What the dialer did for the current socket (None before the first connect).
     fastpath_record: _dialer.DialRecord | None = None
-    _fastpath_info: ConnectionInfo | None = None
+    _fastpath_proof: _dialer.Proof | None = None
     _fastpath_complete_on_dial: bool = False
 
     def __init__(
@@ -203,7 +203,7 @@ class FastpathHTTPConnection(HTTPConnection):
             raise NewConnectionError(self, f"Failed to establish a new connection: {e}") from e
         sys.audit("http.client.connect", self, self.host, self.port)
         self.fastpath_record = sock.fastpath_record
-        self._fastpath_info = None
+        self._fastpath_proof = None
         if self._fastpath_complete_on_dial and sock.is_pending:
             try:
                 sock.complete(None)
@@ -239,18 +239,21 @@ class FastpathHTTPConnection(HTTPConnection):
         return response
 
     def _fastpath_capture(self) -> ConnectionInfo | None:
-        info = self._fastpath_info
-        if info is None:
+        """The connection's proof: read from the kernel when someone looks at it."""
+        proof = self._fastpath_proof
+        if proof is None:
             record, sock = self.fastpath_record, self.sock
             if record is None or sock is None:
                 return None
             raw = getattr(sock, "socket", sock)  # SSLTransport keeps the TCP socket here
-            try:
-                info = record.connection_info(raw)
-            except (OSError, ValueError):
-                return None
-            self._fastpath_info = info
-        return info
+            proof = self._fastpath_proof = _dialer.Proof(record, raw)
+        return proof.info()
+
+    def close(self) -> None:
+        proof = self._fastpath_proof
+        if proof is not None:
+            proof.seal()  # the proof stays readable without the socket
+        super().close()
 
 
 class _LeanSSLTransport(SSLTransport):
