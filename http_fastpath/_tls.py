@@ -55,11 +55,15 @@ class TLSSocket:
     def recv(self, max_bytes: int) -> bytes:
         """Read up to ``max_bytes`` of plaintext; ``b""`` at a clean end of stream."""
         # The hot path of every response: kept inline (no closures, no helper calls).
-        read, outgoing = self.ssl_object.read, self._outgoing
+        ssl_object, incoming, outgoing = self.ssl_object, self._incoming, self._outgoing
         try:
+            if not incoming.pending and not ssl_object.pending() and not incoming.eof:
+                # Nothing buffered: read the socket first, rather than have OpenSSL raise
+                # SSLWantReadError (an exception per response) to say so.
+                self._fill()
             while True:
                 try:
-                    data = read(max_bytes)
+                    data = ssl_object.read(max_bytes)
                 except ssl.SSLWantReadError:
                     if outgoing.pending:
                         self.sock.sendall(outgoing.read())

@@ -294,6 +294,28 @@ class _LeanSSLTransport(SSLTransport):
     def proto(self) -> int:
         return self.socket.proto
 
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> Any:
+        if flags != 0:
+            raise ValueError("non-zero flags not allowed in calls to recv_into")
+        return self._wrap_ssl_read(len(buffer) if nbytes is None else nbytes, buffer)
+
+    def _wrap_ssl_read(self, len: int, buffer: bytearray | None = None) -> Any:
+        try:
+            incoming = self.incoming
+            if not incoming.pending and not self.sslobj.pending() and not incoming.eof:
+                # Nothing buffered: read the socket first, rather than have OpenSSL raise
+                # SSLWantReadError (an exception per response) to say so.
+                data = self.socket.recv(16384)
+                if data:
+                    incoming.write(data)
+                else:
+                    incoming.write_eof()
+            return self._ssl_io_loop(self.sslobj.read, len, buffer)
+        except ssl.SSLError as e:
+            if e.errno == ssl.SSL_ERROR_EOF and self.suppress_ragged_eofs:
+                return 0  # eof, return 0.
+            raise
+
     def _ssl_io_loop(self, func: Callable[..., Any], arg1: Any = None, arg2: Any = None) -> Any:
         while True:
             try:
