@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from . import _dialer
+from . import _dialer, _sslcache
 from ._core_sync import (
     BackendBase,
     CoreErrors,
@@ -302,7 +302,7 @@ class AsyncStreamImpl(_InfoMixin):
                 with anyio.fail_after(timeout):
                     tls = await TLSStream.wrap(
                         lower,
-                        ssl_context=ssl_context,
+                        ssl_context=_sslcache.unwrap(ssl_context),
                         hostname=server_hostname,
                         standard_compatible=False,
                         server_side=False,

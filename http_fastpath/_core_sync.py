@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, cast
 
-from . import _dialer
+from . import _dialer, _sslcache
 from ._dialer import Address, Pending, Proof, SocketOption
 from ._info import ConnectionInfo
 from ._options import FastpathOptions
@@ -322,7 +322,7 @@ class SyncStreamImpl(_InfoMixin):
         try:
             with _map(self._errors.connect):
                 self._sock.settimeout(timeout)
-                tls = TLSSocket(lower, ssl_context, server_hostname)
+                tls = TLSSocket(lower, _sslcache.unwrap(ssl_context), server_hostname)
                 if self._pending is not None:
                     hello = tls.first_flight()
                     sent = self._complete(hello, retry=False)
