@@ -20,11 +20,11 @@ import asyncio
 import importlib.util
 import multiprocessing
 import socket
-import socketserver
 import ssl
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,49 +40,70 @@ BULK_SIZE = 32 * 1024 * 1024
 _BULK = memoryview(bytes(BULK_SIZE))
 
 
-class _Responder(socketserver.BaseRequestHandler):
-    server: _Server
-
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.server.tls is not None:
-            sock = self.server.tls.wrap_socket(sock, server_side=True)
-        close = b"Connection: close\r\n" if self.server.close else b""
-        head = b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n" + close + b"\r\n"
-        bulk_head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BULK_SIZE
-        pending = b""
-        while data := sock.recv(65536):
-            pending += data
-            while b"\r\n\r\n" in pending:
-                request, _, pending = pending.partition(b"\r\n\r\n")
-                if request.startswith(b"GET /bulk "):
-                    sock.sendall(bulk_head)
-                    sock.sendall(_BULK)
-                    continue
-                sock.sendall(head + _BODY)
-                if self.server.close:
-                    return
+def _handle(sock: socket.socket, tls: ssl.SSLContext | None, close: bool) -> None:
+    """One connection: answer every request (64 bytes, or ``/bulk``), then close."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is not None:
+        sock = tls.wrap_socket(sock, server_side=True)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n"
+    head += b"Connection: close\r\n\r\n" if close else b"\r\n"
+    bulk_head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BULK_SIZE
+    pending = b""
+    while data := sock.recv(65536):
+        pending += data
+        while b"\r\n\r\n" in pending:
+            request, _, pending = pending.partition(b"\r\n\r\n")
+            if request.startswith(b"GET /bulk "):
+                sock.sendall(bulk_head)
+                sock.sendall(_BULK)
+                continue
+            sock.sendall(head + _BODY)
+            if close:
+                return
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def _worker(listener: socket.socket, tls: ssl.SSLContext | None, close: bool) -> None:
+    while True:
+        sock, _ = listener.accept()
+        try:
+            _handle(sock, tls, close)
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
-    def __init__(self, host: str, tls: ssl.SSLContext | None, close: bool) -> None:
-        self.tls, self.close = tls, close
-        super().__init__((host, 0), _Responder, bind_and_activate=False)
-        self.socket.setsockopt(socket.IPPROTO_TCP, 23, 256)  # TCP_FASTOPEN
-        self.server_bind()
-        self.server_activate()
+
+def _run_server(listener: socket.socket, tls: ssl.SSLContext | None, close: bool) -> None:
+    """Workers started up front, each accepting in turn (as a pre-forked server does):
+    no thread is created per connection, so TCP Fast Open's earlier accept is not
+    followed by a thread start that would land on the client's timeline."""
+    workers = [
+        threading.Thread(target=_worker, args=(listener, tls, close), daemon=True)
+        for _ in range(_WORKERS)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+_WORKERS = 8
 
 
 def _serve(host: str, tls: ssl.SSLContext | None, close: bool) -> tuple[str, Any]:
-    server = _Server(host, tls, close)
-    child = multiprocessing.get_context("fork").Process(target=server.serve_forever, daemon=True)
+    """A TCP Fast Open listener in a forked process (its own GIL); its URL and process."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.IPPROTO_TCP, 23, 256)  # TCP_FASTOPEN
+    listener.bind((host, 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    child = multiprocessing.get_context("fork").Process(
+        target=_run_server, args=(listener, tls, close), daemon=True
+    )
     child.start()
-    server.socket.close()
-    return f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}/", child
+    listener.close()
+    return f"{'https' if tls else 'http'}://{host}:{port}/", child
 
 
 Runner = Callable[[int], None]

@@ -307,8 +307,10 @@ def plan_socket(
             ("detail", mptcp_platform_detail(platform)),
         )
         return SocketPlan(socket.IPPROTO_TCP, (why,))
-    if dest.mptcp is MptcpAnswer.PLAIN_TCP and _valid(dest.mptcp_until, now):
-        return _known_plain(key, dest, now)
+    if dest.mptcp is MptcpAnswer.PLAIN_TCP:
+        until = dest.mptcp_until
+        if until is not None and now.mono < until:
+            return _known_plain(key, dest, now)
     return _MPTCP_SOCKET
 
 
@@ -419,6 +421,9 @@ _SYN_DATA: Final = {s: FlightPlan(True, True, s) for s in (True, False)}
 _COOKIE_ONLY: Final = {s: FlightPlan(True, False, s) for s in (True, False)}
 _NOTHING_TO_SEND: Final = FlightPlan(False, False, None, (reason(Why.TFO_NOTHING_TO_SEND),))
 _NOT_REPLAY_SAFE: Final = FlightPlan(False, False, False, (reason(Why.TFO_NOT_REPLAY_SAFE),))
+#: ``id()`` of the plans a shell may carry out in a straight line: no reasons, and either a
+#: plain SYN or the first flight in the SYN (only ever made on Linux)
+USUAL_PLANS: Final = frozenset(id(p) for p in (*_PLAIN_SYN.values(), *_SYN_DATA.values()))
 
 
 def connect_options(

@@ -321,7 +321,7 @@ class Proof:
 class Pending:
     """Everything needed to finish a deferred connect (and to move to the next address)."""
 
-    __slots__ = ("addresses", "record", "socket_options", "source_address", "timeout")
+    __slots__ = ("addresses", "now", "record", "socket_options", "source_address", "timeout")
 
     def __init__(
         self,
@@ -330,12 +330,15 @@ class Pending:
         socket_options: Sequence[SocketOption],
         source_address: tuple[str, int] | None,
         record: DialRecord,
+        now: Now | None = None,
     ) -> None:
         self.addresses = addresses
         self.timeout = timeout
         self.socket_options = socket_options
         self.source_address = source_address
         self.record = record
+        #: when the socket was planned (the first attempt decides at the same instant)
+        self.now = now
 
 
 _Pending = Pending  # the name older code used
@@ -354,8 +357,10 @@ class FastpathSocket(socket.socket):
     _fp_pending: Pending | None
     fastpath_record: DialRecord
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None
+    ) -> None:
+        socket.socket.__init__(self, family, type, proto, fileno)
         self._fp_pending = None
 
     @property
@@ -384,13 +389,20 @@ class FastpathSocket(socket.socket):
         return sent
 
     def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
-        if self._fp_pending is not None:
+        pending = self._fp_pending
+        if pending is not None:  # complete(), inline: the first write of every connection
             view = memoryview(data).cast("B")
-            sent = self.complete(view)
+            self._fp_pending = None
+            try:
+                sent = complete_sync(self, pending, view)
+            except BaseException:
+                self.close()
+                raise
+            self.__class__ = _ConnectedSocket
             if sent >= len(view):
                 return None
             data = view[sent:]
-        return super().sendall(data, flags)
+        return socket.socket.sendall(self, data, flags)
 
     def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
         if self._fp_pending is not None:
@@ -452,6 +464,8 @@ def _now() -> Now:
 
 
 _tuple_new = tuple.__new__
+#: ``MEMORY.peek`` as a bound ``dict.get`` (pass the default): one C call per lookup
+_peek = MEMORY.lookup
 
 
 def _key(address: Address) -> DestinationKey:
@@ -467,6 +481,7 @@ def _create(
     socket_options: Sequence[SocketOption],
     source_address: tuple[str, int] | None,
     cls: type[_S] = socket.socket,  # type: ignore[assignment]
+    now: Now | None = None,
 ) -> _S:
     """Create and prepare the socket for ``address`` with the protocol :mod:`._decide` picks.
 
@@ -478,7 +493,9 @@ def _create(
     if options.mptcp and not record.mptcp_kernel_refused:
         sockaddr = address[1]
         key = (family, sockaddr[0], sockaddr[1])
-        plan = _decide.plan_socket(options, MEMORY.peek(key), key, _now(), platform=record.platform)
+        plan = _decide.plan_socket(
+            options, _peek(key, UNKNOWN), key, now or _now(), platform=record.platform
+        )
         reasons = plan.reasons
         if reasons:
             if reasons[0].why is Why.MPTCP_KNOWN_PLAIN and len(reasons) == 1:
@@ -553,6 +570,9 @@ def resolve(host: str, port: int, family: int = socket.AF_UNSPEC) -> list[Addres
         _trace.mark("dns_done")
     if not infos:
         raise OSError("getaddrinfo returns an empty list")
+    if len(infos) == 1:
+        info = infos[0]
+        return [(info[0], info[4])]
     return [(fam, sockaddr) for fam, _, _, _, sockaddr in infos]
 
 
@@ -568,10 +588,12 @@ def open_pending(
     if not addresses:
         raise ValueError("open_pending needs at least one address")
     record = DialRecord(options)
-    sock = _create(addresses[0], record, socket_options, source_address, FastpathSocket)
+    now = _now()
+    sock = _create(addresses[0], record, socket_options, source_address, FastpathSocket, now)
     sock.fastpath_record = record
-    sock._fp_pending = Pending(addresses, timeout, socket_options, source_address, record)
-    sock.settimeout(timeout)
+    sock._fp_pending = Pending(addresses, timeout, socket_options, source_address, record, now)
+    if sock.gettimeout() != timeout:  # (a new socket already blocks: no syscall for None)
+        sock.settimeout(timeout)
     return sock
 
 
@@ -591,9 +613,13 @@ def open_plain(
     if not addresses:
         raise ValueError("open_plain needs at least one address")
     record = DialRecord(options)
-    sock: socket.socket = _create(addresses[0], record, socket_options, source_address)
-    sock.settimeout(timeout)
-    return sock, Pending(addresses, timeout, socket_options, source_address, record)
+    now = _now()
+    sock: socket.socket = _create(
+        addresses[0], record, socket_options, source_address, socket.socket, now
+    )
+    if sock.gettimeout() != timeout:
+        sock.settimeout(timeout)
+    return sock, Pending(addresses, timeout, socket_options, source_address, record, now)
 
 
 def dial(
@@ -630,7 +656,7 @@ def dial(
 _TCP_SYN_SENT = 2  # tcpi_state of a connect in progress (or deferred by TCP Fast Open)
 #: tcpi_state once the handshake is over: ESTABLISHED, CLOSE_WAIT (the server answered
 #: and closed already)
-_HANDSHAKE_OVER = frozenset({b"\x01", b"\x08"})
+_HANDSHAKE_OVER = (1, 8)
 # struct tcp_info: the bytes the connect reads (see _linux.TCPInfo)
 _TCPI_OPTIONS, _TCPI_BITFIELD, _TCPI_MIN = 5, 7, 104
 _SOL_TCP, _TCP_INFO, _TCP_FASTOPEN_CONNECT = _linux.SOL_TCP, _linux.TCP_INFO, 30
@@ -744,7 +770,7 @@ def _handshake_over(sock: socket.socket, record: DialRecord) -> bool:
         raw = sock.getsockopt(_SOL_TCP, _TCP_INFO, _linux.TCP_INFO_LEN)
     except OSError:
         return False
-    if raw[:1] in _HANDSHAKE_OVER and len(raw) >= _TCPI_MIN:
+    if len(raw) >= _TCPI_MIN and raw[0] in _HANDSHAKE_OVER:
         record.tcp_info_raw = raw
         return True
     return False
@@ -824,8 +850,14 @@ def _learn(
             is_mptcp = record.is_mptcp = _linux.read_is_mptcp(sock, platform=record.platform)
     if exc is None and _decide.only_counted(proto, plain_retry, syn_data, client_fail):
         # What most connections teach: one more connection (:func:`._decide.learn` agrees).
-        MEMORY.update(key, _decide.counted, acked)
-        COUNTERS.tally((syn_data > 0, acked, record.tfo_requested and not syn_data, False, False))
+        kind = (syn_data > 0, acked, record.tfo_requested and not syn_data, False, False)
+        dest = _peek(key, UNKNOWN)
+        if dest[5] is None and dest[6] is None:  # no refusal or reset to clear: may wait
+            MEMORY.later(key, _decide.counted, acked)
+            COUNTERS.later(kind)
+        else:
+            MEMORY.update(key, _decide.counted, acked)
+            COUNTERS.tally(kind)
         return _COUNTED
     obs = Observation(outcome, proto, syn_data, acked, client_fail, is_mptcp, plain_retry)
     options = record.options
@@ -1049,10 +1081,10 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
     address = pending.addresses[0]
     sockaddr = address[1]
     key = (address[0], sockaddr[0], sockaddr[1])
-    now = _tuple_new(Now, (time.monotonic(), time.time()))
+    now = pending.now or _tuple_new(Now, (time.monotonic(), time.time()))
     plan = _decide.plan_first_flight(
         record.options,
-        MEMORY.peek(key),
+        _peek(key, UNKNOWN),
         key,
         now,
         socket_proto=sock.proto,
@@ -1060,28 +1092,23 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         kernel_refused=record.tfo_refused,
         platform=record.platform,
     )
-    if (
-        plan.reasons
-        or plan.tfo_unavailable
-        or (plan.tfo_connect and not plan.syn_data)
-        or record.tfo_requested
-        or (timeout is not None and timeout <= 0)
-    ):
+    if id(plan) not in _decide.USUAL_PLANS or (timeout is not None and timeout <= 0):
         return _drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
+    # A usual plan: a plain SYN, or (on Linux: see _decide.connect_options) the first
+    # flight in the SYN.
     record.early_data_safe = plan.early_data_safe
-    if plan.tfo_connect:
+    tfo = plan.tfo_connect and data
+    if tfo:
         try:
-            for level, option, value in _decide.connect_options(plan, platform=record.platform):
-                sock.setsockopt(level, option, value)
-                record.tfo_requested = True
+            sock.setsockopt(_SOL_TCP, _TCP_FASTOPEN_CONNECT, 1)
         except OSError:  # refused: the full path records why
-            record.tfo_requested = False
             return _drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
+        record.tfo_requested = True
     sent = 0
     try:
         sock.connect(sockaddr)
-        if record.tfo_requested and data:
-            sent = _send_first(sock, record, data, plan)
+        if tfo:
+            sent = _send_first(sock, record, data, plan)  # type: ignore[arg-type]
             if not _handshake_over(sock, record):
                 if not _wait_writable(sock, timeout):
                     raise DialTimeout("timed out")

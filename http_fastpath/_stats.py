@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import types
+from collections import deque
 from collections.abc import Mapping
 
 __all__ = ["FastpathStats", "stats"]
@@ -66,6 +67,8 @@ class _Counters:
             (f.name for f in dataclasses.fields(FastpathStats) if f.name != "fallbacks"), 0
         )
         self._kinds: dict[tuple[bool, bool, bool, bool, bool], int] = {}
+        #: kinds tallied without the lock (:meth:`later`), counted at the next snapshot
+        self._later: deque[tuple[bool, bool, bool, bool, bool]] = deque()
         self._fallbacks: dict[str, int] = {}
 
     def connected(
@@ -79,6 +82,23 @@ class _Counters:
         with self._lock:
             kinds[kind] = kinds.get(kind, 0) + 1
 
+    def later(self, kind: tuple[bool, bool, bool, bool, bool]) -> None:
+        """:meth:`tally`, without the lock: a ``deque.append``, counted by :meth:`snapshot`."""
+        later = self._later
+        later.append(kind)
+        if len(later) > 1024:
+            with self._lock:
+                self._apply_later()
+
+    def _apply_later(self) -> None:
+        later, kinds = self._later, self._kinds
+        while later:
+            try:
+                kind = later.popleft()
+            except IndexError:
+                break
+            kinds[kind] = kinds.get(kind, 0) + 1
+
     def add(self, name: str) -> None:
         with self._lock:
             self._n[name] += 1
@@ -89,6 +109,7 @@ class _Counters:
 
     def snapshot(self) -> FastpathStats:
         with self._lock:
+            self._apply_later()
             n = dict(self._n)
             for (syn_data, acked, cookie, mptcp_socket, mptcp), count in self._kinds.items():
                 n["connections"] += count

@@ -29,8 +29,8 @@ import socket
 import ssl
 import sys
 import warnings
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from urllib3 import connection as _u3_connection
@@ -195,7 +195,7 @@ class FastpathHTTPConnection(HTTPConnection):
                 options=self.fastpath_options,
                 timeout=Timeout.resolve_default_timeout(self.timeout),
                 source_address=self.source_address,
-                socket_options=cast(Sequence[_dialer.SocketOption], self.socket_options or ()),
+                socket_options=self.socket_options or (),
             )
         except socket.gaierror as e:
             raise NameResolutionError(self.host, self, e) from e
@@ -255,6 +255,7 @@ class FastpathHTTPConnection(HTTPConnection):
         proof = self._fastpath_proof
         if proof is not None:
             proof.seal()  # the proof stays readable without the socket
+            self._fastpath_proof = None
         super().close()
 
 
