@@ -35,7 +35,7 @@ from ._core_sync import (
     _reopen,
     _source,
 )
-from ._dialer import Address, Pending, Proof
+from ._dialer import Pending, Proof
 from ._proof import INFO_EXTENSION
 
 __all__ = ["AsyncBackendImpl", "AsyncCoreErrors", "AsyncStreamImpl"]
@@ -145,19 +145,6 @@ class _DeferredByteStream(anyio.abc.ByteStream):
             return dict(inner.extra_attributes)
         sock = self._owner._sock
         return {anyio.abc.SocketAttribute.raw_socket: lambda: sock}
-
-
-def _numeric(host: str, port: int) -> list[Address] | None:
-    """The addresses of an IP literal, without a resolver thread (None: a name to resolve)."""
-    if not host or not (host[-1].isdigit() or ":" in host):
-        return None
-    try:
-        infos = socket.getaddrinfo(
-            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-        )
-    except (OSError, UnicodeError):
-        return None
-    return [(int(fam), addr) for fam, _, _, _, addr in infos]
 
 
 def _drain(sock: socket.socket) -> bytes:
@@ -345,7 +332,7 @@ class AsyncBackendImpl(BackendBase):
         stream_cls = self._stream_cls
         options = self.options
         with _map(stream_cls._errors.async_connect):
-            addresses = _numeric(host, port)
+            addresses = _dialer.literal_addresses(host.strip("[]"), port)
             if addresses is None:
                 with anyio.fail_after(timeout):
                     infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -69,6 +69,7 @@ __all__ = [
     "connect_steps",
     "detach_plain",
     "dial",
+    "literal_addresses",
     "new_socket",
     "open_pending",
     "open_plain",
@@ -556,24 +557,46 @@ def resolve(host: str, port: int, family: int = socket.AF_UNSPEC) -> list[Addres
     tracing = _trace.collecting() is not None
     if tracing:
         _trace.mark("dns_start")
-    infos: list[Any] | None = None
-    if host and (host[-1].isdigit() or ":" in host):  # an IP literal: no resolver needed
-        try:
-            infos = _socket.getaddrinfo(
-                host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
-            )
-        except (OSError, UnicodeError):
-            infos = None
-    if infos is None:
-        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    found = literal_addresses(host, port, family)
+    if found is not None:
+        if tracing:
+            _trace.mark("dns_done")
+        return found
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     if tracing:
         _trace.mark("dns_done")
     if not infos:
         raise OSError("getaddrinfo returns an empty list")
-    if len(infos) == 1:
-        info = infos[0]
-        return [(info[0], info[4])]
     return [(fam, sockaddr) for fam, _, _, _, sockaddr in infos]
+
+
+#: IP literals already resolved (numeric resolution never changes); read-only lists
+_NUMERIC: dict[tuple[str, int, int], list[Address]] = {}
+
+
+def literal_addresses(host: str, port: int, family: int = 0) -> list[Address] | None:
+    """The addresses of an IP literal (cached), or None when ``host`` is not one.
+
+    No resolver is asked (``AI_NUMERICHOST``), so an event loop may call it inline.
+    """
+    if not host or not (host[-1].isdigit() or ":" in host):  # a name (cheap test first)
+        return None
+    found = _NUMERIC.get((host, port, family))
+    if found is not None:
+        return found
+    try:
+        infos = _socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, _NUMERICHOST)
+    except (OSError, UnicodeError, TypeError, ValueError):
+        return None
+    found = [(fam, sockaddr) for fam, _, _, _, sockaddr in infos]
+    if found and "%" not in host:  # (a scope names an interface, which may change)
+        if len(_NUMERIC) >= 256:
+            _NUMERIC.clear()
+        _NUMERIC[(host, port, family)] = found
+    return found or None
+
+
+_NUMERICHOST = socket.AI_NUMERICHOST
 
 
 def open_pending(
@@ -825,30 +848,35 @@ def _learn(
     ``TCP_IS_MPTCP`` (an MPTCP socket) are read, once: the record keeps them for the
     connection's proof.
     """
-    outcome = _CONNECTED if exc is None else _outcome(exc)
-    acked, client_fail, is_mptcp = False, 0, None
+    if exc is None:
+        return _learn_connected(sock, record, key, plain_retry, now)
+    return _learn_outcome(sock, record, key, exc, plain_retry, now)
+
+
+def _learn_connected(
+    sock: socket.socket, record: DialRecord, key: DestinationKey, plain_retry: bool, now: Now
+) -> Learned:
+    """:func:`_learn` for a completed handshake; the usual outcome is only counted."""
     proto = sock.proto
     syn_data = record.syn_data_bytes
-    if exc is None:
-        if record.tfo_requested:  # (set on Linux only)
-            raw = record.tcp_info_raw
-            if raw is None:
-                try:
-                    raw = sock.getsockopt(_SOL_TCP, _TCP_INFO, _linux.TCP_INFO_LEN)
-                except OSError:
-                    raw = b""
-                if len(raw) >= _TCPI_MIN:
-                    record.tcp_info_raw = raw
-            if raw:
-                acked = raw[_TCPI_OPTIONS] & _linux.TCPI_OPT_SYN_DATA != 0
-                client_fail = (raw[_TCPI_BITFIELD] >> 1) & 0x3
-                if syn_data and not acked and client_fail not in _SYN_DATA_FAILS:
-                    # The SYN carried no data: connect() was not deferred (no cookie), so
-                    # the first flight went out after the handshake.
-                    syn_data = record.syn_data_bytes = 0
-        if proto == _MPTCP:
-            is_mptcp = record.is_mptcp = _linux.read_is_mptcp(sock, platform=record.platform)
-    if exc is None and _decide.only_counted(proto, plain_retry, syn_data, client_fail):
+    acked, client_fail = False, 0
+    if record.tfo_requested:  # (set on Linux only)
+        raw = record.tcp_info_raw
+        if raw is None:
+            try:
+                raw = sock.getsockopt(_SOL_TCP, _TCP_INFO, _linux.TCP_INFO_LEN)
+            except OSError:
+                raw = b""
+            if len(raw) >= _TCPI_MIN:
+                record.tcp_info_raw = raw
+        if raw:
+            acked = raw[_TCPI_OPTIONS] & _linux.TCPI_OPT_SYN_DATA != 0
+            client_fail = (raw[_TCPI_BITFIELD] >> 1) & 0x3
+            if syn_data and not acked and client_fail not in _SYN_DATA_FAILS:
+                # The SYN carried no data: connect() was not deferred (no cookie), so
+                # the first flight went out after the handshake.
+                syn_data = record.syn_data_bytes = 0
+    if proto != _MPTCP and _decide.only_counted(proto, plain_retry, syn_data, client_fail):
         # What most connections teach: one more connection (:func:`._decide.learn` agrees).
         kind = (syn_data > 0, acked, record.tfo_requested and not syn_data, False, False)
         dest = _peek(key, UNKNOWN)
@@ -859,6 +887,26 @@ def _learn(
             MEMORY.update(key, _decide.counted, acked)
             COUNTERS.tally(kind)
         return _COUNTED
+    return _learn_outcome(sock, record, key, None, plain_retry, now, acked, client_fail)
+
+
+def _learn_outcome(
+    sock: socket.socket,
+    record: DialRecord,
+    key: DestinationKey,
+    exc: BaseException | None,
+    plain_retry: bool,
+    now: Now,
+    acked: bool = False,
+    client_fail: int = 0,
+) -> Learned:
+    """:func:`_learn` through :func:`._decide.learn` (failures, MPTCP sockets, pauses)."""
+    outcome = _CONNECTED if exc is None else _outcome(exc)
+    is_mptcp = None
+    proto = sock.proto
+    syn_data = record.syn_data_bytes
+    if exc is None and proto == _MPTCP:
+        is_mptcp = record.is_mptcp = _linux.read_is_mptcp(sock, platform=record.platform)
     obs = Observation(outcome, proto, syn_data, acked, client_fail, is_mptcp, plain_retry)
     options = record.options
     results: list[Learned] = []
@@ -1122,7 +1170,7 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
             resume = (1, False, _to_dial_error(exc))
             dial_logger.debug("connect to %s failed: %s", sockaddr, exc)
         return _drive_sync(sock, connect_steps(sock, pending, data, blocking=True, _resume=resume))
-    if _learn(sock, record, key, None, False, now).stall_risk:
+    if _learn_connected(sock, record, key, False, now).stall_risk:
         record.syn_data_bytes = 0  # the server's kernel would hold its reply: start over
         steps = connect_steps(sock, pending, data, blocking=True, _resume=(0, True, None))
         return _drive_sync(sock, steps)

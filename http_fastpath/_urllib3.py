@@ -234,7 +234,8 @@ class FastpathHTTPConnection(HTTPConnection):
             raise self._connect_error(e) from e
 
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]
-        info = self._fastpath_capture()
+        proof = self._fastpath_proof
+        info = proof.info() if proof is not None else self._fastpath_capture()
         response = super().getresponse()
         if info is not None:
             setattr(response, INFO_ATTR, info)
