@@ -421,9 +421,12 @@ _SYN_DATA: Final = {s: FlightPlan(True, True, s) for s in (True, False)}
 _COOKIE_ONLY: Final = {s: FlightPlan(True, False, s) for s in (True, False)}
 _NOTHING_TO_SEND: Final = FlightPlan(False, False, None, (reason(Why.TFO_NOTHING_TO_SEND),))
 _NOT_REPLAY_SAFE: Final = FlightPlan(False, False, False, (reason(Why.TFO_NOT_REPLAY_SAFE),))
-#: ``id()`` of the plans a shell may carry out in a straight line: no reasons, and either a
-#: plain SYN or the first flight in the SYN (only ever made on Linux)
-USUAL_PLANS: Final = frozenset(id(p) for p in (*_PLAIN_SYN.values(), *_SYN_DATA.values()))
+#: ``id()`` of the plans a shell may carry out in a straight line: a plain SYN (maybe with
+#: the reason why), or the first flight in the SYN (only ever made on Linux)
+USUAL_PLANS: Final = frozenset(
+    id(p)
+    for p in (*_PLAIN_SYN.values(), *_SYN_DATA.values(), _NOTHING_TO_SEND, _NOT_REPLAY_SAFE)
+)
 
 
 def connect_options(

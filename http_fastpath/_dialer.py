@@ -1145,6 +1145,8 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
     # A usual plan: a plain SYN, or (on Linux: see _decide.connect_options) the first
     # flight in the SYN.
     record.early_data_safe = plan.early_data_safe
+    if plan.reasons:
+        record.note(plan.reasons)
     tfo = plan.tfo_connect and data
     if tfo:
         try:
