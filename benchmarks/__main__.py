@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20, help="cold TTFB samples per row (>= 20)")
     parser.add_argument(
         "--only",
-        choices=["calibration", "cold", "keepalive", "cpu", "mptcp"],
+        choices=["calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp"],
         action="append",
         help="run only these parts (default: all)",
     )
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if results_file.exists() and args.only:
             results = json.loads(results_file.read_text())
         started = time.monotonic()
-        parts = args.only or ["calibration", "cold", "keepalive", "cpu", "mptcp"]
+        parts = args.only or ["calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp"]
         for part in parts:
             log(f"== {part}")
             t0 = time.monotonic()
@@ -62,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
                 from .bench_fresh_cpu import measure
 
                 results["cpu"] = {"rows": measure(log=log)}
+            elif part == "memory":
+                from .bench_fresh_cpu import measure_memory
+
+                results["memory"] = {"rows": measure_memory(log=log)}
+            elif part == "tls":
+                from .bench_tls_context import measure as measure_tls
+
+                results["tls"] = {"rows": measure_tls(log=log)}
             else:
                 results["mptcp"] = _suite.mptcp(log)
             results.setdefault("durations_s", {})[part] = round(time.monotonic() - t0, 1)

@@ -275,6 +275,91 @@ def measure(
     return rows
 
 
+def _variant(name: str, options: Any) -> Callable[..., tuple[Runner, Callable[[], None]]]:
+    """A fastpath client of kind ``name`` with ``options`` (for :func:`measure_memory`)."""
+
+    def make(url: str, verify: str) -> tuple[Runner, Callable[[], None]]:
+        if name == "requests":
+            import requests
+
+            from http_fastpath import FastpathAdapter
+
+            session = requests.Session()
+            session.mount("http://", FastpathAdapter(options=options))
+
+            def run(n: int) -> None:
+                for _ in range(n):
+                    assert session.get(url).content == _BODY
+
+            return run, session.close
+        httpx, ours = _stack("httpx")
+        client = httpx.Client(transport=ours.FastpathTransport(options=options))
+
+        def run_httpx(n: int) -> None:
+            for _ in range(n):
+                assert client.get(url).content == _BODY
+
+        return run_httpx, client.close
+
+    return make
+
+
+def measure_memory(
+    requests: int = 1200, rounds: int = 8, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """The MPTCP fallback, paid once: fresh plain-HTTP connections to a server without MPTCP.
+
+    Three fastpath variants against each other (client CPU per request, interleaved):
+    the defaults (the destination memory gives the server plain TCP sockets after the
+    first connection), ``mptcp=False`` (never an MPTCP socket) and ``mptcp_relearn=0``
+    (an MPTCP socket that falls back to TCP on every connection).
+    """
+    from http_fastpath import FastpathOptions
+
+    host = next_loopback()
+    rows = []
+    url, child = _serve(host, None, close=True)
+    per_round = max(1, requests // rounds)
+    try:
+        for name in ("requests", "httpx"):
+            if importlib.util.find_spec(name) is None:
+                continue
+            for label, options in (
+                ("defaults (remembered as plain TCP)", FastpathOptions()),
+                (
+                    "mptcp_relearn=0 (MPTCP socket, falls back, every time)",
+                    FastpathOptions(mptcp_relearn=0),
+                ),
+            ):
+                made: Made = {
+                    False: _variant(name, FastpathOptions(mptcp=False))(url, ""),
+                    True: _variant(name, options)(url, ""),
+                }
+                for run, _ in made.values():
+                    run(30)
+                got = interleaved(made, per_round, rounds)
+                for _, close in made.values():
+                    close()
+                base, it = got[False], got[True]
+                row = {
+                    "client": name,
+                    "variant": label,
+                    "mptcp_off_cpu_us": round(base["cpu_us"], 1),
+                    "variant_cpu_us": round(it["cpu_us"], 1),
+                    "ratio": round(it["cpu_us"] / base["cpu_us"], 3),
+                    "requests": per_round * rounds,
+                }
+                rows.append(row)
+                log(
+                    f"  {name:<9} {label:<55} {row['variant_cpu_us']:7.1f} µs vs mptcp=False "
+                    f"{row['mptcp_off_cpu_us']:7.1f} µs  ratio {row['ratio']:.3f}"
+                )
+    finally:
+        child.terminate()
+        child.join(5)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1200, help="per variant and row")
