@@ -44,11 +44,16 @@ class TLSSocket:
         try:
             self.ssl_object.do_handshake()
         except ssl.SSLWantReadError:
-            pass
+            self._waiting = True  # for the server's flight
         return self._outgoing.read()
+
+    _waiting = False
 
     def do_handshake(self) -> None:
         """Run the TLS handshake (the socket's timeout applies to each read and write)."""
+        if self._waiting:  # the ClientHello went out: read the answer before asking OpenSSL
+            self._waiting = False
+            self._fill()
         self._retry(self.ssl_object.do_handshake)
         _trace.mark("tls_done")
 

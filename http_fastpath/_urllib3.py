@@ -483,7 +483,10 @@ def _wrap_verified(
     if _u3_ssl.is_ipaddress(normalized):
         server_hostname = normalized
     assert _WRAP_IMPL is not None and _MATCH_HOSTNAME is not None
-    ssl_sock = _WRAP_IMPL(sock, context, tls_in_tls, server_hostname)
+    if tls_in_tls:  # urllib3's SSLTransport, its handshake through the lean I/O loop
+        ssl_sock = _LeanSSLTransport(sock, context, server_hostname)
+    else:
+        ssl_sock = _WRAP_IMPL(sock, context, False, server_hostname)
     try:
         if assert_fingerprint:
             _u3_ssl.assert_fingerprint(ssl_sock.getpeercert(binary_form=True), assert_fingerprint)
