@@ -424,8 +424,7 @@ _NOT_REPLAY_SAFE: Final = FlightPlan(False, False, False, (reason(Why.TFO_NOT_RE
 #: ``id()`` of the plans a shell may carry out in a straight line: a plain SYN (maybe with
 #: the reason why), or the first flight in the SYN (only ever made on Linux)
 USUAL_PLANS: Final = frozenset(
-    id(p)
-    for p in (*_PLAIN_SYN.values(), *_SYN_DATA.values(), _NOTHING_TO_SEND, _NOT_REPLAY_SAFE)
+    id(p) for p in (*_PLAIN_SYN.values(), *_SYN_DATA.values(), _NOTHING_TO_SEND, _NOT_REPLAY_SAFE)
 )
 
 

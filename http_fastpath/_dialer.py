@@ -465,6 +465,7 @@ def _now() -> Now:
 
 
 _tuple_new = tuple.__new__
+_KNOWN_PLAIN = Why.MPTCP_KNOWN_PLAIN
 #: ``MEMORY.peek`` as a bound ``dict.get`` (pass the default): one C call per lookup
 _peek = MEMORY.lookup
 
@@ -499,7 +500,7 @@ def _create(
         )
         reasons = plan.reasons
         if reasons:
-            if reasons[0].why is Why.MPTCP_KNOWN_PLAIN and len(reasons) == 1:
+            if reasons[0].why is _KNOWN_PLAIN:  # (that plan has only this reason)
                 record.notes = reasons  # known to answer in plain TCP: said, not a fallback
             else:
                 for said in reasons:
