@@ -26,9 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20, help="cold TTFB samples per row (>= 20)")
     parser.add_argument(
         "--only",
-        choices=["calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp"],
+        choices=["calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp", "startup"],
         action="append",
         help="run only these parts (default: all)",
+    )
+    parser.add_argument(
+        "--startup-runs", type=int, default=60, help="interpreter start-up rounds (5 to 500)"
+    )
+    parser.add_argument(
+        "--startup-ref", help="git revision whose wheel the start-up part also measures (before)"
     )
     parser.add_argument("--report-only", action="store_true", help="rebuild report from JSON")
     args = parser.parse_args(argv)
@@ -40,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     if not args.report_only:
-        reason = _netns.enter()
+        parts = args.only or [
+            "calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp", "startup",
+        ]  # fmt: skip
+        # Interpreter start-up needs no network: it runs without the lab too.
+        reason = _netns.enter() if set(parts) - {"startup"} else None
         if reason is not None:
             print(f"the benchmarks need the network lab: {reason}", file=sys.stderr)
             return 1
@@ -48,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         if results_file.exists() and args.only:
             results = json.loads(results_file.read_text())
         started = time.monotonic()
-        parts = args.only or ["calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp"]
         for part in parts:
             log(f"== {part}")
             t0 = time.monotonic()
@@ -58,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                 results["cold"] = _suite.cold_ttfb(log, samples=args.samples)
             elif part == "keepalive":
                 results["keepalive"] = _suite.keepalive(log)
+            elif part == "startup":
+                from .bench_startup import measure as measure_startup
+
+                results["startup"] = measure_startup(args.startup_runs, args.startup_ref, log)
             elif part == "cpu":
                 from .bench_fresh_cpu import measure
 

@@ -171,6 +171,23 @@ def _targets(results: dict[str, Any]) -> list[str]:
                 f"| TLS set-up CPU, {r['client']} ({r['unit']}), {r['verify']}, system-size "
                 f"bundle: ≤ 0.25 × stock | {r['ratio']:.3f} | {_check(r['ratio'] <= 0.25)} |"
             )
+    startup = results.get("startup")
+    if startup is not None:
+        from .bench_startup import CONTROL
+
+        rows = {r["case"]: r for r in startup["rows"]}
+        unset, tfo = rows["python -c pass"], rows["python -c pass, HTTP_FASTPATH=tfo"]
+        low, high = unset["this tree"]["ci_ms"]
+        floor_low, floor_high = unset[CONTROL]["ci_ms"]  # two venvs without the package
+        lines += [
+            "| start-up, package installed, HTTP_FASTPATH unset: within noise of no package "
+            f"(a 2nd venv without it: {unset[CONTROL]['added_ms']:+.2f} ms) | "
+            f"{unset['this tree']['added_ms']:+.2f} ms [{low:+.2f}, {high:+.2f}] | "
+            f"{_check(low <= max(floor_high, 0) and high >= min(floor_low, 0))} |",
+            f"| start-up, HTTP_FASTPATH=tfo (`python -c pass`): ≤ 3 ms added | "
+            f"{tfo['this tree']['added_ms']:+.2f} ms | "
+            f"{_check(tfo['this tree']['added_ms'] <= 3.0)} |",
+        ]
     if "mptcp" in results:
         mp = results["mptcp"]
         ratio = mp["goodput"]["ratio"]
@@ -405,6 +422,20 @@ def write(results: dict[str, Any], out: Path) -> None:
                 f"{r['fast_cpu_us']:.1f} | **{r['ratio']:.3f}** | {r['contexts_built']} |"
             )
         md.append("")
+    if "startup" in results:
+        from .bench_startup import report as startup_report
+
+        md += [
+            "## Interpreter start-up",
+            "",
+            "What having http_fastpath installed costs every Python process of the environment",
+            "(`benchmarks/bench_startup.py`): fresh venvs with the wheel and without the package,",
+            "`HTTP_FASTPATH` unset and set. Targets: unset within noise of no package;",
+            "`HTTP_FASTPATH=tfo` at most 3 ms for `python -c pass` (the opt-in itself runs when",
+            "the program imports an HTTP client, which the `import requests` rows include).",
+            "",
+            *startup_report(results["startup"]),
+        ]
     if "mptcp" in results:
         mp = results["mptcp"]
         plot_goodput(mp, folder / "mptcp_goodput.png")

@@ -1,5 +1,6 @@
-"""The HTTP clients behind ``http-fastpath get``: httpx + ``FastpathTransport`` or requests +
-``FastpathAdapter`` (or the experimental HTTP/3 transport), one request each, with timings.
+"""The HTTP clients behind ``http-fastpath get``: httpx or httpx2 + ``FastpathTransport``,
+requests + ``FastpathAdapter`` (or the experimental HTTP/3 transport), one request each,
+with timings.
 
 The proof comes from ``http_fastpath.connection_info(response)``; the timings from the
 dialer's milestones (:mod:`._trace`) plus, for httpx, httpcore's ``trace`` extension.
@@ -18,6 +19,7 @@ from ._cli_output import CLIError, describe_error, one_line, ssl_context
 from ._info import ConnectionInfo
 
 __all__ = [
+    "CLIENTS",
     "Request",
     "Result",
     "choose_client",
@@ -26,12 +28,18 @@ __all__ = [
     "is_client_error",
     "send_httpx",
     "send_requests",
+    "timeout_phase",
 ]
 
+#: client name -> (library, module holding the fastpath class, class name, extra)
 _CLIENTS: Final = {
-    "httpx": ("httpx", "FastpathTransport", "httpx"),
-    "requests": ("requests", "FastpathAdapter", "requests"),
+    "httpx": ("httpx", "http_fastpath", "FastpathTransport", "httpx"),
+    "requests": ("requests", "http_fastpath", "FastpathAdapter", "requests"),
+    "httpx2": ("httpx2", "http_fastpath.httpx2", "FastpathTransport", "httpx2"),
 }
+#: ``--client`` choices; without one, the first installed in this order (httpx2 last:
+#: earlier releases chose requests when httpx was missing).
+CLIENTS: Final = ("httpx", "requests", "httpx2")
 
 
 @dataclasses.dataclass
@@ -69,29 +77,35 @@ class Result:
 # -- choosing the client ------------------------------------------------------------------
 
 
-def _fastpath_name(name: str) -> Any:
-    import http_fastpath
-
-    if name not in getattr(http_fastpath, "_LAZY", {}) and not hasattr(http_fastpath, name):
+def _fastpath_name(module_name: str, name: str) -> Any:
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    if name not in getattr(module, "__all__", ()):
         return None
     try:
-        return getattr(http_fastpath, name)
+        return getattr(module, name)
     except (AttributeError, ImportError):
         return None
 
 
 def choose_client(wanted: str | None) -> tuple[str, Any]:
     """(client name, adapter/transport class) or a clear :class:`CLIError`."""
-    order = [wanted] if wanted else ["httpx", "requests"]
+    order = [wanted] if wanted else list(CLIENTS)
     problems = []
     for name in order:
-        module, cls_name, extra = _CLIENTS[name]
-        if importlib.util.find_spec(module) is None:
-            problems.append(f"{module} is not installed (pip install 'http_fastpath[{extra}]')")
+        library, home, cls_name, extra = _CLIENTS[name]
+        try:
+            found = importlib.util.find_spec(library) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            problems.append(f"{library} is not installed (pip install 'http_fastpath[{extra}]')")
             continue
-        cls = _fastpath_name(cls_name)
+        cls = _fastpath_name(home, cls_name)
         if cls is None:
-            problems.append(f"this build of http_fastpath has no {cls_name} for {module}")
+            problems.append(f"this build of http_fastpath has no {cls_name} for {library}")
             continue
         return name, cls
     raise CLIError("no HTTP client available: " + "; ".join(problems))
@@ -100,31 +114,28 @@ def choose_client(wanted: str | None) -> tuple[str, Any]:
 def http3_transport() -> Any:
     import http_fastpath
 
-    names = [n for n in getattr(http_fastpath, "_LAZY", {}) if "3" in n and "Transport" in n]
-    sync = [n for n in names if not n.startswith("Async")]
-    if not sync:
-        raise CLIError("--http3: this build of http_fastpath has no HTTP/3 transport")
     if importlib.util.find_spec("httpx") is None:
         raise CLIError("--http3 needs httpx: pip install 'http_fastpath[httpx]'")
     try:
-        return getattr(http_fastpath, sync[0])
+        return http_fastpath.HTTP3Transport
     except ImportError as exc:
         raise CLIError(f"--http3: the HTTP/3 transport cannot load: {exc}") from None
 
 
-def _fastpath_kwargs(cls: Any, tfo: bool, mptcp: bool) -> dict[str, Any]:
+def _fastpath_kwargs(cls: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments selecting TFO/MPTCP, in whichever form ``cls`` accepts."""
+    chosen: dict[str, Any] = {"tfo": not args.no_tfo, "mptcp": not args.no_mptcp}
+    if args.tfo_policy is not None:
+        chosen["tfo_policy"] = args.tfo_policy
     try:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         params = {}  # type: ignore[assignment]
-    if "tfo" in params or "mptcp" in params:
-        return {"tfo": tfo, "mptcp": mptcp}
-    if "options" in params:
+    if "tfo" not in params and "mptcp" not in params and "options" in params:
         from ._options import FastpathOptions
 
-        return {"options": FastpathOptions(tfo=tfo, mptcp=mptcp)}
-    return {"tfo": tfo, "mptcp": mptcp}
+        return {"options": FastpathOptions(**chosen)}
+    return chosen
 
 
 # -- running one request -------------------------------------------------------------------
@@ -150,8 +161,9 @@ def _timings(start: float, marks: dict[str, float], extra: dict[str, float]) -> 
     return out
 
 
-def send_httpx(cls: Any, req: Request, args: argparse.Namespace) -> Result:
-    import httpx
+def send_httpx(cls: Any, req: Request, args: argparse.Namespace, library: str = "httpx") -> Result:
+    """One request through httpx (or httpx2: ``library``, the same API)."""
+    httpx: Any = importlib.import_module(library)
 
     from . import _trace
     from ._proof import connection_info
@@ -162,7 +174,7 @@ def send_httpx(cls: Any, req: Request, args: argparse.Namespace) -> Result:
         kwargs = {"verify": False if args.insecure else (args.cacert or True)}
     else:
         kwargs = {"verify": ssl_context(args.cacert, args.insecure)}
-        kwargs.update(_fastpath_kwargs(cls, not args.no_tfo, not args.no_mptcp))
+        kwargs.update(_fastpath_kwargs(cls, args))
     extra: dict[str, float] = {}
 
     def trace(event: str, info: object) -> None:
@@ -205,7 +217,7 @@ def send_requests(cls: Any, req: Request, args: argparse.Namespace) -> Result:
         import urllib3
 
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    adapter = cls(**_fastpath_kwargs(cls, not args.no_tfo, not args.no_mptcp))
+    adapter = cls(**_fastpath_kwargs(cls, args))
     extra: dict[str, float] = {}
     with requests.Session() as session:
         session.mount("http://", adapter)
@@ -248,16 +260,24 @@ def _root_cause(exc: BaseException) -> BaseException:
     """The innermost OSError/SSL error behind a requests/httpx/urllib3 exception."""
     import ssl
 
-    seen: set[int] = set()
     best: BaseException = exc
+    for cur in _chain(exc):
+        if isinstance(cur, (ssl.SSLError, OSError)) and not is_client_error(cur):
+            best = cur
+    return best
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it (causes, contexts, wrapped reasons), outer first."""
+    seen: set[int] = set()
+    out: list[BaseException] = []
     todo: list[BaseException] = [exc]
     while todo:
         cur = todo.pop(0)
         if id(cur) in seen:
             continue
         seen.add(id(cur))
-        if isinstance(cur, (ssl.SSLError, OSError)) and not is_client_error(cur):
-            best = cur
+        out.append(cur)
         for nxt in (
             cur.__cause__,
             cur.__context__,
@@ -266,12 +286,38 @@ def _root_cause(exc: BaseException) -> BaseException:
         ):
             if isinstance(nxt, BaseException):
                 todo.append(nxt)
-    return best
+    return out
+
+
+#: class names of the client libraries' timeouts -> which wait ran out
+_TIMEOUT_NAMES: Final = (
+    ("connect", ("ConnectTimeout", "ConnectTimeoutError", "DialTimeout")),
+    ("read", ("ReadTimeout", "ReadTimeoutError")),
+    ("write", ("WriteTimeout", "WriteTimeoutError")),
+)
+
+
+def timeout_phase(exc: BaseException) -> str | None:
+    """``connect``, ``read``, ``write`` or ``timeout`` (unknown wait) if ``exc`` is a
+    timeout of httpx/httpx2/requests/urllib3 or the socket, else None."""
+    chain = _chain(exc)
+    for cur in chain:  # the outermost precise answer wins (httpx.ReadTimeout over its cause)
+        # The class itself, not its bases: urllib3's NewConnectionError (refused,
+        # unreachable) subclasses ConnectTimeoutError.
+        name = type(cur).__name__
+        for phase, known in _TIMEOUT_NAMES:
+            if name in known:
+                return phase
+    if any(
+        isinstance(cur, TimeoutError) or type(cur).__name__.endswith("Timeout") for cur in chain
+    ):
+        return "timeout"
+    return None
 
 
 def is_client_error(exc: BaseException) -> bool:
     module = type(exc).__module__.split(".")[0]
-    return module in ("requests", "urllib3", "httpx", "httpcore")
+    return module in ("requests", "urllib3", "httpx", "httpcore", "httpx2", "httpcore2")
 
 
 def describe_client_error(exc: BaseException) -> str:

@@ -1,7 +1,9 @@
 """``http-fastpath doctor``: what this host offers, and the command that enables each "no".
 
 The kernel checks live in :mod:`._cli_doctor_kernel`; this module adds the Python
-packages and the environment opt-in, and renders the report.
+packages and the environment opt-in, and renders the report. Each check has a severity
+(:class:`Check`): only what a *client* needs is ``missing``; a server-side switch, a
+library you did not install or the opt-in is ``optional``, so a healthy host reads healthy.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ._cli_doctor_kernel import Check, http3_checks, mptcp_checks, tfo_checks
 from ._cli_output import Style, one_line
 from ._options import FastpathOptions
 
-__all__ = ["REQUIREMENTS", "add_parser", "collect", "parse_require", "render", "run"]
+__all__ = ["REQUIREMENTS", "add_parser", "collect", "parse_require", "render", "run", "summary"]
 
 # -- Python packages --------------------------------------------------------------------
 
@@ -47,7 +49,7 @@ def _urllib3_check(section: str) -> Check:
     try:
         urllib3 = importlib.import_module("urllib3")
     except ImportError:
-        return Check(
+        return Check(  # requests without urllib3 cannot work: missing
             section, "urllib3", "no", "not installed", "pip install 'http_fastpath[requests]'"
         )
     version = str(getattr(urllib3, "__version__", "?"))
@@ -68,7 +70,7 @@ _OPTIONAL: Final = frozenset({"httpx2", "httpcore2"})
 
 
 def _package_checks() -> list[Check]:
-    from . import _LAZY
+    import http_fastpath
 
     section = "Python"
     impl = platform.python_implementation()
@@ -88,14 +90,21 @@ def _package_checks() -> list[Check]:
         version = _dist_version(dist)
         if version is None and dist in _OPTIONAL:
             continue  # the other stack's packages: not a gap when absent
-        if version is None:
+        if version is None:  # a library you did not install: only needed if you use it
             checks.append(
-                Check(section, dist, "no", "not installed", f"pip install 'http_fastpath[{extra}]'")
+                Check(
+                    section,
+                    dist,
+                    "no",
+                    "not installed (not needed unless you use it)",
+                    f"pip install 'http_fastpath[{extra}]'",
+                    severity="optional",
+                )
             )
             continue
         detail = version
         if adapter is not None:
-            have = adapter in _LAZY
+            have = adapter in http_fastpath.__all__
             detail += f" ({adapter}: {'available' if have else 'not in this build'})"
         checks.append(Check(section, dist, "ok", detail))
         if dist == "requests":
@@ -130,23 +139,27 @@ def _env_checks() -> list[Check]:
     config = read_environ(warn=False)
     raw = config.raw
     extra = ""
-    if "status" in getattr(http_fastpath, "_LAZY", {}):
-        try:
-            status_fn: Any = getattr(http_fastpath, "status")  # noqa: B009 (added lazily)
-            extra = _status_text(status_fn())
-        except Exception as exc:  # the report must survive a broken opt-in
-            extra = f"; status() failed: {one_line(exc)}"
+    try:
+        extra = _status_text(http_fastpath.status())
+    except Exception as exc:  # the report must survive a broken opt-in
+        extra = f"; status() failed: {one_line(exc)}"
     enable = "export HTTP_FASTPATH=tfo,mptcp"
+    # The opt-in is optional: code that mounts the adapter/transport needs no variable.
     if raw is None:
         detail = "not set — only code that mounts the adapter/transport uses the fastpath"
-        checks = [Check(section, "HTTP_FASTPATH", "no", detail + extra, enable)]
+        checks = [Check(section, "HTTP_FASTPATH", "no", detail + extra, enable, "optional")]
     elif config.options is None:
         detail = f"set to {raw!r}: the opt-in is off"
-        checks = [Check(section, "HTTP_FASTPATH", "no", detail + extra, enable)]
+        checks = [Check(section, "HTTP_FASTPATH", "no", detail + extra, enable, "optional")]
     else:
         opts = config.options
         features = ", ".join(f for f, on in (("tfo", opts.tfo), ("mptcp", opts.mptcp)) if on)
-        detail = f"set to {raw!r}: {features} for every requests/urllib3/httpx connection"
+        scope = "every requests/urllib3/httpx connection"
+        if config.hosts is not None:
+            scope += " to " + ", ".join(config.hosts or ("no host",))
+        if config.exclude:
+            scope += " except to " + ", ".join(config.exclude)
+        detail = f"set to {raw!r}: {features} for {scope}"
         detail += f" (tfo_policy={opts.tfo_policy!r})"
         checks = [Check(section, "HTTP_FASTPATH", "ok", detail + extra)]
     opts = config.options or FastpathOptions()
@@ -202,10 +215,10 @@ def collect() -> list[Check]:
         why = "only Linux offers TCP_FASTOPEN_CONNECT and IPPROTO_MPTCP"
         base = [
             Check("TCP Fast Open", "client", "no", why),
-            Check("TCP Fast Open", "server", "no", why),
+            Check("TCP Fast Open", "server", "no", why, severity="optional"),
             Check("Multipath TCP", "enabled", "no", why),
             Check("Multipath TCP", "TCP_IS_MPTCP", "no", why),
-            Check("HTTP/3", "kernel QUIC", "no", why),
+            Check("HTTP/3", "kernel QUIC", "no", why, severity="optional"),
         ]
         return base + _package_checks() + _env_checks()
     return tfo_checks() + mptcp_checks() + http3_checks() + _package_checks() + _env_checks()
@@ -221,12 +234,33 @@ def _missing(checks: Sequence[Check], required: Sequence[str]) -> list[str]:
     return out
 
 
+#: severity -> (colour, mark): NO only for what a client needs, opt for what it does not.
 _MARKS: Final = {
     "ok": ("ok", " ok "),
-    "no": ("no", " NO "),
+    "missing": ("no", " NO "),
+    "optional": ("dim", " opt"),
     "warn": ("warn", "WARN"),
     "info": ("dim", " -- "),
 }
+
+
+def summary(checks: Sequence[Check]) -> tuple[bool, str]:
+    """(healthy, one line): healthy when nothing a client needs is missing."""
+    missing: dict[str, list[str]] = {}
+    for check in checks:
+        if check.severity == "missing":
+            missing.setdefault(check.section, []).append(check.name)
+    optional = sum(c.severity == "optional" for c in checks)
+    warnings = sum(c.severity == "warn" for c in checks)
+    if missing:
+        shown = "; ".join(f"{section} ({', '.join(names)})" for section, names in missing.items())
+        return False, f"missing for a client: {shown}"
+    text = "healthy: everything a client needs is available"
+    if optional:
+        text += f"; {optional} optional item(s) not set up (opt: not needed for a client)"
+    if warnings:
+        text += f"; {warnings} warning(s)"
+    return True, text
 
 
 def render(checks: Sequence[Check], style: Style, header: str) -> str:
@@ -238,11 +272,14 @@ def render(checks: Sequence[Check], style: Style, header: str) -> str:
             section = check.section
             lines.append("")
             lines.append(style("bold", section))
-        kind, mark = _MARKS[check.status]
+        kind, mark = _MARKS[check.severity]
         lines.append(f"  {style(kind, mark)}  {check.name:<{width}}  {check.detail}")
         if check.enable:
-            verb = "enable" if check.status in ("no", "warn") else "to add"
+            verb = "enable" if check.severity in ("missing", "warn") else "to add"
             lines.append(f"  {'':4}  {'':<{width}}  {verb}: {style('bold', check.enable)}")
+    healthy, text = summary(checks)
+    lines.append("")
+    lines.append(style("ok" if healthy else "no", text))
     return "\n".join(lines)
 
 
@@ -264,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
             "kernel": platform.release(),
             "python": platform.python_version(),
             "checks": [c.as_dict() for c in checks],
+            "healthy": summary(checks)[0],
             "capabilities": _capabilities_dict(),
             "required": required,
             "missing": missing,
@@ -283,7 +321,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    doctor = sub.add_parser("doctor", help="what this host's kernel and Python offer")
+    doctor = sub.add_parser(
+        "doctor",
+        help="what this host's kernel and Python offer",
+        description=(
+            "What this host offers for TCP Fast Open, Multipath TCP and HTTP/3: sysctls, "
+            "socket options, HTTP client libraries and the HTTP_FASTPATH opt-in, with the "
+            "command that enables each missing piece. Marks: ok; NO, missing for a client; "
+            "opt, not needed for a client (a server-side switch, a library you did not "
+            "install, the opt-in); WARN; -- information. The last line says whether the "
+            "host is healthy for a client."
+        ),
+        epilog="exit status: 0 done, 1 a --require feature is missing, 2 usage error",
+    )
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.add_argument(
         "--require",

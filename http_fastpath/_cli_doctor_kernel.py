@@ -2,7 +2,8 @@
 
 Reads sysctls and ``/proc/net/netstat`` of the current network namespace, probes sockets
 through :func:`http_fastpath.probe` and asks ``ip mptcp`` for the path manager's limits and
-endpoints. Every check that says "no" carries the command that enables it.
+endpoints. Every check that says "no" carries the command that enables it, and a
+severity: ``missing`` only for what a client needs, ``optional`` for the rest.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["Check", "http3_checks", "mptcp_checks", "ok", "tfo_checks"]
+__all__ = ["SEVERITIES", "Check", "http3_checks", "mptcp_checks", "ok", "tfo_checks"]
 
 _PROC_SYS: Final = Path("/proc/sys")
 _NETSTAT: Final = Path("/proc/net/netstat")
@@ -36,15 +37,30 @@ _TFO_COUNTERS: Final = (
 )
 
 
+#: ``status`` -> the default ``severity`` (a "no" is missing unless a check says otherwise)
+SEVERITIES: Final = {"ok": "ok", "no": "missing", "warn": "warn", "info": "info"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """One line of the report. ``status``: ok, no (missing), warn, or info."""
+    """One line of the report.
+
+    ``status``: ok, no, warn or info (is the thing there?). ``severity``: does it matter
+    for a client on this host? ok, ``missing`` (a client needs it), ``optional`` (not
+    needed for a client: a server-side switch, a library you did not install, an
+    opt-in), warn or info. By default it follows ``status``.
+    """
 
     section: str
     name: str
     status: str
     detail: str
     enable: str | None = None
+    severity: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.severity:
+            object.__setattr__(self, "severity", SEVERITIES[self.status])
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -105,7 +121,14 @@ def tfo_checks() -> list[Check]:
             )
         )
         checks.append(
-            Check(section, "server", "no", caps.tfo_server.detail, caps.tfo_server.enable)
+            Check(
+                section,
+                "server",
+                "no",
+                caps.tfo_server.detail,
+                caps.tfo_server.enable,
+                severity="optional",
+            )
         )
         return checks
     prefix = f"net.ipv4.tcp_fastopen={value} (0x{value:x})"
@@ -134,9 +157,11 @@ def tfo_checks() -> list[Check]:
             + (
                 "local listeners that set TCP_FASTOPEN accept data in the SYN"
                 if server_on
-                else "local servers ignore data in the SYN (only matters for servers on this host)"
+                else "local servers ignore data in the SYN (not needed for a client: only "
+                "servers on this host use it)"
             ),
             None if server_on else f"sysctl -w net.ipv4.tcp_fastopen={value | 0x2}",
+            severity="ok" if server_on else "optional",
         )
     )
     extra = [text for bit, text in _TFO_BITS[2:] if value & bit]
@@ -183,27 +208,38 @@ def _blackhole_check(section: str) -> Check:
 # -- Multipath TCP ----------------------------------------------------------------------
 
 
-def mptcp_checks() -> list[Check]:
-    from ._capabilities import probe
+def mptcp_checks(caps: Any = None) -> list[Check]:
+    """``caps``: a :class:`http_fastpath.Capabilities` (default: this host's)."""
+    if caps is None:
+        from ._capabilities import probe
 
-    caps = probe()
+        caps = probe()
     section = "Multipath TCP"
+    # Either socket option proves MPTCP in use (read_is_mptcp): with MPTCP on, one alone is
+    # enough for a client and the other is optional; with neither, MPTCP works unproven.
+    is_mptcp, info = caps.tcp_is_mptcp.available, caps.mptcp_info.available
+    either = caps.mptcp.available and (is_mptcp or info)
+    unproven = "warn" if caps.mptcp.available and not either else ""
     checks = [
         Check(section, "enabled", ok(caps.mptcp.available), caps.mptcp.detail, caps.mptcp.enable),
         Check(
             section,
             "TCP_IS_MPTCP",
-            ok(caps.tcp_is_mptcp.available),
-            caps.tcp_is_mptcp.detail + " — tells whether a connection really uses MPTCP",
-            caps.tcp_is_mptcp.enable
-            or (None if caps.tcp_is_mptcp.available else caps.mptcp.enable),
+            ok(is_mptcp),
+            caps.tcp_is_mptcp.detail
+            + " — tells whether a connection really uses MPTCP"
+            + ("" if is_mptcp or not either else " (MPTCP_INFO tells it here)"),
+            caps.tcp_is_mptcp.enable or (None if is_mptcp else caps.mptcp.enable),
+            severity="optional" if not is_mptcp and either else unproven,
         ),
         Check(
             section,
             "MPTCP_INFO",
-            ok(caps.mptcp_info.available),
-            caps.mptcp_info.detail,
-            caps.mptcp_info.enable or (None if caps.mptcp_info.available else caps.mptcp.enable),
+            ok(info),
+            caps.mptcp_info.detail
+            + ("" if info or not either else " (TCP_IS_MPTCP tells whether MPTCP is in use)"),
+            caps.mptcp_info.enable or (None if info else caps.mptcp.enable),
+            severity="optional" if not info and either else unproven,
         ),
     ]
     manager = _sysctl("net.mptcp.path_manager")
@@ -304,17 +340,28 @@ def _ip_mptcp_checks(section: str) -> list[Check]:
 
 
 def http3_checks() -> list[Check]:
-    from . import _LAZY
+    import http_fastpath
+
     from ._capabilities import probe
 
     quic = probe().kernel_quic
     detail = quic.detail
     if Path("/sys/module/quic").exists():
         detail += " (module 'quic' is loaded)"
-    checks = [Check("HTTP/3", "kernel QUIC", ok(quic.available), detail, quic.enable)]
+    # HTTP/3 is experimental and its userspace backend needs no module: optional.
+    checks = [
+        Check(
+            "HTTP/3",
+            "kernel QUIC",
+            ok(quic.available),
+            detail,
+            quic.enable,
+            severity="ok" if quic.available else "optional",
+        )
+    ]
     if quic.available:
         checks.append(uapi_check(_uapi_mismatch()))
-    names = sorted(n for n in _LAZY if "3" in n)
+    names = sorted(n for n in http_fastpath.__all__ if "HTTP3" in n)
     if names:
         checks.append(Check("HTTP/3", "transport", "info", "experimental: " + ", ".join(names)))
     else:
@@ -335,7 +382,7 @@ def uapi_check(mismatch: str | None) -> Check:
     if mismatch is None:
         return Check("HTTP/3", "kernel QUIC uapi", "ok", "matches the revision the backend pins")
     fix = "build the quic module at the revision docs/http3.md names (HTTP/3 uses userspace)"
-    return Check("HTTP/3", "kernel QUIC uapi", "no", mismatch, fix)
+    return Check("HTTP/3", "kernel QUIC uapi", "no", mismatch, fix, severity="warn")
 
 
 def ok(flag: bool) -> str:

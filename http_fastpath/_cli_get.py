@@ -1,20 +1,23 @@
 """``http-fastpath get URL``: one request through the fastpath adapter or transport.
 
-The client is httpx with ``FastpathTransport`` or requests with ``FastpathAdapter``
-(``--httpx`` / ``--requests``; by default whichever is installed, httpx first); see
-:mod:`._cli_clients`.
+The client is httpx or httpx2 with ``FastpathTransport`` or requests with
+``FastpathAdapter`` (``--client NAME``; by default whichever is installed, httpx first);
+see :mod:`._cli_clients`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Final
 
 from ._cli_clients import (
+    CLIENTS,
     Request,
     Result,
     choose_client,
@@ -23,13 +26,33 @@ from ._cli_clients import (
     is_client_error,
     send_httpx,
     send_requests,
+    timeout_phase,
 )
-from ._cli_output import CLIError, Progress, Style, Target, describe_error, parse_url, ssl_context
+from ._cli_output import (
+    EXIT_HTTP,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CLIError,
+    Progress,
+    Style,
+    Target,
+    describe_error,
+    endpoint,
+    parse_url,
+    ssl_context,
+    timeout_error,
+)
 from ._info import ConnectionInfo, TFOStatus
 
 __all__ = ["add_parser", "run"]
 
 _TIMING_ORDER: Final = ("dns", "connect", "tls", "first_byte", "total")
+#: RFC 9110 section 5.6.2: a method is a token (``M-SEARCH``, ``BASELINE-CONTROL``, ...).
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TFO_POLICIES: Final = {
+    "safe": "only replay-safe requests ride in the SYN",
+    "always": "any request may ride in the SYN",
+}
 #: ConnectionInfo fields -v prints by name; any other (newer) field is listed as is.
 _SHOWN_FIELDS: Final = frozenset(
     {
@@ -72,9 +95,16 @@ def _read_data(value: str) -> bytes:
 
 def _build_request(target: Target, args: argparse.Namespace) -> Request:
     body = _read_data(args.data) if args.data is not None else None
-    method = (args.method or ("POST" if body is not None else "GET")).upper()
-    if not method.isalpha():
-        raise CLIError(f"-X {args.method!r}: a method is letters only (GET, POST, ...)", 2)
+    if args.method is None:
+        method = "POST" if body is not None else "GET"
+    elif _TOKEN.fullmatch(args.method):
+        method = args.method.upper()
+    else:
+        raise CLIError(
+            f"-X {args.method!r}: a method is an RFC 9110 token: letters, digits and "
+            "!#$%&'*+-.^_`|~ (GET, POST, M-SEARCH, ...)",
+            EXIT_USAGE,
+        )
     headers = list(args.headers or [])
     if body is not None and not any(k.lower() == "content-type" for k, _ in headers):
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
@@ -116,8 +146,7 @@ def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
             f"{star} connection: no ConnectionInfo (the response did not come through the fastpath)\n"
         )
         return
-    local = "{}:{}".format(*info.local_address) if info.local_address else "?"
-    peer = "{}:{}".format(*info.peer_address) if info.peer_address else "?"
+    local, peer = endpoint(info.local_address), endpoint(info.peer_address)
     sock = info.socket_protocol
     on = f" (on an {sock.upper()} socket)" if sock != info.transport else ""
     out.write(f"{star} connection: {info.transport}{on} {local} -> {peer}\n")
@@ -170,66 +199,107 @@ def _write_head(result: Result, out: IO[bytes]) -> None:
 # -- command ------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_combinations(target: Target, args: argparse.Namespace) -> None:
+    """Usage errors no single option shows: they fail before any connection."""
+    if args.repeat < 1:
+        raise CLIError(f"--repeat {args.repeat}: must be at least 1", EXIT_USAGE)
+    if args.http3 and target.scheme != "https":
+        raise CLIError(
+            f"--http3 needs an https:// URL (HTTP/3 runs over QUIC with TLS), not {args.url!r}",
+            EXIT_USAGE,
+        )
+    if args.http3 and args.tfo_policy is not None:
+        raise CLIError("--tfo-policy has no effect with --http3 (QUIC uses no TCP)", EXIT_USAGE)
+
+
+def _send_one(
+    send: Callable[..., Result], cls: Any, req: Request, args: argparse.Namespace, target: Target
+) -> Result:
     import socket
     import ssl
 
+    try:
+        return send(cls, req, args)
+    except CLIError:
+        raise
+    except Exception as exc:
+        phase = timeout_phase(exc) if is_client_error(exc) or isinstance(exc, OSError) else None
+        if phase is not None:
+            raise timeout_error(target.authority, phase, args.timeout) from None
+        if is_client_error(exc):
+            raise CLIError(f"{target.authority}: {describe_client_error(exc)}") from None
+        if isinstance(exc, (OSError, ssl.SSLError, socket.gaierror)):
+            raise CLIError(f"{target.authority}: {describe_error(exc)}") from None
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
     target = parse_url(args.url)
-    if args.repeat < 1:
-        raise CLIError(f"--repeat {args.repeat}: must be at least 1", 2)
+    _check_combinations(target, args)
     if args.cacert is not None or args.insecure:
         ssl_context(args.cacert, args.insecure)
+    send: Callable[..., Result]
     if args.http3:
         client, cls = "httpx (HTTP/3, experimental)", http3_transport()
-        send: Callable[[Any, Request, argparse.Namespace], Result] = send_httpx
+        send = send_httpx
     else:
         client, cls = choose_client(args.client)
-        send = send_httpx if client == "httpx" else send_requests
+        send = (
+            send_requests if client == "requests" else functools.partial(send_httpx, library=client)
+        )
     req = _build_request(target, args)
     progress = Progress()
     results: list[Result] = []
     style = Style(sys.stderr)
-    for index in range(1, args.repeat + 1):
-        progress.update(f"{req.method} {target.authority} ({index}/{args.repeat}) via {client}")
-        try:
-            result = send(cls, req, args)
-        except CLIError:
-            progress.done()
-            raise
-        except Exception as exc:
-            progress.done()
-            if is_client_error(exc):
-                raise CLIError(f"{target.authority}: {describe_client_error(exc)}") from None
-            if isinstance(exc, (OSError, ssl.SSLError, socket.gaierror)):
-                raise CLIError(f"{target.authority}: {describe_error(exc)}") from None
-            raise
-        progress.done()
-        results.append(result)
-        if args.repeat > 1 and not args.json:
-            sys.stderr.write(_summary(index, result) + "\n")
-        if args.verbose and not args.json:
-            _verbose(result, client, sys.stderr, style)
-    _output(results, client, args)
-    failed = [r for r in results if r.status >= 400]
-    if args.fail and failed:
-        sys.stderr.write(
-            f"http-fastpath get: error: the server answered {failed[-1].status} "
-            f"{failed[-1].reason} (--fail)\n"
+
+    def report() -> dict[str, Any]:
+        return {"client": client, "url": args.url, "responses": [r.report() for r in results]}
+
+    try:
+        for index in range(1, args.repeat + 1):
+            progress.update(f"{req.method} {target.authority} ({index}/{args.repeat}) via {client}")
+            try:
+                result = _send_one(send, cls, req, args, target)
+            finally:
+                progress.done()
+            results.append(result)
+            if args.repeat > 1 and not args.json:
+                sys.stderr.write(_summary(index, result) + "\n")
+            if args.verbose and not args.json:
+                _verbose(result, client, sys.stderr, style)
+    except CLIError as exc:
+        exc.report = report()  # --json keeps the responses that completed
+        raise
+    except KeyboardInterrupt:
+        raise CLIError(
+            "interrupted", EXIT_INTERRUPTED, kind="interrupted", report=report()
+        ) from None
+    failed = [r for r in results if r.status >= 400] if args.fail else []
+    _output(results, report, args)
+    if failed:
+        raise CLIError(
+            f"the server answered {failed[-1].status} {failed[-1].reason} (--fail)",
+            EXIT_HTTP,
+            report=report(),
         )
-        return 22
     return 0
 
 
-def _output(results: list[Result], client: str, args: argparse.Namespace) -> None:
+def _output(
+    results: list[Result], report: Callable[[], dict[str, Any]], args: argparse.Namespace
+) -> None:
+    """The last response's body (or the JSON report), except where ``-f`` suppresses it."""
     last = results[-1]
+    if args.fail and any(r.status >= 400 for r in results):
+        if args.json or last.status >= 400:
+            return  # like curl -f: no error body; with --json, main prints the error report
     if args.output:
         try:
             Path(args.output).write_bytes(last.body)
         except OSError as exc:
-            raise CLIError(f"-o {args.output!r}: {exc.strerror or exc}", 2) from None
+            raise CLIError(f"-o {args.output!r}: {exc.strerror or exc}", EXIT_USAGE) from None
     if args.json:
-        payload = {"client": client, "url": args.url, "responses": [r.report() for r in results]}
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        sys.stdout.write(json.dumps(report(), indent=2) + "\n")
         return
     out = sys.stdout.buffer
     if args.include:
@@ -237,6 +307,13 @@ def _output(results: list[Result], client: str, args: argparse.Namespace) -> Non
     if not args.output:
         out.write(last.body)
     out.flush()
+
+
+def _tfo_policy(text: str) -> str:
+    if text not in _TFO_POLICIES:
+        allowed = ", ".join(f"{k!r} ({v})" for k, v in _TFO_POLICIES.items())
+        raise argparse.ArgumentTypeError(f"invalid TFO policy {text!r}: {allowed}")
+    return text
 
 
 def _positive_float(text: str) -> float:
@@ -250,34 +327,59 @@ def _positive_float(text: str) -> float:
 
 
 def add_parser(sub: Any) -> None:
-    get = sub.add_parser("get", help="one request through the fastpath, with proof and timings")
+    get = sub.add_parser(
+        "get",
+        help="one request through the fastpath, with proof and timings",
+        description=(
+            "One request through the fastpath adapter or transport, like curl: the body on "
+            "stdout, the kernel's proof (TCP Fast Open, MPTCP) and the timings with -v."
+        ),
+        epilog=(
+            "exit status: 0 done, 1 error (refused, unresolvable, TLS, no client library), "
+            "2 usage error, 22 HTTP status >= 400 with -f, 28 timeout, 130 interrupted"
+        ),
+    )
     get.add_argument("url", metavar="URL", help="http:// or https:// URL")
     which = get.add_mutually_exclusive_group()
     which.add_argument(
-        "--httpx",
-        dest="client",
-        action="store_const",
-        const="httpx",
-        help="use httpx with FastpathTransport (default when installed)",
+        "--client",
+        choices=CLIENTS,
+        help="the HTTP client: httpx or httpx2 with FastpathTransport, requests with "
+        "FastpathAdapter (default: the first installed of " + ", ".join(CLIENTS) + ")",
     )
+    for name, what in (
+        ("httpx", "httpx with FastpathTransport"),
+        ("requests", "requests with FastpathAdapter"),
+        ("httpx2", "httpx2 with http_fastpath.httpx2.FastpathTransport"),
+    ):
+        which.add_argument(
+            f"--{name}",
+            dest="client",
+            action="store_const",
+            const=name,
+            help=f"use {what} (--client {name})",
+        )
     which.add_argument(
-        "--requests",
-        dest="client",
-        action="store_const",
-        const="requests",
-        help="use requests with FastpathAdapter",
-    )
-    which.add_argument(
-        "--http3", action="store_true", help="use the experimental HTTP/3 transport (httpx)"
+        "--http3",
+        action="store_true",
+        help="use the experimental HTTP/3 transport (httpx; https:// URLs only)",
     )
     get.add_argument("--no-tfo", action="store_true", help="switch TCP Fast Open off")
     get.add_argument("--no-mptcp", action="store_true", help="switch Multipath TCP off")
+    get.add_argument(
+        "--tfo-policy",
+        type=_tfo_policy,
+        metavar="POLICY",
+        help="which requests may ride in the SYN: safe (default: idempotent methods and TLS "
+        "ClientHellos) or always (any, even a POST: only for servers that tolerate a "
+        "duplicated request)",
+    )
     get.add_argument(
         "-X",
         "--request",
         dest="method",
         metavar="METHOD",
-        help="request method (GET, or POST with -d)",
+        help="request method, any RFC 9110 token (default GET, or POST with -d)",
     )
     get.add_argument(
         "-H",
@@ -294,7 +396,10 @@ def add_parser(sub: Any) -> None:
     get.add_argument("-i", "--include", action="store_true", help="print the response head too")
     get.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE")
     get.add_argument(
-        "-f", "--fail", action="store_true", help="exit status 22 when the HTTP status is >= 400"
+        "-f",
+        "--fail",
+        action="store_true",
+        help="HTTP status >= 400: no body, exit status 22 (like curl -f)",
     )
     get.add_argument("-L", "--location", action="store_true", help="follow redirects")
     get.add_argument(
@@ -317,6 +422,6 @@ def add_parser(sub: Any) -> None:
         type=_positive_float,
         default=30.0,
         metavar="SECONDS",
-        help="connect/read timeout (30)",
+        help="connect timeout, and read timeout between bytes (30); exit status 28",
     )
     get.set_defaults(func=run, client=None)

@@ -7,23 +7,62 @@ import sys
 from typing import IO, Any, Final
 
 __all__ = [
+    "EXIT_ERROR",
+    "EXIT_HTTP",
+    "EXIT_INTERRUPTED",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
     "CLIError",
     "Progress",
     "Style",
     "Target",
     "describe_error",
+    "endpoint",
     "one_line",
     "parse_url",
     "ssl_context",
+    "timeout_error",
 ]
+
+#: Exit statuses (curl's numbers where curl has one): see docs/cli.md.
+EXIT_ERROR: Final = 1  # anything else: refused, unresolvable, TLS, missing library
+EXIT_USAGE: Final = 2  # bad command line: flag, value, URL
+EXIT_HTTP: Final = 22  # -f/--fail and an HTTP status >= 400 (curl 22)
+EXIT_TIMEOUT: Final = 28  # connect or read timeout (curl 28)
+EXIT_INTERRUPTED: Final = 130  # Ctrl-C (128 + SIGINT)
+
+_KINDS: Final = {
+    EXIT_USAGE: "usage",
+    EXIT_HTTP: "http_error",
+    EXIT_TIMEOUT: "timeout",
+    EXIT_INTERRUPTED: "interrupted",
+}
 
 
 class CLIError(Exception):
-    """A user-facing failure: printed as one line on stderr, never as a traceback."""
+    """A user-facing failure: printed as one line on stderr, never as a traceback.
 
-    def __init__(self, message: str, status: int = 1) -> None:
+    ``kind`` names it in ``--json`` output (``usage``, ``connect_timeout``, ...);
+    ``report`` is what a ``--json`` command had gathered before it failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int = EXIT_ERROR,
+        *,
+        kind: str | None = None,
+        report: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind or _KINDS.get(status, "error")
+        self.report = report
+
+    def as_json(self) -> dict[str, Any]:
+        """``report`` plus an ``error`` object: what ``--json`` prints on failure."""
+        error = {"kind": self.kind, "message": one_line(self), "exit_status": self.status}
+        return {**(self.report or {}), "error": error}
 
 
 def one_line(text: object) -> str:
@@ -93,6 +132,25 @@ class Target:
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
+
+
+def endpoint(address: tuple[Any, ...] | list[Any] | None) -> str:
+    """``host:port`` of a socket address, an IPv6 host in brackets (``[::1]:443``)."""
+    if not address:
+        return "?"
+    host, port = str(address[0]), address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def timeout_error(where: str, phase: str, seconds: float) -> CLIError:
+    """A timeout as one line and exit status 28, saying which wait ran out (like curl)."""
+    what = {
+        "connect": f"connect timed out after {seconds:g} s: no connection was established",
+        "read": f"read timed out after {seconds:g} s: no data from the server",
+        "write": f"write timed out after {seconds:g} s: the server took no data",
+    }.get(phase, f"timed out after {seconds:g} s")
+    kind = f"{phase}_timeout" if phase in ("connect", "read", "write") else "timeout"
+    return CLIError(f"{where}: {what}", EXIT_TIMEOUT, kind=kind)
 
 
 def parse_url(text: str) -> Target:

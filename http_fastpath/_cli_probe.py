@@ -22,7 +22,16 @@ import subprocess
 import sys
 from typing import Any, Final
 
-from ._cli_output import CLIError, Progress, Style, Target, describe_error, parse_url, ssl_context
+from ._cli_output import (
+    CLIError,
+    Progress,
+    Style,
+    Target,
+    describe_error,
+    parse_url,
+    ssl_context,
+    timeout_error,
+)
 from ._info import ConnectionInfo, TFOStatus
 
 __all__ = ["Finding", "ResponseHead", "add_parser", "read_head", "run"]
@@ -101,11 +110,13 @@ def _connect(
     target: Target, *, tfo: bool, mptcp: bool, alpn: list[str], args: argparse.Namespace
 ) -> _Conn:
     from ._dialer import dial
+    from ._exceptions import DialTimeout
     from ._options import FastpathOptions
     from ._tls import TLSSocket
 
     options = FastpathOptions(tfo=tfo, mptcp=mptcp)
     sock = dial(target.host, target.port, options=options, timeout=args.timeout)
+    phase = "connect"  # the dialer connects on the first write; the TLS handshake counts too
     try:
         conn: Any = sock
         chosen = None
@@ -118,8 +129,12 @@ def _connect(
         head = None
         if chosen in (None, "http/1.1"):
             conn.sendall(_request(target))
+            phase = "read"
             head = read_head(conn)
         return _Conn(sock.connection_info(), chosen, head)
+    except TimeoutError as exc:
+        phase = "connect" if isinstance(exc, DialTimeout) else phase
+        raise timeout_error(target.authority, phase, args.timeout) from None
     finally:
         sock.close()
 
@@ -288,14 +303,20 @@ def run(args: argparse.Namespace) -> int:
     if args.cacert is not None or args.insecure:
         ssl_context(args.cacert, args.insecure)  # bad --cacert fails before any connection
     progress = Progress()
+    partial = {"url": target.url}  # what --json prints with the error object
     try:
         report = probe_url(target, args, progress)
     except (OSError, ssl.SSLError, socket.gaierror) as exc:
         progress.done()
-        raise CLIError(f"{target.authority}: {describe_error(exc)}") from None
+        raise CLIError(f"{target.authority}: {describe_error(exc)}", report=partial) from None
     except CLIError as exc:
         progress.done()
-        raise CLIError(f"{target.authority}: {exc}", exc.status) from None
+        if exc.kind.endswith("timeout"):  # already names the server
+            exc.report = partial
+            raise
+        raise CLIError(
+            f"{target.authority}: {exc}", exc.status, kind=exc.kind, report=partial
+        ) from None
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -325,7 +346,14 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_parser(sub: Any) -> None:
     probe = sub.add_parser(
-        "probe", help="does this server support TFO, MPTCP, HTTP/2, HTTP/3 (with evidence)"
+        "probe",
+        help="does this server support TFO, MPTCP, HTTP/2, HTTP/3 (with evidence)",
+        description=(
+            "Does this server do TCP Fast Open, Multipath TCP, HTTP/2 and HTTP/3? Three fresh "
+            "connections through the fastpath dialer (two with TFO, one MPTCP), one line per "
+            "feature with the kernel's evidence. Needs only the base package."
+        ),
+        epilog="exit status: 0 done, 1 error, 2 usage error, 28 timeout, 130 interrupted",
     )
     probe.add_argument("url", metavar="URL", help="http:// or https:// URL")
     probe.add_argument("--json", action="store_true", help="machine-readable output")

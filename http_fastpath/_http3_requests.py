@@ -100,20 +100,29 @@ class HTTP3Adapter(HTTPAdapter):
     ``verify=`` argument, ``REQUESTS_CA_BUNDLE``): True, False or a CA bundle path.
     Requests for ``http://`` URLs or through a proxy are sent by the stock ``HTTPAdapter``.
     Which backend carried a response: ``http_fastpath.connection_info(response).quic_backend``.
+    Session resumption and 0-RTT as for ``HTTP3Transport`` (``early_data=False`` turns
+    0-RTT off); the tickets belong to this adapter.
     """
 
-    __attrs__ = [*HTTPAdapter.__attrs__, "_h3_backend"]
+    __attrs__ = [*HTTPAdapter.__attrs__, "_h3_backend", "_h3_early_data"]
 
-    def __init__(self, *, backend: BackendName = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self, *, backend: BackendName = "auto", early_data: bool = True, **kwargs: Any
+    ) -> None:
         if backend == "kernel":  # fail here, not at the first request
             select_backend(backend)
+        if not isinstance(early_data, bool):
+            raise OptionError("early_data", early_data, "True or False")
         self._h3_backend = backend
-        self._h3_pool = SyncH3Pool(backend, trust_env=False)
+        self._h3_early_data = early_data
+        self._h3_pool = SyncH3Pool(backend, trust_env=False, early_data=early_data)
         super().__init__(**kwargs)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         HTTPAdapter.__setstate__(self, state)  # type: ignore[attr-defined]
-        self._h3_pool = SyncH3Pool(self._h3_backend, trust_env=False)
+        early_data = getattr(self, "_h3_early_data", True)
+        self._h3_early_data = early_data
+        self._h3_pool = SyncH3Pool(self._h3_backend, trust_env=False, early_data=early_data)
 
     def send(
         self,
@@ -184,7 +193,7 @@ class HTTP3Adapter(HTTPAdapter):
             request_method=request.method,
             request_url=request.url,
         )
-        setattr(raw, INFO_ATTR, conn.info)
+        setattr(raw, INFO_ATTR, conn.info_for(state))
         return raw
 
     def close(self) -> None:

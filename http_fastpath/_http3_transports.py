@@ -68,7 +68,7 @@ def _response(client: ModuleType, state: StreamState, stream: Any, conn: Any, re
         state.status or 0,
         headers=state.headers,
         stream=stream,
-        extensions={"http_version": b"HTTP/3", INFO_EXTENSION: conn.info},
+        extensions={"http_version": b"HTTP/3", INFO_EXTENSION: conn.info_for(state)},
         request=request,
     )
 
@@ -129,6 +129,7 @@ class _H3Base:
         cert: Any = None,
         trust_env: bool = True,
         backend: BackendName = "auto",
+        early_data: bool = True,
     ) -> None:
         if cert is not None:
             raise OptionError("cert", cert, "None (HTTP/3 has no client certificates yet)")
@@ -136,11 +137,13 @@ class _H3Base:
         if backend == "kernel":  # fail here, not at the first request
             select_backend(backend)
         client = self._client
+        if not isinstance(early_data, bool):
+            raise OptionError("early_data", early_data, "True or False")
         if self._asynchronous:
-            self._pool: Any = AsyncH3Pool(backend, trust_env)
+            self._pool: Any = AsyncH3Pool(backend, trust_env, early_data=early_data)
             self._body = derive(_AsyncBody, client.AsyncByteStream)
         else:
-            self._pool = SyncH3Pool(backend, trust_env)
+            self._pool = SyncH3Pool(backend, trust_env, early_data=early_data)
             self._body = derive(_SyncBody, client.SyncByteStream)
         self._verify = verify
         self._trust_env = trust_env
@@ -157,6 +160,13 @@ class H3TransportImpl(_H3Base, Generic[_Req, _Resp]):
     ``ssl.SSLContext``); certificate and hostname checks are always on otherwise.
     ``http://`` URLs go through the client's plain ``HTTPTransport``. Which backend
     carried a response: ``http_fastpath.connection_info(response).quic_backend``.
+
+    Session resumption and 0-RTT (userspace backend): the transport keeps the session
+    tickets servers issue; a later connection to the same origin resumes, and a GET,
+    HEAD, OPTIONS or TRACE without a body rides in 0-RTT (one round trip to the first
+    byte). ``early_data=False``: never send a request in 0-RTT. Other requests always
+    wait for the handshake. ``connection_info(response)`` has ``resumed`` and
+    ``early_data``.
 
     There is no fallback to TCP when the server does not speak HTTP/3: the request fails
     with the client's ``ConnectError`` / ``ConnectTimeout``. See docs/http3.md.

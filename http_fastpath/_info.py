@@ -76,6 +76,12 @@ class ConnectionInfo:
         quic_backend: for the EXPERIMENTAL HTTP/3 transport (``transport="quic"``), which
             QUIC implementation carried the connection: ``"kernel"`` (Linux ``IPPROTO_QUIC``)
             or ``"userspace"`` (aioquic over UDP); None for TCP connections.
+        resumed: HTTP/3 only: True when the QUIC connection's TLS handshake resumed an
+            earlier session with a session ticket, False for a full handshake; None for TCP.
+        early_data: HTTP/3 only, for the request of this response: ``"accepted"`` when it
+            rode in 0-RTT and the server took it, ``"rejected"`` when it was sent in 0-RTT,
+            the server refused early data and it was sent again at 1-RTT, ``"sent"`` while
+            the server's answer is not known; None when it was not sent early.
     """
 
     transport: str
@@ -90,6 +96,8 @@ class ConnectionInfo:
     peer_address: tuple[str, int] | None = None
     early_data_safe: bool | None = None
     quic_backend: str | None = None
+    resumed: bool | None = None
+    early_data: str | None = None
 
     @property
     def tfo_used(self) -> bool:

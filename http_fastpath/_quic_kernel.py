@@ -469,6 +469,9 @@ class KernelQuic:
         except tls.Alert as exc:
             self._tls_failed(exc)
 
+    def early_data_ready(self) -> bool:
+        return False  # 0-RTT and resumption are not wired for kernel QUIC (docs/http3.md)
+
     def receive(self, now: float) -> None:
         while not self._closed and not self._closed_by_peer:
             try:

@@ -4,21 +4,34 @@ Implements :class:`http_fastpath._h3._stream_layer.QuicBackend`. The UDP socket 
 :func:`http_fastpath._dialer.new_socket`, is connected to the server's address (so ICMP
 "port unreachable" surfaces as ``ECONNREFUSED``) and is non-blocking; the drivers in
 :mod:`http_fastpath._http3` wait on it.
+
+Resumption and 0-RTT: ``configuration.session_ticket`` resumes a session; tickets the
+server issues on an ``h3`` connection go to ``session_ticket_handler``. When the server
+refuses 0-RTT it has read none of the 0-RTT packets (RFC 9001 section 4.6.2: it installs
+no 0-RTT key and must not process them); they are declared lost at once, so their stream
+data goes again in the next 1-RTT flight rather than after a loss-detection timeout.
+RFC 9001 asks a client to reset its stream state on rejection; aioquic cannot, so the
+data goes again on the same streams. The server sees exactly a request first sent at
+1-RTT; ALPN is still checked (h3 or the connection fails) and the transport parameters
+in force are the ones of the new handshake.
 """
 
 from __future__ import annotations
 
 import collections
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._h3 import require_aioquic
 
 require_aioquic()
 
+from aioquic import tls  # noqa: E402
 from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
 from aioquic.quic.connection import QuicConnection, QuicConnectionAdapter  # noqa: E402
 from aioquic.quic.events import ConnectionTerminated, QuicEvent  # noqa: E402
+from aioquic.quic.packet import QuicPacketType  # noqa: E402
 
 from ._dialer import Address, new_socket  # noqa: E402
 from ._info import ConnectionInfo, TFOStatus  # noqa: E402
@@ -37,16 +50,27 @@ class UserspaceQuic:
 
     name = "userspace"
 
-    def __init__(self, address: Address, configuration: QuicConfiguration) -> None:
+    def __init__(
+        self,
+        address: Address,
+        configuration: QuicConfiguration,
+        *,
+        session_ticket_handler: Callable[[tls.SessionTicket], None] | None = None,
+    ) -> None:
         family, sockaddr = address
         self._addr = sockaddr
-        self._quic = QuicConnection(configuration=configuration)
+        self._ticket_handler = session_ticket_handler
+        self._quic = QuicConnection(
+            configuration=configuration,
+            session_ticket_handler=None if session_ticket_handler is None else self._on_ticket,
+        )
         # aioquic logs under "quic" through a private adapter: ours, under http_fastpath.quic
         self._quic._logger = QuicConnectionAdapter(
             quic_logger, dict(self._quic._logger.extra or {})
         )
         self._early: collections.deque[QuicEvent] = collections.deque()
         self._close_reported = False
+        self._zero_rtt = False  # 0-RTT keys installed, the server's answer not yet known
         self._sock = new_socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         try:
             self._sock.setblocking(False)
@@ -93,6 +117,10 @@ class UserspaceQuic:
 
     def start(self, now: float) -> None:
         self._quic.connect(self._addr, now)
+        self._zero_rtt = self._early_keys_installed()
+
+    def early_data_ready(self) -> bool:
+        return self._zero_rtt and not self._close_reported
 
     def receive(self, now: float) -> None:
         while True:
@@ -101,6 +129,10 @@ class UserspaceQuic:
             except (BlockingIOError, InterruptedError):
                 break
             self._quic.receive_datagram(data, self._addr, now)
+        if self._zero_rtt and self._quic.tls.state == tls.State.CLIENT_POST_HANDSHAKE:
+            self._zero_rtt = False
+            if not self._quic.tls.early_data_accepted:
+                self._resend_early(now)
         self._report_close_early()
 
     def transmit(self, now: float) -> None:
@@ -149,6 +181,35 @@ class UserspaceQuic:
 
     def close_socket(self) -> None:
         self._sock.close()
+
+    def _on_ticket(self, ticket: tls.SessionTicket) -> None:
+        # Only tickets of an h3 session: 0-RTT on it sends HTTP/3 before ALPN is confirmed.
+        if self._ticket_handler is not None and self._quic.tls.alpn_negotiated == "h3":
+            self._ticket_handler(ticket)
+
+    # The three helpers below read private state of the pinned aioquic release.
+
+    def _early_keys_installed(self) -> bool:
+        cryptos: Any = getattr(self._quic, "_cryptos", {})
+        pair = cryptos.get(tls.Epoch.ZERO_RTT)
+        return pair is not None and pair.send.is_valid()
+
+    def _resend_early(self, now: float) -> None:
+        """The server refused 0-RTT: what those packets carried is lost, send it again.
+
+        The server could not read them (it installed no 0-RTT key), so nothing in them
+        was delivered: declaring them lost (not a congestion signal) makes aioquic queue
+        their stream data for the next 1-RTT packet.
+        """
+        quic: Any = self._quic
+        space = quic._spaces[tls.Epoch.ONE_RTT]
+        early = [
+            packet
+            for packet in space.sent_packets.values()
+            if packet.packet_type == QuicPacketType.ZERO_RTT
+        ]
+        if early:
+            quic._loss._on_packets_lost(congestion_event=False, now=now, packets=early, space=space)
 
     def _report_close_early(self) -> None:
         # aioquic queues ConnectionTerminated only when its closing period (3 PTO) ends;

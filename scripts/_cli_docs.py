@@ -16,7 +16,14 @@ from pathlib import Path
 
 import trustme
 
-from http_fastpath.netlab import Server, enter_private_netns, next_loopback, set_sysctl
+from http_fastpath.netlab import (
+    Server,
+    enter_private_netns,
+    full_backlog,
+    next_loopback,
+    set_sysctl,
+    silent_listener,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,38 +34,66 @@ INTRO = """\
 
 | command | question |
 |---|---|
-| `doctor` | What does *this host* offer? TFO client/server bits, the TFO blackhole timer, MPTCP, its path-manager limits and endpoints, `TCP_IS_MPTCP`, kernel QUIC, the HTTP client libraries, the `HTTP_FASTPATH` opt-in. Every "no" comes with the command that enables it. |
+| `doctor` | What does *this host* offer? TFO client/server bits, the TFO blackhole timer, MPTCP, its path-manager limits and endpoints, `TCP_IS_MPTCP`, kernel QUIC, the HTTP client libraries, the `HTTP_FASTPATH` opt-in. Every "no" comes with the command that enables it, and a severity: `NO` only for what a client needs. |
 | `probe URL` | Does *this server* do TFO (cookie obtained, SYN data acknowledged), MPTCP (`MP_CAPABLE` answered: `TCP_IS_MPTCP`), HTTP/2 (ALPN `h2`) and HTTP/3 (`Alt-Svc`)? One line per feature, with the evidence. |
-| `get URL` | One request through the fastpath (httpx `FastpathTransport` or requests `FastpathAdapter`), with the proof and a curl-like timing breakdown. |
+| `get URL` | One request through the fastpath (httpx or httpx2 `FastpathTransport`, or requests `FastpathAdapter`), with the proof and a curl-like timing breakdown. |
 | `demo` | Show it working: stock vs fastpath connections to the lab's servers, as the server kernel saw them. |
 
 Output is plain text (colour only on a terminal; `NO_COLOR` switches it off) or JSON with
-`--json`. Progress appears on stderr only when stderr is a terminal. Bad input gives one line
-on stderr and a non-zero exit status: 2 for usage errors (bad URL, unknown flag, bad value),
-1 for everything else (unreachable host, certificate rejected, missing client library,
-`doctor --require` not met).
+`--json`. Progress appears on stderr only when stderr is a terminal. `COMMAND --help`
+describes each command. Bad input gives one line on stderr, never a traceback; with
+`--json` a failure also prints a JSON object on stdout with an `error` member
+(`kind`, `message`, `exit_status`), next to whatever the command had gathered (`get`
+keeps the responses that completed, also when interrupted with Ctrl-C).
+
+## Exit status
+
+| status | meaning |
+|---|---|
+| 0 | done (`doctor`: also when something is missing, unless `--require` names it) |
+| 1 | any other failure: connection refused, host not resolved, TLS rejected, no HTTP client library, `doctor --require` not met, `demo` saw no SYN data |
+| 2 | usage error: unknown flag, bad value, bad URL, `--http3` with an `http://` URL |
+| 22 | `get -f`: the HTTP status was 400 or more (the body is not printed, like curl) |
+| 28 | timeout: the connect or the read timeout ran out; the message says which (like curl) |
+| 130 | interrupted (Ctrl-C) |
+
+1, 2, 22 and 28 mean what they mean for curl; unlike curl, a refused connection or an
+unresolvable host is 1 (not 7 or 6), as in earlier releases.
 
 ## Flags
 
 - `doctor [--json] [--require LIST]` — `LIST` is a comma list of `tfo`, `tfo-server`,
-  `mptcp`, `tcp-is-mptcp`, `quic`, `requests`, `httpx`, `http2`, `env`; exit status 1 when one
-  of them is missing.
+  `mptcp`, `tcp-is-mptcp`, `quic`, `requests`, `httpx`, `httpx2`, `http2`, `env`; exit
+  status 1 when one of them is missing. Each check has a mark: `ok`; `NO`, missing and
+  needed by a client (TFO client bit, MPTCP); `opt`, not needed for a client (the TFO
+  server bit, kernel QUIC, a library you did not install, the `HTTP_FASTPATH` opt-in);
+  `WARN`; `--`, information. The last line says whether the host is healthy for a client.
+  In `--json` each check carries `status` (`ok`/`no`/`warn`/`info`: is it there?, as in
+  earlier releases) and `severity` (`ok`/`missing`/`optional`/`warn`/`info`: does a client
+  need it?), and the report a `healthy` boolean.
 - `probe URL [--json] [--cacert FILE] [-k/--insecure] [--timeout S]` — opens three fresh
   connections: two with TFO (the first asks for a cookie, the second uses it; the client
   kernel's `TCP_INFO` says whether the server acknowledged the SYN data; `ip tcp_metrics`
   shows the cached cookie) and one MPTCP socket (`TCP_IS_MPTCP`), which also sends a
   `GET` over HTTP/1.1 to read `Alt-Svc`. Only the base package is needed.
-- `get URL [--httpx | --requests | --http3] [--no-tfo] [--no-mptcp] [-X METHOD]
-  [-H 'Name: value']... [-d DATA | -d @FILE | -d @-] [-i] [-o FILE] [-L] [-f] [-v] [--repeat N]
-  [--json] [--cacert FILE] [-k] [--timeout S]` — the body goes to stdout (or `-o FILE`),
-  `-i` adds the response head, `-f` turns an HTTP status >= 400 into exit
-  status 22, `-v` writes the timings and the `ConnectionInfo` to stderr.
+- `get URL [--client httpx|requests|httpx2 | --httpx | --requests | --httpx2 | --http3]
+  [--no-tfo] [--no-mptcp] [--tfo-policy safe|always] [-X METHOD] [-H 'Name: value']...
+  [-d DATA | -d @FILE | -d @-] [-i] [-o FILE] [-L] [-f] [-v] [--repeat N] [--json]
+  [--cacert FILE] [-k] [--timeout S]` — the body goes to stdout (or `-o FILE`),
+  `-i` adds the response head, `-f` turns an HTTP status >= 400 into exit status 22
+  without printing the body, `-v` writes the timings and the `ConnectionInfo` to stderr.
+  The default client is httpx when it is installed, else requests, else httpx2.
+  `-X` takes any RFC 9110 method token (`M-SEARCH`, `PROPFIND`, ...). `--tfo-policy
+  always` lets any request ride in the SYN, a POST too (only for servers that tolerate a
+  duplicated request); the default `safe` sends only replay-safe ones early.
+  `--http3` needs an `https://` URL. `--timeout S` is the connect timeout and the read
+  timeout (between bytes); an error says which one ran out.
   Timings are seconds since the request started, like curl's `-w` (`time_namelookup`,
   `time_connect`, `time_appconnect`, `time_starttransfer`, `time_total`); with TFO the TCP
   handshake finishes *inside* the TLS handshake (the ClientHello rides in the SYN), so
   `connect` can come after the TLS start. `--repeat N` makes N requests, each on a fresh
   connection, and prints one line per connection: the second one shows the cookie paying
-  off. The default client is httpx when it is installed, else requests.
+  off.
 
 The enabling commands change the running kernel (run them as root; sysctls are per network
 namespace). To keep a setting across reboots, put it in a file under `/etc/sysctl.d/`, e.g.
@@ -66,6 +101,22 @@ namespace). To keep a setting across reboots, put it in a file under `/etc/sysct
 
 Everything below is real output, regenerated by `scripts/cli-docs` inside a private network
 namespace (loopback servers from `http_fastpath.netlab`; addresses and ports change per run).
+
+"""
+
+
+DEMO_INTRO = """
+## demo
+
+`http-fastpath demo` (also `scripts/demo`) builds the network lab (client and server
+network namespaces joined by an emulated 50 ms round trip), starts an HTTP and an HTTPS
+server in the server namespace and times cold requests (a new connection each) from stock
+requests / httpx and from `FastpathAdapter` / `FastpathTransport` /
+`AsyncFastpathTransport`, interleaved. *SYN data* is what the **server's** kernel saw for
+each connection; *TFO* is the client namespace's `TcpExt.TCPFastOpenActive` counter. It
+exits 1 if a fastpath row saw no SYN data. Where no lab can be built (no root, no user
+namespaces, no `/dev/net/tun`) it says why and falls back to a loopback proof (SYN data
+and MPTCP observed, no timing claim). Sample run (under 20 s):
 
 """
 
@@ -174,6 +225,26 @@ def main() -> int:
                 "\nA POST is not replay-safe, so it never rides in the SYN (`tfo_policy='safe'`):\n\n"
             )
             parts.append(sh(["get", fresh.url + "/echo", "-d", "hello", "-v"]))
+            parts.append(
+                "\n`--tfo-policy always` lets the POST ride in the SYN too (only for servers "
+                "that tolerate a duplicated request):\n\n"
+            )
+            parts.append(
+                sh(
+                    [
+                        "get",
+                        fresh.url + "/echo",
+                        "-d",
+                        "hello",
+                        "--tfo-policy",
+                        "always",
+                        "--repeat",
+                        "2",
+                        "-o",
+                        "/dev/null",
+                    ]
+                )  # fmt: skip
+            )
         parts.append(
             "\nHTTPS: the TLS ClientHello rides in the SYN from the second connection on:\n\n"
         )
@@ -216,10 +287,7 @@ def main() -> int:
         parts.append("\n`--json`:\n\n")
         parts.append(sh(["get", plain.url + "/", "--json"]))
         parts.append(_http3_section(ca, ca_file))
-        parts.append(
-            "\n## demo\n\n`http-fastpath demo` (also `scripts/demo`) shows the fast path at work "
-            "against the lab's servers, verified from the server kernel's side:\n\n"
-        )
+        parts.append(DEMO_INTRO)
         parts.append(sh(["demo"]))
         parts.append("\n## Errors\n\nOne line on stderr, non-zero exit status, no traceback:\n\n")
         parts.append(sh(["get", "not-a-url"]))
@@ -233,6 +301,20 @@ def main() -> int:
             )
         )
         parts.append(sh(["get", "https://127.0.0.1/", "--http3"]))
+        parts.append(sh(["get", plain.url + "/", "--http3"]))
+        parts.append(sh(["get", plain.url + "/status/404", "-f"]))
+        parts.append(
+            "\nA timeout is exit status 28, and says which wait ran out: no answer to the SYN "
+            "(a listener whose accept queue is full) or no response (a listener that never "
+            "answers):\n\n"
+        )
+        timeout_host = next_loopback()
+        with full_backlog(timeout_host) as port:
+            parts.append(sh(["get", f"http://{timeout_host}:{port}/", "--timeout", "1"]))
+        with silent_listener(timeout_host) as port:
+            parts.append(sh(["get", f"http://{timeout_host}:{port}/", "--timeout", "1"]))
+        parts.append("\nWith `--json` the error is a JSON object on stdout too:\n\n")
+        parts.append(sh(["get", f"http://{plain.host}:1/", "--json"]))
     (ROOT / "docs" / "cli.md").write_text("".join(parts))
     print(f"wrote {ROOT / 'docs' / 'cli.md'}")
     return 0

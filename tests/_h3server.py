@@ -2,8 +2,19 @@
 
 Routes: ``/`` (text), ``/echo`` (body back, ``x-method``), ``/bytes?n=N`` (N pseudo-random
 bytes, ``x-sha256`` of them), ``/status/NNN``, ``/reset`` (headers and 10 body bytes, then the
-stream is reset), ``/reset-early`` (reset before the headers), ``/slow?s=S`` (answers after S seconds). Records the requests it saw, the number of
-QUIC connections and the error code each connection was closed with.
+stream is reset), ``/reset-early`` (reset before the headers), ``/slow?s=S`` (answers after S seconds),
+``/too-early`` (425 when the request arrived in 0-RTT, RFC 8470). Records the requests it saw,
+the number of QUIC connections and the error code each connection was closed with.
+
+Session resumption and 0-RTT, from the server's side (the evidence the client's tests use):
+the server issues session tickets (single use, as aioquic's own example server keeps them)
+unless ``tickets=False``; ``early_data="accept"`` (default) takes 0-RTT on a resumed
+connection, ``"reject"`` resumes but refuses 0-RTT (EncryptedExtensions without
+``early_data``, no 0-RTT keys: the client's early packets cannot be read).
+:attr:`H3TestServer.handshakes` has ``(session_resumed, early_data_accepted)`` per
+connection as the server's TLS stack saw it, and :attr:`H3TestServer.epochs` the packet
+type (``"0rtt"`` or ``"1rtt"``) that carried the first STREAM frame of each request, in
+the order of :attr:`H3TestServer.requests`.
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
+from aioquic import tls
+from aioquic._buffer import Buffer
 from aioquic.asyncio import QuicConnectionProtocol, serve
 from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
@@ -27,10 +40,13 @@ from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import (
     ConnectionTerminated,
+    HandshakeCompleted,
     ProtocolNegotiated,
     QuicEvent,
     StopSendingReceived,
 )
+
+_STREAM_FRAMES = range(0x08, 0x10)
 
 
 def payload(n: int) -> bytes:
@@ -45,11 +61,53 @@ class _Protocol(QuicConnectionProtocol):
         super().__init__(*args, **kwargs)
         self._h3: H3Connection | None = None
         self._requests: dict[int, tuple[list[tuple[bytes, bytes]], bytearray]] = {}
+        self._first_epoch: dict[int, str] = {}
         self.server.connections += 1
+        self.server.protocols.append(self)
+        self._watch_stream_epochs()
+        if self.server.early_data == "reject":
+            self._refuse_early_data()
+
+    # aioquic has no switch for either of these; both hook private attributes of the pinned
+    # aioquic (1.7.2) on this server-side connection only, before its first datagram.
+
+    def _watch_stream_epochs(self) -> None:
+        """Note the packet type that carried the first STREAM frame of each stream."""
+        handlers = self._quic._QuicConnection__frame_handlers  # type: ignore[attr-defined]
+        for frame_type in _STREAM_FRAMES:
+            handler, epochs = handlers[frame_type]
+
+            def watched(context: Any, ftype: int, buf: Buffer, handler: Any = handler) -> None:
+                start = buf.tell()
+                stream_id = buf.pull_uint_var()
+                buf.seek(start)
+                name = "0rtt" if context.epoch == tls.Epoch.ZERO_RTT else "1rtt"
+                self._first_epoch.setdefault(stream_id, name)
+                handler(context, ftype, buf)
+
+            handlers[frame_type] = (watched, epochs)
+
+    def _refuse_early_data(self) -> None:
+        """Resume, but refuse 0-RTT: the 0-RTT read key is never installed and the
+        EncryptedExtensions (built after this callback) carry no ``early_data``."""
+        quic: Any = self._quic
+        install = quic._update_traffic_key
+
+        def update_traffic_key(
+            direction: tls.Direction, epoch: tls.Epoch, suite: tls.CipherSuite, secret: bytes
+        ) -> None:
+            if epoch == tls.Epoch.ZERO_RTT and direction == tls.Direction.DECRYPT:
+                quic.tls.early_data_accepted = False
+                return
+            install(direction, epoch, suite, secret)
+
+        quic._update_traffic_key = update_traffic_key
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ProtocolNegotiated) and event.alpn_protocol in H3_ALPN:
             self._h3 = H3Connection(self._quic)
+        elif isinstance(event, HandshakeCompleted):
+            self.server.handshakes.append((event.session_resumed, event.early_data_accepted))
         elif isinstance(event, ConnectionTerminated):
             self.server.close_codes.append(event.error_code)
         elif isinstance(event, StopSendingReceived):
@@ -91,6 +149,8 @@ class _Protocol(QuicConnectionProtocol):
         h = dict(headers)
         method, path = h[b":method"].decode(), h[b":path"].decode()
         self.server.requests.append((method, path, headers, bytes(body)))
+        epoch = self._first_epoch.get(sid, "1rtt")
+        self.server.epochs.append(epoch)
         url = urlsplit(path)
         query = parse_qs(url.query)
         if url.path == "/":
@@ -110,6 +170,11 @@ class _Protocol(QuicConnectionProtocol):
             asyncio.get_running_loop().call_later(0.1, self._reset, sid)
         elif url.path == "/reset-early":  # reset before any response
             self._reset(sid)
+        elif url.path == "/too-early":
+            if epoch == "0rtt":
+                self._send(sid, 425, b"too early", [])
+            else:
+                self._send(sid, 200, b"not too early", [])
         elif url.path == "/slow":
             delay = float(query["s"][0])
             loop = asyncio.get_running_loop()
@@ -121,11 +186,27 @@ class _Protocol(QuicConnectionProtocol):
 class H3TestServer:
     """``with H3TestServer(ca, "127.0.0.1") as srv: srv.url("/")``."""
 
-    def __init__(self, ca: trustme.CA, *identities: str, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        ca: trustme.CA,
+        *identities: str,
+        host: str = "127.0.0.1",
+        tickets: bool = True,
+        early_data: str = "accept",
+    ) -> None:
+        if early_data not in ("accept", "reject"):
+            raise ValueError(early_data)
         self.host = host
         self.port = 0
         self.connections = 0
+        self.tickets = tickets
+        self.early_data = early_data
         self.requests: list[tuple[str, str, list[tuple[bytes, bytes]], bytes]] = []
+        self.epochs: list[str] = []
+        self.handshakes: list[tuple[bool, bool]] = []
+        self.tickets_issued = 0
+        self.protocols: list[_Protocol] = []
+        self._ticket_store: dict[bytes, tls.SessionTicket] = {}
         self.close_codes: list[int] = []
         self.stop_sending: list[tuple[int, int]] = []
         self._cert = ca.issue_cert(*(identities or (host,)))
@@ -150,6 +231,24 @@ class H3TestServer:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(10)
+
+    def close_connections(self) -> None:
+        """Close every QUIC connection (H3_NO_ERROR), as a server going idle does; returns
+        once the CONNECTION_CLOSE datagrams were handed to the kernel."""
+
+        async def close_all() -> None:
+            for proto in self.protocols:
+                proto._quic.close(error_code=ErrorCode.H3_NO_ERROR)
+                proto.transmit()
+
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(5)
+
+    def forget_tickets(self) -> None:
+        """Lose every ticket issued so far (a server restart): the next handshake is full."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._ticket_store.clear)
+        self.wait_for(lambda: not self._ticket_store)
 
     def wait_for(self, cond: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Bounded wait for the server thread to record something."""
@@ -179,9 +278,23 @@ class H3TestServer:
         class Proto(_Protocol):
             server = server_self
 
+        def add_ticket(ticket: tls.SessionTicket) -> None:
+            self.tickets_issued += 1
+            self._ticket_store[ticket.ticket] = ticket
+
+        def pop_ticket(label: bytes) -> tls.SessionTicket | None:
+            return self._ticket_store.pop(label, None)  # single use: no replayed resumption
+
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._server = await serve(self.host, 0, configuration=config, create_protocol=Proto)
+        self._server = await serve(
+            self.host,
+            0,
+            configuration=config,
+            create_protocol=Proto,
+            session_ticket_fetcher=pop_ticket if self.tickets else None,
+            session_ticket_handler=add_ticket if self.tickets else None,
+        )
         self.port = self._server._transport.get_extra_info("sockname")[1]
         self._ready.set()
         await self._stop.wait()

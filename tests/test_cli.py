@@ -6,8 +6,11 @@ saw (``Server.records``): SYN data accepted, MPTCP in use.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import platform
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +22,7 @@ import trustme
 
 from http_fastpath import _capabilities
 from http_fastpath._cli import main
-from http_fastpath.netlab import Server, next_loopback
+from http_fastpath.netlab import Server, full_backlog, next_loopback, silent_listener
 
 from .conftest import server_tls
 
@@ -64,6 +67,10 @@ def _fresh_probe() -> Iterator[None]:
 # -- doctor ---------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(
+    tuple(int(p) for p in platform.release().split(".")[:2]) < (6, 10),
+    reason=f"TCP_IS_MPTCP needs Linux >= 6.10 (this is {platform.release()})",
+)
 def test_doctor_all_on_require_passes(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_cli(capsys, "doctor", "--require", "tfo,mptcp,tcp_is_mptcp")
     assert status == 0, out
@@ -162,7 +169,12 @@ def test_doctor_reports_env_opt_in_raw_value(
     assert "set to 'tfo,bogus': tfo for every" in checks["HTTP_FASTPATH"]["detail"]
     assert checks["problem"]["status"] == "warn" and "'bogus'" in checks["problem"]["detail"]
     assert checks["urllib3"]["status"] in ("ok", "warn")
-    assert checks["python"]["detail"].startswith("CPython") or checks["python"]["status"] == "info"
+    assert checks["python"]["detail"].endswith(f"{platform.python_version()} ({sys.executable})")
+    monkeypatch.setenv("HTTP_FASTPATH_HOSTS", ".internal.test,10.0.0.0/8")
+    monkeypatch.setenv("HTTP_FASTPATH_EXCLUDE", "legacy.internal.test")
+    status, out, _ = run_cli(capsys, "doctor", "--json")
+    detail = {c["name"]: c for c in json.loads(out)["checks"]}["HTTP_FASTPATH"]["detail"]
+    assert "connection to .internal.test, 10.0.0.0/8 except to legacy.internal.test" in detail
 
 
 def test_doctor_bad_require(capsys: pytest.CaptureFixture[str]) -> None:
@@ -299,16 +311,14 @@ def test_probe_with_tfo_client_off_says_unknown(
         (["get", "http://127.0.0.1/", "--repeat", "x"], 2, ["--repeat"]),
         (["probe", "http://127.0.0.1/", "--timeout", "-1"], 2, ["invalid timeout '-1'"]),
         (["probe", "https://127.0.0.1/", "--cacert", "/nonexistent.pem"], 2, ["--cacert"]),
-        (["get", "http://127.0.0.1/", "-d", "@/nonexistent.txt"], None, []),
+        (["get", "http://127.0.0.1/", "-d", "@/nonexistent.txt"], 2, ["cannot read"]),
     ],
 )
 def test_bad_input_one_line(
-    capsys: pytest.CaptureFixture[str], argv: list[str], status: int | None, needles: list[str]
+    capsys: pytest.CaptureFixture[str], argv: list[str], status: int, needles: list[str]
 ) -> None:
     code, out, err = run_cli(capsys, *argv)
-    assert code != 0
-    if status is not None:
-        assert code == status
+    assert code == status
     assert out == ""
     assert_one_line_error(err, *needles)
 
@@ -350,28 +360,20 @@ def test_probe_wrong_hostname(ca: trustme.CA, ca_file: str) -> None:
 def test_get_without_any_client_library(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "httpx", None)
-    monkeypatch.setitem(sys.modules, "requests", None)
+    for name in ("httpx", "requests", "httpx2"):
+        monkeypatch.setitem(sys.modules, name, None)
     with Server() as server:
         code, out, err = run_cli(capsys, "get", server.url)
         records = server.records
     assert code == 1 and out == ""
     assert_one_line_error(
-        err, "no HTTP client available", "pip install 'http_fastpath[httpx]'", "[requests]"
+        err,
+        "no HTTP client available",
+        "pip install 'http_fastpath[httpx]'",
+        "[requests]",
+        "[httpx2]",
     )
     assert records == []  # nothing was sent
-
-
-def test_get_http3_without_transport_is_a_clear_error(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    import http_fastpath
-
-    if any("3" in name and "Transport" in name for name in http_fastpath._LAZY):
-        pytest.skip("this build has an HTTP/3 transport")
-    code, _, err = run_cli(capsys, "get", "https://127.0.0.1/", "--http3")
-    assert code == 1
-    assert_one_line_error(err, "--http3", "no HTTP/3 transport")
 
 
 def test_main_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -394,7 +396,7 @@ def _client_or_skip(name: str) -> None:
         pytest.skip(str(exc))
 
 
-CLIENTS = ["httpx", "requests"]
+CLIENTS = ["httpx", "requests", "httpx2"]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -678,10 +680,6 @@ def test_get_http3_end_to_end(
     capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: str
 ) -> None:
     """``get --http3`` through the experimental transport (userspace QUIC where no kernel QUIC)."""
-    import http_fastpath
-
-    if "HTTP3Transport" not in http_fastpath._LAZY:
-        pytest.skip("this build has no HTTP/3 transport")
     pytest.importorskip("aioquic")
     from ._h3server import H3TestServer  # type: ignore[import-not-found,unused-ignore]
 
@@ -763,3 +761,428 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "--version")
     assert code == 0
     assert out.strip() == f"http-fastpath {http_fastpath.__version__}"
+
+
+# -- #18 item 8: timeouts, --json errors, -f, methods, IPv6, --http3, --tfo-policy, doctor ----
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_connect_and_read_timeouts_differ_exit_28(
+    capsys: pytest.CaptureFixture[str], client: str
+) -> None:
+    _client_or_skip(client)
+    host = next_loopback()
+    with full_backlog(host) as port:
+        code, out, err = run_cli(
+            capsys, "get", f"http://{host}:{port}/", "--client", client, "--timeout", "0.4"
+        )
+    assert code == 28 and out == ""
+    assert_one_line_error(err, f"{host}:{port}", "connect timed out after 0.4 s")
+    with silent_listener(host) as port:
+        code, out, err = run_cli(
+            capsys, "get", f"http://{host}:{port}/", "--client", client, "--timeout", "0.4"
+        )
+    assert code == 28 and out == ""
+    assert_one_line_error(err, f"{host}:{port}", "read timed out after 0.4 s")
+    assert "timed out: timed out" not in err
+
+
+def test_probe_connect_and_read_timeouts_differ_exit_28() -> None:
+    host = next_loopback()
+    with full_backlog(host) as port:
+        done = run_subprocess("probe", f"http://{host}:{port}/", "--timeout", "0.4")
+    assert done.returncode == 28, done.stderr
+    assert_one_line_error(done.stderr, f"{host}:{port}", "connect timed out after 0.4 s")
+    with silent_listener(host) as port:
+        done = run_subprocess("probe", f"http://{host}:{port}/", "--timeout", "0.4")
+    assert done.returncode == 28, done.stderr
+    assert_one_line_error(done.stderr, f"{host}:{port}", "read timed out after 0.4 s")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_json_error_is_a_json_object(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with Server() as server:
+        host, port = server.host, server.port
+    code, out, err = run_cli(
+        capsys, "get", f"http://{host}:{port}/", "--client", client, "--json", "--timeout", "3"
+    )
+    assert code == 1
+    assert_one_line_error(err, "Connection refused")
+    report = json.loads(out)
+    assert report["responses"] == [] and report["client"] == client
+    assert report["error"]["exit_status"] == 1
+    assert "Connection refused" in report["error"]["message"]
+    host = next_loopback()
+    with silent_listener(host) as port:
+        code, out, _ = run_cli(
+            capsys,
+            "get",
+            f"http://{host}:{port}/",
+            "--client",
+            client,
+            "--json",
+            "--timeout",
+            "0.3",
+        )
+    assert code == 28
+    assert json.loads(out)["error"]["kind"] == "read_timeout"
+
+
+def test_probe_and_usage_json_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with Server() as server:
+        host, port = server.host, server.port
+    code, out, err = run_cli(capsys, "probe", f"http://{host}:{port}/", "--json")
+    assert code == 1
+    assert_one_line_error(err, "Connection refused")
+    report = json.loads(out)
+    assert report["url"] == f"http://{host}:{port}/"
+    assert report["error"]["exit_status"] == 1 and report["error"]["kind"] == "error"
+    code, out, _ = run_cli(capsys, "get", "not-a-url", "--json")
+    assert code == 2
+    assert json.loads(out)["error"] == {
+        "kind": "usage",
+        "exit_status": 2,
+        "message": json.loads(out)["error"]["message"],
+    }
+    assert "invalid URL" in json.loads(out)["error"]["message"]
+
+
+class _OneThenSilent:
+    """Answers the first connection, then accepts one more and never answers it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((next_loopback(), 0))
+        self.sock.listen(8)
+        self.sock.settimeout(30)
+        self.host, self.port = self.sock.getsockname()[:2]
+        self.waiting = threading.Event()
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        for index in range(2):
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            conn.settimeout(30)
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            if index == 0:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            else:
+                self.waiting.set()
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_repeat_json_interrupted_keeps_completed_results(client: str) -> None:
+    import signal
+
+    _client_or_skip(client)
+    server = _OneThenSilent()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "http_fastpath", "get", f"http://{server.host}:{server.port}/",
+             "--client", client, "--repeat", "3", "--json", "--timeout", "30"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert server.waiting.wait(30), "the second request never arrived"
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    finally:
+        server.close()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == ["http-fastpath get: interrupted"]
+    report = json.loads(out)
+    assert [r["status"] for r in report["responses"]] == [200]
+    assert report["error"]["kind"] == "interrupted" and report["error"]["exit_status"] == 130
+
+
+class _MethodHandler(http.server.BaseHTTPRequestHandler):
+    """Records each method; ``/missing`` answers 404 with a body, anything else 200."""
+
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _any(self) -> None:
+        self.server.methods.append(self.command)
+        status = 404 if self.path.startswith("/missing") else 200
+        body = f"{status} body for {self.command}".encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _any
+
+
+setattr(_MethodHandler, "do_M-SEARCH", _MethodHandler._any)  # noqa: B010 (not an identifier)
+
+
+@contextlib.contextmanager
+def method_server(family: int = socket.AF_INET) -> Iterator[tuple[str, list[str]]]:
+    class _Server(http.server.ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+
+    host = "::1" if family == socket.AF_INET6 else next_loopback()
+    httpd = _Server((host, 0), _MethodHandler)
+    httpd.methods = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        yield f"http://{shown}:{port}", httpd.methods  # type: ignore[attr-defined]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_fail_prints_no_error_body(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with method_server() as (url, _):
+        code, out, err = run_cli(capsys, "get", url + "/missing", "--client", client, "-f")
+        assert code == 22 and out == ""
+        assert_one_line_error(err, "404", "--fail")
+        code, out, err = run_cli(capsys, "get", url + "/missing", "--client", client, "-f", "-i")
+        assert code == 22 and out == ""
+        code, out, _ = run_cli(capsys, "get", url + "/missing", "--client", client, "-f", "--json")
+        report = json.loads(out)  # --json: the report, with the error
+        assert code == 22 and [r["status"] for r in report["responses"]] == [404]
+        assert report["error"]["kind"] == "http_error" and report["error"]["exit_status"] == 22
+        code, out, _ = run_cli(capsys, "get", url + "/missing", "--client", client)
+        assert code == 0 and out == "404 body for GET"  # without -f the body is the output
+        code, out, _ = run_cli(capsys, "get", url + "/", "--client", client, "-f")
+        assert code == 0 and out == "200 body for GET"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_method_is_any_rfc9110_token(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    with method_server() as (url, methods):
+        code, out, err = run_cli(capsys, "get", url + "/", "--client", client, "-X", "M-SEARCH")
+    assert code == 0, err
+    assert out == "200 body for M-SEARCH"
+    assert methods == ["M-SEARCH"]
+
+
+@pytest.mark.parametrize("method", ["GE T", "GET/1", "GET:", "", "G\u00c9T"])
+def test_get_method_not_a_token_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], method: str
+) -> None:
+    code, out, err = run_cli(capsys, "get", "http://127.0.0.1:1/", "-X", method)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "-X", "token")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_verbose_brackets_ipv6_endpoints(
+    capsys: pytest.CaptureFixture[str], client: str
+) -> None:
+    _client_or_skip(client)
+    with Server(family=socket.AF_INET6) as server:
+        code, out, err = run_cli(capsys, "get", server.url + "/", "--client", client, "-v")
+    assert code == 0, err
+    assert out == "hello GET"
+    line = next(line for line in err.splitlines() if line.startswith("* connection: "))
+    assert line.endswith(f" -> [::1]:{server.port}"), line
+    assert " [::1]:" in line.split(" -> ")[0], line
+
+
+def test_get_http3_with_an_http_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with Server() as server:
+        code, out, err = run_cli(capsys, "get", server.url + "/", "--http3")
+        records = server.records
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "--http3", "https://")
+    assert records == []  # nothing went out over TCP
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_get_tfo_policy(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    _client_or_skip(client)
+    for policy, expected in (("safe", [False, False]), ("always", [False, True])):
+        with Server(tfo=True) as server:
+            code, out, err = run_cli(
+                capsys, "get", server.url + "/echo", "--client", client, "-d", "a=1",
+                "--repeat", "2", "--tfo-policy", policy, "--json",
+            )  # fmt: skip
+            records = server.records
+        assert code == 0, err
+        # The server's kernel saw the POST in the SYN only when the policy allowed it.
+        assert [r.syn_data for r in records] == expected, policy
+        infos = [r["connection"] for r in json.loads(out)["responses"]]
+        assert [i["tfo"] == "syn_data_acked" for i in infos] == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["--tfo-policy", "sometimes"], ["invalid TFO policy 'sometimes'", "'safe'", "'always'"]),
+        (["--tfo-policy", "always", "--http3"], ["--tfo-policy", "--http3"]),
+        (["--client", "curl"], ["--client", "'curl'"]),
+    ],
+)
+def test_get_bad_client_and_policy_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needles: list[str]
+) -> None:
+    code, out, err = run_cli(capsys, "get", "https://127.0.0.1:1/", *argv)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, *needles)
+
+
+def test_get_client_httpx2(capsys: pytest.CaptureFixture[str]) -> None:
+    _client_or_skip("httpx2")
+    with Server(tfo=True, mptcp=True) as server:
+        code, out, err = run_cli(
+            capsys, "get", server.url + "/", "--client", "httpx2", "--repeat", "2", "--json"
+        )
+        records = server.records
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["client"] == "httpx2"
+    assert [r["connection"]["tfo"] for r in report["responses"]] == [
+        "cookie_requested",
+        "syn_data_acked",
+    ]
+    assert [r.syn_data for r in records] == [False, True]
+    assert all(r.is_mptcp for r in records)
+
+
+def test_doctor_healthy_client_host_looks_healthy(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "1")  # the client bit only: all a client needs
+    status, out, _ = run_cli(capsys, "doctor", "--json")
+    assert status == 0
+    report = json.loads(out)
+    checks = {(c["section"], c["name"]): c for c in report["checks"]}
+    assert all(c["severity"] in ("ok", "optional", "warn", "info") for c in report["checks"])
+    server = checks[("TCP Fast Open", "server")]
+    assert (server["status"], server["severity"]) == ("no", "optional")  # status: unchanged
+    assert checks[("TCP Fast Open", "client")]["severity"] == "ok"
+    assert checks[("Multipath TCP", "enabled")]["severity"] == "ok"
+    assert checks[("Environment", "HTTP_FASTPATH")]["severity"] == "optional"
+    quic = checks[("HTTP/3", "kernel QUIC")]
+    assert quic["severity"] == ("ok" if quic["status"] == "ok" else "optional")
+    assert report["healthy"] is True
+    status, out, _ = run_cli(capsys, "doctor")
+    assert status == 0
+    lines = out.splitlines()
+    assert not [line for line in lines if line.split()[:1] == ["NO"]], out
+    assert next(line for line in lines if " server " in line).split()[0] == "opt"
+    assert lines[-1].startswith("healthy: everything a client needs is available"), lines[-1]
+
+
+def test_doctor_missing_client_feature_is_missing(
+    capsys: pytest.CaptureFixture[str], sysctl: Any
+) -> None:
+    sysctl("net.ipv4.tcp_fastopen", "2")
+    status, out, _ = run_cli(capsys, "doctor", "--json")
+    assert status == 0  # nothing required
+    report = json.loads(out)
+    checks = {(c["section"], c["name"]): c for c in report["checks"]}
+    assert checks[("TCP Fast Open", "client")]["severity"] == "missing"
+    assert checks[("TCP Fast Open", "server")]["severity"] == "ok"
+    assert report["healthy"] is False
+    _, out, _ = run_cli(capsys, "doctor")
+    assert out.splitlines()[-1].startswith("missing for a client: TCP Fast Open (client)")
+
+
+def test_doctor_libraries_not_installed_are_not_needed() -> None:
+    """``python -S``: no site-packages, so no HTTP client library at all."""
+    import os
+    from pathlib import Path
+
+    import http_fastpath
+
+    tree = str(Path(http_fastpath.__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "http_fastpath", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=tree),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    checks = {(c["section"], c["name"]): c for c in json.loads(done.stdout)["checks"]}
+    for name in ("requests", "httpx", "h2", "aioquic"):
+        check = checks[("Python", name)]
+        assert (check["status"], check["severity"]) == ("no", "optional"), check
+        assert check["enable"].startswith("pip install")
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        ("doctor", "enables each missing"),
+        ("demo", "stock and fastpath"),
+        ("probe", "Three fresh connections"),
+        ("get", "curl"),
+    ],
+)
+def test_every_command_help_has_a_description(
+    capsys: pytest.CaptureFixture[str], command: str, needle: str
+) -> None:
+    code, out, _ = run_cli(capsys, command, "--help")
+    assert code == 0
+    description = out.split("\n\n")[1]
+    assert not description.startswith(("positional arguments", "options")), out
+    assert needle in " ".join(description.split()), description
+
+
+def test_doctor_one_mptcp_proof_option_is_enough() -> None:
+    """A kernel older than 6.10 (no TCP_IS_MPTCP) still proves MPTCP with MPTCP_INFO."""
+    import dataclasses
+
+    from http_fastpath._capabilities import Feature, probe
+    from http_fastpath._cli_doctor_kernel import mptcp_checks
+
+    here = probe(refresh=True)
+    assert here.mptcp.available and here.mptcp_info.available
+    older = dataclasses.replace(
+        here,
+        tcp_is_mptcp=Feature(
+            "tcp_is_mptcp", False, "TCP_IS_MPTCP not supported (Operation not supported)"
+        ),
+    )
+    checks = {c.name: c for c in mptcp_checks(older)}
+    assert (checks["TCP_IS_MPTCP"].status, checks["TCP_IS_MPTCP"].severity) == ("no", "optional")
+    assert "MPTCP_INFO tells it here" in checks["TCP_IS_MPTCP"].detail
+    assert checks["MPTCP_INFO"].severity == "ok"
+    neither = dataclasses.replace(
+        older, mptcp_info=Feature("mptcp_info", False, "MPTCP_INFO: Operation not supported")
+    )
+    checks = {c.name: c for c in mptcp_checks(neither)}  # MPTCP works, unproven
+    assert checks["TCP_IS_MPTCP"].severity == "warn" and checks["MPTCP_INFO"].severity == "warn"
+    off = dataclasses.replace(neither, mptcp=Feature("mptcp", False, "MPTCP is disabled"))
+    assert {c.name: c.severity for c in mptcp_checks(off)}["TCP_IS_MPTCP"] == "missing"

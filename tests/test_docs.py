@@ -70,10 +70,8 @@ def test_docs_index_lists_every_page() -> None:
     assert not missing, f"docs/index.md does not link {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name", http_fastpath.__all__)
+@pytest.mark.parametrize("name", [n for n in http_fastpath.__all__ if n != "__version__"])
 def test_public_names_have_docstrings(name: str) -> None:
-    if name == "__version__":
-        return
     try:
         obj = getattr(http_fastpath, name)
     except ImportError as exc:  # an extra that is not installed

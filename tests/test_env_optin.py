@@ -157,6 +157,103 @@ def test_bad_value_warns_and_the_valid_part_applies(wheel_python: Path, tmp_path
     assert "valid: tfo, mptcp" in done.stderr
     assert [r.syn_data for r in records] == [False, True]  # tfo applied
     assert not any(r.is_mptcp for r in records)  # mptcp was not asked for
+    # Once (the .pth runs twice in a Python 3.11 venv), pointing at the environment rather
+    # than at the line of library code that happened to emit it.
+    assert done.stderr.count("unknown token") == 1, done.stderr
+    assert done.stderr.startswith("<environment>:0: FastpathEnvWarning: HTTP_FASTPATH:")
+    assert "http_fastpath" + os.sep not in done.stderr, done.stderr
+
+
+def test_warnings_as_errors_never_break_start_up(wheel_python: Path, tmp_path: Path) -> None:
+    """``PYTHONWARNINGS=error``: one line per bad value, no traceback, the valid part applies."""
+    env = {
+        "HTTP_FASTPATH": "tfo,bogus",
+        "HTTP_FASTPATH_LOG": "loud",
+        "PYTHONWARNINGS": "error",
+    }
+    with Server(tfo=True, mptcp=True) as server:
+        done = _run(wheel_python, SCRIPTS["requests"], [server.url + "/"] * 2, env, tmp_path)
+        records = server.records
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Error processing line" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    assert "HTTP_FASTPATH: unknown token 'bogus' ignored" in lines[0]
+    assert "HTTP_FASTPATH_LOG: unknown value 'loud' ignored" in lines[1]
+    assert [r.syn_data for r in records] == [False, True]  # tfo applied all the same
+    # A program that never imports an HTTP client is not even told (nothing to apply).
+    quiet = _run(wheel_python, "print('ok')", [], env, tmp_path)
+    assert quiet.returncode == 0 and quiet.stdout == "ok\n" and quiet.stderr == ""
+
+
+_MODULES = "import sys; print(' '.join(sorted(sys.modules)))"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HTTP_FASTPATH": "tfo,mptcp"},
+        {"HTTP_FASTPATH": "tfo", "HTTP_FASTPATH_LOG": "debug", "HTTP_FASTPATH_HOSTS": "x.test"},
+        {"HTTP_FASTPATH_LOG": "info"},
+        {"HTTP_FASTPATH": "tfo,bogus", "PYTHONWARNINGS": "error"},
+    ],
+)
+def test_start_up_adds_only_the_hook(
+    env: dict[str, str], wheel_python: Path, tmp_path: Path
+) -> None:
+    """With the opt-in set, start-up imports one small module; the rest waits for a client."""
+    others = {k: v for k, v in env.items() if not k.startswith("HTTP_FASTPATH")}
+    base = _run(wheel_python, _MODULES, [], others, tmp_path)
+    with_env = _run(wheel_python, _MODULES, [], env, tmp_path)
+    assert base.returncode == 0 and with_env.returncode == 0, with_env.stderr
+    assert with_env.stderr == ""
+    added = set(with_env.stdout.split()) - set(base.stdout.split())
+    assert added == {"_http_fastpath_env"}
+    for heavy in ("dataclasses", "inspect", "logging", "typing", "threading", "http_fastpath"):
+        assert heavy not in with_env.stdout.split()
+
+
+LOG_SCRIPT = """
+    import socket, sys, requests
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there: the connect is refused
+    session = requests.Session()
+    if "--adapter" in sys.argv:
+        import http_fastpath
+        session.mount("http://", http_fastpath.FastpathAdapter())
+    try:
+        session.get(f"http://127.0.0.1:{port}/", timeout=10)
+    except requests.ConnectionError:
+        print("refused")
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "args"),
+    [
+        ({"HTTP_FASTPATH": "tfo", "HTTP_FASTPATH_LOG": "debug"}, []),
+        ({"HTTP_FASTPATH_LOG": "DEBUG"}, ["--adapter"]),  # the log without the opt-in
+    ],
+)
+def test_log_lines_are_printed_once(
+    env: dict[str, str], args: list[str], wheel_python: Path, tmp_path: Path
+) -> None:
+    done = _run(wheel_python, LOG_SCRIPT, args, env, tmp_path)
+    assert done.returncode == 0 and done.stdout == "refused\n", done.stderr
+    lines = [line for line in done.stderr.splitlines() if "failed: [Errno" in line]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("http_fastpath.dial: connect to ('127.0.0.1', ")
+
+
+@pytest.mark.parametrize("level", ["error", "critical"])
+def test_log_level_error_is_accepted(level: str, wheel_python: Path, tmp_path: Path) -> None:
+    done = _run(
+        wheel_python, LOG_SCRIPT, [], {"HTTP_FASTPATH": "tfo", "HTTP_FASTPATH_LOG": level}, tmp_path
+    )
+    assert done.returncode == 0 and done.stdout == "refused\n"
+    assert done.stderr == ""  # accepted (no warning), and a DEBUG line is below the level
 
 
 def test_unset_variable_imports_nothing(wheel_python: Path, tmp_path: Path) -> None:
@@ -171,7 +268,9 @@ def test_unset_variable_imports_nothing(wheel_python: Path, tmp_path: Path) -> N
     assert done.returncode == 0
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     assert not {
-        m for m in imported if m.split(".")[0] in {"http_fastpath", "requests", "httpx", "httpx2"}
+        m
+        for m in imported
+        if m.split(".")[0] in {"http_fastpath", "_http_fastpath_env", "requests", "httpx", "httpx2"}
     }
     on = subprocess.run(
         [str(wheel_python), "-X", "importtime", "-c", "pass"],
@@ -181,12 +280,17 @@ def test_unset_variable_imports_nothing(wheel_python: Path, tmp_path: Path) -> N
         cwd=tmp_path,
     )
     modules = {line.rsplit("|", 1)[-1].strip() for line in on.stderr.splitlines()}
-    assert "http_fastpath._autoinstall" in modules  # the hook is active...
-    assert not {
-        m
-        for m in modules
-        if m.split(".")[0] in {"requests", "urllib3", "httpx", "httpcore", "httpx2", "httpcore2"}
-    }
+    assert "_http_fastpath_env" in modules  # the start-up hook is active...
+    waiting = {"http_fastpath", "requests", "urllib3", "httpx", "httpcore", "httpx2", "httpcore2"}
+    assert not {m for m in modules if m.split(".")[0] in waiting}  # ...for the first client
+    # Set but off: the hook stops at once; the program's HTTP clients stay untouched.
+    script = (
+        "import sys, requests, httpx; "
+        "print(any(hasattr(f, '_http_fastpath_hook') for f in sys.meta_path), "
+        "sorted(m for m in sys.modules if 'fastpath' in m))"
+    )
+    off = _run(wheel_python, script, [], {"HTTP_FASTPATH": "off"}, tmp_path)
+    assert off.returncode == 0 and off.stdout == "False ['_http_fastpath_env']\n", off.stderr
 
 
 @pytest.mark.parametrize(
@@ -306,3 +410,90 @@ def test_install_refuses_what_is_not_options(bad: object) -> None:
     with pytest.raises(OptionError, match="invalid value for options: .*FastpathOptions"):
         http_fastpath.install(bad)  # type: ignore[arg-type]
     assert http_fastpath.status()["active"] is False
+
+
+@pytest.mark.parametrize("client", sorted(SCRIPTS))
+@pytest.mark.parametrize("variable", ["HTTP_FASTPATH_EXCLUDE", "HTTP_FASTPATH_HOSTS"])
+def test_hosts_left_out_get_stock_connections(
+    variable: str,
+    client: str,
+    wheel_python: Path,
+    tmp_path: Path,
+    ca: trustme.CA,
+    ca_file: str,
+) -> None:
+    """A host left out by HTTP_FASTPATH_EXCLUDE / _HOSTS gets no SYN data and no MPTCP."""
+    if client.startswith("httpx2"):
+        pytest.importorskip("httpx2", reason="httpx2 is not installed (it needs Python >= 3.11)")
+    left_out, fast = next_loopback(), next_loopback()
+    env = {
+        "SSL_CERT_FILE": ca_file,
+        "REQUESTS_CA_BUNDLE": ca_file,
+        "HTTP_FASTPATH": "tfo,mptcp",
+        # by address, as NO_PROXY matches it (the other one only in a network around it)
+        variable: left_out if variable == "HTTP_FASTPATH_EXCLUDE" else f"{fast}/32, x.test",
+    }
+    with (
+        Server(tfo=True, mptcp=True, host=left_out) as out_plain,
+        Server(tfo=True, mptcp=True, tls=server_tls(ca, left_out), host=left_out) as out_tls,
+        Server(tfo=True, mptcp=True, host=fast) as fast_plain,
+        Server(tfo=True, mptcp=True, tls=server_tls(ca, fast), host=fast) as fast_tls,
+    ):
+        servers = (out_plain, out_tls, fast_plain, fast_tls)
+        urls = [s.url + "/" for s in servers for _ in range(3)]
+        done = _run(wheel_python, SCRIPTS[client], urls, env, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        records = [list(s.records) for s in servers]
+    for left in records[:2]:  # stock: no data in the SYN, plain TCP
+        assert [(r.syn_data, r.is_mptcp) for r in left] == [(False, False)] * 3
+    # The kernel keeps TCP Fast Open cookies per server address: the TLS server (same
+    # address, another port) gets data in its very first SYN.
+    assert [(r.syn_data, r.is_mptcp) for r in records[2]] == [(False, True)] + [(True, True)] * 2
+    assert [(r.syn_data, r.is_mptcp) for r in records[3]] == [(True, True)] * 3
+
+
+@pytest.mark.parametrize("client_name", ["httpx", "httpx2"])
+def test_install_with_exclude_in_process(client_name: str) -> None:
+    """The excluded host's connections are the clients' own (no proof attached)."""
+    import asyncio
+
+    import requests
+    import urllib3
+
+    import http_fastpath
+    from http_fastpath import FastpathOptions, OptionError
+
+    client = pytest.importorskip(client_name, reason=f"{client_name} is not installed")
+    with pytest.raises(OptionError, match="invalid value for exclude: 'a:b'"):
+        http_fastpath.install(exclude="a:b")
+    assert http_fastpath.status()["active"] is False
+
+    async def async_proof(url: str) -> bool:
+        async with client.AsyncClient() as c:
+            return http_fastpath.connection_info(await c.get(url)) is not None
+
+    left_out = next_loopback()
+    with Server(tfo=True, host=left_out) as out, Server(tfo=True) as fast:
+        http_fastpath.install(FastpathOptions(mptcp=False), exclude=[left_out, ".internal.test"])
+        try:
+            state = http_fastpath.status()
+            assert state["exclude"] == [left_out, ".internal.test"] and state["hosts"] is None
+            proofs = []
+            for server in (out, fast):
+                url = server.url + "/"
+                with requests.Session() as session:
+                    proofs.append(http_fastpath.connection_info(session.get(url)) is not None)
+                with client.Client() as c:
+                    proofs.append(http_fastpath.connection_info(c.get(url)) is not None)
+                proofs.append(asyncio.run(async_proof(url)))
+                pool = urllib3.PoolManager().connection_from_url(url)
+                conn = pool.ConnectionCls(host=server.host, port=server.port)
+                proofs.append(type(conn) is not urllib3.connection.HTTPConnection)
+        finally:
+            http_fastpath.uninstall()
+        assert http_fastpath.status()["exclude"] is None
+        records = (list(out.records), list(fast.records))
+    assert proofs == [False] * 4 + [True] * 4
+    assert [r.syn_data for r in records[0]] == [False] * 3
+    assert [r.syn_data for r in records[1]] == [False, True, True]

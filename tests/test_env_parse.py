@@ -95,3 +95,58 @@ def test_bad_memory_tuning_is_named_and_ignored(name: str, value: str) -> None:
     assert name in problem and repr(value) in problem
     assert config.options == FastpathOptions(tfo=True, mptcp=False)
     assert config.memory_size is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "level"),
+    [
+        ("debug", "debug"),
+        ("INFO", "info"),
+        ("warning", "warning"),
+        ("warn", "warning"),
+        (" error ", "error"),
+        ("critical", "critical"),
+        ("FATAL", "critical"),
+    ],
+)
+def test_every_standard_log_level_name(raw: str, level: str) -> None:
+    config = parse_environ({"HTTP_FASTPATH_LOG": raw})
+    assert config.log_level == level and not config.problems
+    assert config.options is None  # HTTP_FASTPATH_LOG alone asks for no fast path
+
+
+def test_bad_log_level_lists_the_valid_ones() -> None:
+    (problem,) = parse_environ({"HTTP_FASTPATH_LOG": "loud"}).problems
+    assert problem.startswith("HTTP_FASTPATH_LOG: unknown value 'loud' ignored")
+    assert "debug, info, warning, error, critical" in problem
+
+
+def test_host_variables() -> None:
+    config = parse_environ(
+        {
+            "HTTP_FASTPATH": "tfo",
+            "HTTP_FASTPATH_HOSTS": " .Example.COM, 10.0.0.0/8 api.test:8443 ",
+            "HTTP_FASTPATH_EXCLUDE": "internal.example.com",
+        }
+    )
+    assert not config.problems
+    assert config.hosts == (".example.com", "10.0.0.0/8", "api.test:8443")
+    assert config.exclude == ("internal.example.com",)
+    unset = parse_environ({"HTTP_FASTPATH": "tfo", "HTTP_FASTPATH_HOSTS": " , "})
+    assert unset.hosts is None and unset.exclude is None and not unset.problems
+
+
+def test_bad_host_entries_are_named_and_the_valid_ones_apply() -> None:
+    config = parse_environ(
+        {"HTTP_FASTPATH": "tfo", "HTTP_FASTPATH_EXCLUDE": "ok.test,10.0.0.0/33,a:b,[x]"}
+    )
+    assert config.exclude == ("ok.test",)
+    assert [p.split(" ignored")[0] for p in config.problems] == [
+        "HTTP_FASTPATH_EXCLUDE: '10.0.0.0/33'",
+        "HTTP_FASTPATH_EXCLUDE: 'a:b'",
+        "HTTP_FASTPATH_EXCLUDE: '[x]'",
+    ]
+    assert "CIDR" in config.problems[0]
+    # Nothing valid left in HTTP_FASTPATH_HOSTS: no host gets the fast path (not every host).
+    only_bad = parse_environ({"HTTP_FASTPATH": "tfo", "HTTP_FASTPATH_HOSTS": "a:b"})
+    assert only_bad.hosts == () and len(only_bad.problems) == 1

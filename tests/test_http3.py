@@ -266,7 +266,10 @@ def test_client_certificates_are_refused_with_a_clear_error() -> None:
             cls(cert="client.pem")  # type: ignore[call-arg]
 
 
-def test_auto_backend_uses_userspace_here(h3: H3TestServer, ca_file: str) -> None:
+def test_auto_backend_is_the_kernel_only_where_the_kernel_offers_quic(
+    h3: H3TestServer, ca_file: str
+) -> None:
+    """``backend="auto"``: kernel QUIC where the probe finds ``IPPROTO_QUIC``, else userspace."""
     expected = "kernel" if http_fastpath.probe().kernel_quic.available else "userspace"
     with httpx.Client(transport=HTTP3Transport(verify=ca_file)) as c:
         info = connection_info(c.get(h3.url("/")))
@@ -417,12 +420,15 @@ def test_requests_threads_share_one_connection(ca: trustme.CA, ca_file: str) -> 
         assert srv.connections == 1
 
 
-def test_requests_adapter_pickles(session: requests.Session) -> None:
+def test_requests_adapter_pickles() -> None:
     import pickle
 
     adapter = HTTP3Adapter(backend="userspace", max_retries=2)
     clone = pickle.loads(pickle.dumps(adapter))
     assert clone._h3_backend == "userspace"
     assert clone.max_retries.total == 2
+
+
+def test_requests_adapter_refuses_client_certificates(session: requests.Session) -> None:
     with pytest.raises(OptionError, match="cert"):
         session.get("https://127.0.0.1:9/", cert="client.pem")

@@ -18,7 +18,7 @@ import trustme
 
 from http_fastpath import connection_info
 from http_fastpath._dialer import new_socket
-from http_fastpath.netlab import Server, next_loopback
+from http_fastpath.netlab import Server, full_backlog, next_loopback
 
 from ._httpx_util import run_async
 from ._stack import AsyncFastpathTransport, FastpathTransport, httpx
@@ -82,23 +82,6 @@ def listener(host: str, backlog: int) -> Iterator[tuple[socket.socket, int]]:
         yield sock, sock.getsockname()[1]
     finally:
         sock.close()
-
-
-@contextmanager
-def full_backlog(host: str) -> Iterator[int]:
-    """A listener whose accept queue is full: new SYNs are dropped (a connect timeout)."""
-    with listener(host, 0) as (_, port):
-        fillers = []
-        try:
-            for _ in range(3):
-                s = new_socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-                s.setblocking(False)
-                s.connect_ex((host, port))
-                fillers.append(s)
-            yield port
-        finally:
-            for s in fillers:
-                s.close()
 
 
 def active_opens() -> int:

@@ -112,7 +112,7 @@ def test_sixteen_tasks_hundred_requests(
 @pytest.mark.parametrize("lib", ASYNC_LIBS)
 def test_cancelled_connect_leaks_nothing(lib: str) -> None:
     """Cancelling a request while its (TFO) connect waits for the SYN-ACK closes the socket."""
-    from .test_httpx_errors import full_backlog
+    from http_fastpath.netlab import full_backlog
 
     host = next_loopback()
 

@@ -4,6 +4,12 @@
 and routes HTTP/3 events to per-request :class:`StreamState` objects. It never blocks and
 never reads the clock: the sync and async drivers (:mod:`http_fastpath._http3`) wait on
 :meth:`H3Client.fileno` and call :meth:`H3Client.step` with ``now``.
+
+0-RTT: when the backend resumes a session that allows early data
+(:meth:`~._stream_layer.QuicBackend.early_data_ready`), the HTTP/3 layer starts at once
+and :meth:`H3Client.send_request` accepts ``early=True`` requests before the handshake
+completes. Which requests may go early is the caller's decision
+(:func:`._resumption.may_send_early`); each one's outcome is ``StreamState.early``.
 """
 
 from __future__ import annotations
@@ -77,10 +83,12 @@ def request_headers(
 class StreamState:
     """One request stream: the response as it arrives."""
 
-    __slots__ = ("chunks", "ended", "error", "headers", "status", "stream_id")
+    __slots__ = ("chunks", "early", "ended", "error", "headers", "status", "stream_id")
 
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
+        #: None (sent at 1-RTT), "sent" (in 0-RTT, outcome unknown), "accepted", "rejected"
+        self.early: str | None = None
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: collections.deque[bytes] = collections.deque()
@@ -115,7 +123,11 @@ class H3Client:
         self.handshake_done = False
         self.error: Exception | None = None
         self.alpn: str | None = None
+        #: from the handshake: the TLS session was resumed; the server took 0-RTT
+        self.resumed: bool | None = None
+        self.early_data_accepted: bool | None = None
         self._h3: H3Connection | None = None
+        self._sent_early: list[StreamState] = []
         self._streams: dict[int, StreamState] = {}
         self._closed = False
         self._terminated = False  # the peer (or the QUIC layer) ended the connection
@@ -130,10 +142,28 @@ class H3Client:
         """True while new requests may be sent on this connection."""
         return self.handshake_done and self.error is None and not self._closed
 
+    @property
+    def early_open(self) -> bool:
+        """True while the handshake is under way and requests may go in 0-RTT."""
+        return (
+            self._h3 is not None
+            and not self.handshake_done
+            and self.error is None
+            and not self._closed
+        )
+
+    @property
+    def alive(self) -> bool:
+        """True while the connection can still carry requests (now or once handshaken)."""
+        return self.usable or self.early_open
+
     def start(self, now: float) -> None:
-        """Queue and send the first flight of the handshake."""
+        """Queue and send the first flight of the handshake (with 0-RTT keys when the
+        backend resumes a session that allows early data)."""
         try:
             self.backend.start(now)
+            if self.backend.early_data_ready():
+                self._h3 = H3Connection(cast("QuicConnection", self.backend))
             self.backend.transmit(now)
         except OSError as exc:
             self._fail(self._os_error(exc))
@@ -197,13 +227,23 @@ class H3Client:
         path: bytes,
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes,
+        *,
+        early: bool = False,
     ) -> StreamState:
-        """Open a request stream and queue the request (sent by the next :meth:`step`)."""
-        if self._h3 is None or not self.usable:
+        """Open a request stream and queue the request (sent by the next :meth:`step`).
+
+        Before the handshake completes only with ``early=True`` and :attr:`early_open`:
+        the request then rides in 0-RTT.
+        """
+        sent_early = early and self.early_open
+        if self._h3 is None or not (self.usable or sent_early):
             raise self.error or H3StreamError("the HTTP/3 connection is not established")
         stream_id = self.backend.get_next_available_stream_id()
         state = StreamState(stream_id)
         self._streams[stream_id] = state
+        if sent_early:
+            state.early = "sent"
+            self._sent_early.append(state)
         h3_headers = request_headers(method, scheme, authority, path, headers)
         self._h3.send_headers(stream_id, h3_headers, end_stream=not body)
         if body:
@@ -257,6 +297,12 @@ class H3Client:
 
     def _on_handshake(self, event: HandshakeCompleted) -> None:
         self.alpn = event.alpn_protocol
+        self.resumed = event.session_resumed
+        self.early_data_accepted = event.early_data_accepted
+        outcome = "accepted" if event.early_data_accepted else "rejected"
+        for state in self._sent_early:
+            state.early = outcome
+        self._sent_early.clear()
         if event.alpn_protocol != "h3":
             self._fail(
                 H3TLSError(
@@ -269,7 +315,8 @@ class H3Client:
         self.handshake_done = True
         # H3Connection is typed against QuicConnection; QuicStreamLayer is exactly the
         # subset it calls (checked by tests/test_http3_core.py).
-        self._h3 = H3Connection(cast("QuicConnection", self.backend))
+        if self._h3 is None:
+            self._h3 = H3Connection(cast("QuicConnection", self.backend))
 
     def _on_terminated(self, event: ConnectionTerminated) -> None:
         self._terminated = True

@@ -77,6 +77,13 @@ class QuicBackend(QuicStreamLayer, Protocol):
     def start(self, now: float) -> None:
         """Begin the handshake (the first flight is queued; call :meth:`transmit`)."""
 
+    def early_data_ready(self) -> bool:
+        """True after :meth:`start` when stream data may be sent before the handshake
+        completes: the connection resumes a session whose ticket allows 0-RTT and the
+        0-RTT keys are installed. Whether the server took it comes with
+        ``HandshakeCompleted.early_data_accepted``; data it refused is sent again at
+        1-RTT by the backend (the application sends nothing twice)."""
+
     def receive(self, now: float) -> None:
         """Read everything the socket has (never blocks); raises OSError on socket errors."""
 

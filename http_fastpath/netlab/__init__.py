@@ -13,7 +13,7 @@ from ._lab import SERVICE_ADDRESS, Lab, LabError, Namespace, PathSpec, counters_
 from ._netns import enter as enter_private_netns
 from ._netns import get_sysctl, set_sysctl, skip_reason, sysctl
 from ._proxy import Proxy
-from ._servers import Accepted, Server, next_loopback
+from ._servers import Accepted, Server, full_backlog, next_loopback, silent_listener
 
 __all__ = [
     "SERVICE_ADDRESS",
@@ -26,9 +26,11 @@ __all__ = [
     "Proxy",
     "Server",
     "enter_private_netns",
+    "full_backlog",
     "get_sysctl",
     "next_loopback",
     "set_sysctl",
+    "silent_listener",
     "skip_reason",
     "sysctl",
 ]

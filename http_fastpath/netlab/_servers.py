@@ -6,6 +6,7 @@ destination address) never leak from one test to another.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import http.server
@@ -17,6 +18,7 @@ import socketserver
 import ssl
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 from .. import _linux
@@ -245,3 +247,36 @@ class Server:
     def stop(self) -> None:
         self.httpd.stop()
         self._thread.join(5)
+
+
+@contextlib.contextmanager
+def silent_listener(host: str, backlog: int = 8) -> Iterator[int]:
+    """Yield the port of a listener nobody accepts on.
+
+    The kernel completes handshakes and no byte ever comes back: a *read* timeout.
+    """
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        sock.listen(backlog)
+        yield sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def full_backlog(host: str) -> Iterator[int]:
+    """Yield the port of a listener whose accept queue is full.
+
+    The kernel drops new SYNs: a *connect* timeout (three filler connections fill a
+    ``listen(0)`` queue on Linux).
+    """
+    with silent_listener(host, 0) as port:
+        fillers: list[socket.socket] = []
+        try:
+            for _ in range(3):
+                filler = socket.socket()
+                fillers.append(filler)
+                filler.setblocking(False)
+                filler.connect_ex((host, port))
+            yield port
+        finally:
+            for filler in fillers:
+                filler.close()
