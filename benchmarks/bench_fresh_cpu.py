@@ -10,7 +10,7 @@ seen the server answer MPTCP in plain TCP. Stock and fastpath are interleaved in
 (the order alternating); CPU is the client process's ``process_time``, wall the
 ``perf_counter``; each figure is the median over the rounds of the per-request mean.
 
-    sudo python -m benchmarks.bench_fresh_cpu [--requests 1200] [--rounds 8]
+    sudo python -m benchmarks.bench_fresh_cpu [--requests 2400] [--rounds 24]
 """
 
 from __future__ import annotations
@@ -214,8 +214,8 @@ MODES = ("fresh", "keep-alive", "bulk")
 
 
 def measure(
-    requests: int = 1200,
-    rounds: int = 8,
+    requests: int = 2400,
+    rounds: int = 24,
     log: Callable[[str], None] = print,
     modes: tuple[str, ...] = MODES,
     clients: tuple[str, ...] = tuple(CLIENTS),
@@ -305,7 +305,7 @@ def _variant(name: str, options: Any) -> Callable[..., tuple[Runner, Callable[[]
 
 
 def measure_memory(
-    requests: int = 1200, rounds: int = 8, log: Callable[[str], None] = print
+    requests: int = 2400, rounds: int = 24, log: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
     """The MPTCP fallback, paid once: fresh plain-HTTP connections to a server without MPTCP.
 
@@ -362,8 +362,8 @@ def measure_memory(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1200, help="per variant and row")
-    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds")
+    parser.add_argument("--requests", type=int, default=2400, help="per variant and row")
+    parser.add_argument("--rounds", type=int, default=24, help="interleaved rounds")
     parser.add_argument("--mode", choices=MODES, action="append", help="only these modes")
     parser.add_argument("--client", choices=tuple(CLIENTS), action="append", help="only these")
     args = parser.parse_args(argv)
