@@ -311,7 +311,7 @@ class Proof:
             return  # nobody can look, or somebody did
         record = self._record
         try:
-            if record.tcp_info_raw is None or record.is_mptcp is not None:
+            if record.tcp_info_raw is None or sock.proto == _MPTCP:
                 self._snapshot = _Snapshot(record, sock)  # more to read than the address
             else:
                 self._local = sock.getsockname()
