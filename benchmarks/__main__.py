@@ -26,7 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20, help="cold TTFB samples per row (>= 20)")
     parser.add_argument(
         "--only",
-        choices=["calibration", "cold", "keepalive", "cpu", "mptcp", "eyeballs", "startup"],
+        choices=[
+            "calibration",
+            "cold",
+            "keepalive",
+            "cpu",
+            "memory",
+            "tls",
+            "mptcp",
+            "eyeballs",
+            "startup",
+        ],
         action="append",
         help="run only these parts (default: all)",
     )
@@ -51,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             "cold",
             "keepalive",
             "cpu",
+            "memory",
+            "tls",
             "mptcp",
             "eyeballs",
             "startup",
@@ -81,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
                 from .bench_fresh_cpu import measure
 
                 results["cpu"] = {"rows": measure(log=log)}
+            elif part == "memory":
+                from .bench_fresh_cpu import measure_memory
+
+                results["memory"] = {"rows": measure_memory(log=log)}
+            elif part == "tls":
+                from .bench_tls_context import measure as measure_tls
+
+                results["tls"] = {"rows": measure_tls(log=log)}
             elif part == "eyeballs":
                 from .bench_eyeballs import measure as measure_eyeballs
 

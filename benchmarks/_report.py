@@ -160,6 +160,17 @@ def _targets(results: dict[str, Any]) -> list[str]:
             f"| client CPU, {r['mode']} {r['scheme']}, {r['client']}: ≤ 1.02 × stock | "
             f"{r['ratio']:.3f} | {_check(r['ratio'] <= 1.02)} |"
         )
+        if "wall_ratio" in r:
+            lines.append(
+                f"| wall time, {r['mode']} {r['scheme']}, {r['client']}: ≤ 1.02 × stock | "
+                f"{r['wall_ratio']:.3f} | {_check(r['wall_ratio'] <= 1.02)} |"
+            )
+    for r in results.get("tls", {}).get("rows", []):
+        if _bundle_row(r):
+            lines.append(
+                f"| TLS set-up CPU, {r['client']} ({r['unit']}), {r['verify']}, system-size "
+                f"bundle: ≤ 0.25 × stock | {r['ratio']:.3f} | {_check(r['ratio'] <= 0.25)} |"
+            )
     for r in results.get("eyeballs", {}).get("rows", []):
         if r["scenario"].startswith("silent"):
             lines.append(
@@ -197,6 +208,11 @@ def _targets(results: dict[str, Any]) -> list[str]:
             f"| MPTCP failover completes intact | {done}/{len(runs)} runs | {_check(ok)} |"
         )
     return [*lines, ""]
+
+
+def _bundle_row(r: dict[str, Any]) -> bool:
+    """A TLS row where stock loads a CA bundle (httpx's ``verify=False`` loads none)."""
+    return r["verify"] != "verify=False" or r["client"] == "requests"
 
 
 def write(results: dict[str, Any], out: Path) -> None:
@@ -338,22 +354,79 @@ def write(results: dict[str, Any], out: Path) -> None:
         md.append("")
     if "cpu" in results:
         md += [
-            "## Client CPU per request (loopback)",
+            "## Client CPU and wall time per request (loopback)",
             "",
-            "Client-process CPU (`process_time`) per request against a TCP Fast Open server on",
-            "loopback, where TFO cannot save anything: *fresh* answers with `Connection: close`",
-            "so every request opens a new connection through the same client; *keep-alive*",
-            "reuses one. Default options (TFO + MPTCP) after the learning connection, so the",
+            "Client-process CPU (`process_time`) and wall time (`perf_counter`) per request",
+            "against a TCP Fast Open server on loopback (a forked process with workers started",
+            "up front, as a pre-forked server has), where TFO cannot save anything: *fresh*",
+            "answers with `Connection: close`, so every request opens a new connection through",
+            "the same client; *keep-alive* reuses one; *bulk* downloads 32 MB over one",
+            "connection. Default options (TFO + MPTCP) after the learning connection, so the",
             "destination memory gives the plain-TCP server plain TCP sockets. Stock and",
-            "fastpath interleaved (`benchmarks/bench_fresh_cpu.py`).",
+            "fastpath interleaved in rounds (order alternating); medians over the rounds of",
+            "the per-request means (`benchmarks/bench_fresh_cpu.py`). HTTPS: requests with",
+            "`verify=<test CA file>` (stock loads it for every connection, the fastpath's",
+            "context is shared: see the TLS section), httpx with one `SSLContext` of the",
+            "caller's (never shared, so the same work on both sides).",
             "",
-            "| mode | scheme | client | stock µs | fastpath µs | ratio |",
-            "|---|---|---|---|---|---|",
+            "| mode | scheme | client | stock CPU µs | fastpath CPU µs | CPU ratio | stock wall µs | fastpath wall µs | wall ratio |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in results["cpu"]["rows"]:
+            wall = "| |"
+            if "wall_ratio" in r:
+                wall = (
+                    f"{r['stock_wall_us']:.1f} | {r['fast_wall_us']:.1f} | "
+                    f"**{r['wall_ratio']:.3f}**"
+                )
             md.append(
                 f"| {r['mode']} | {r['scheme']} | {r['client']} | {r['stock_cpu_us']:.1f} | "
-                f"{r['fast_cpu_us']:.1f} | **{r['ratio']:.3f}** |"
+                f"{r['fast_cpu_us']:.1f} | **{r['ratio']:.3f}** | {wall} |"
+            )
+        md.append("")
+    if "memory" in results:
+        md += [
+            "## Destination memory: the MPTCP fallback, paid once",
+            "",
+            "Fresh plain-HTTP connections to a server without MPTCP, fastpath against fastpath",
+            "(client CPU per request, interleaved): with the default options the destination",
+            "memory gives the server plain TCP sockets after the first connection, so the",
+            "cost should match `mptcp=False`; `mptcp_relearn=0` asks again on every",
+            "connection (an MPTCP socket that falls back to TCP each time): what the memory",
+            "saves.",
+            "",
+            "| client | variant | variant CPU µs | `mptcp=False` CPU µs | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for r in results["memory"]["rows"]:
+            md.append(
+                f"| {r['client']} | {r['variant']} | {r['variant_cpu_us']:.1f} | "
+                f"{r['mptcp_off_cpu_us']:.1f} | **{r['ratio']:.3f}** |"
+            )
+        md.append("")
+    if "tls" in results:
+        md += [
+            "## TLS set-up: shared SSLContexts",
+            "",
+            "Client CPU with a system-size CA bundle (`benchmarks/bench_tls_context.py`):",
+            "stock loads the bundle for every context it builds (urllib3: every new HTTPS",
+            "connection; httpx: every client); http_fastpath builds one context per set of",
+            "TLS settings and shares it (`http_fastpath._sslcache`, keyed by every setting,",
+            "files by inode, size and mtime). *requests*: one session, a new connection per",
+            "request; *httpx / httpx async*: a new client per request; *construction*: build",
+            "and close a client. The bundles are certifi's (what `verify=True` loads) and the",
+            "system's, each with the test CA appended; no environment (`trust_env=False`).",
+            "*Contexts built* counts the fastpath's builds during the measured rounds (0: every",
+            "one came from the cache). Target ≤ 0.25 × stock where stock loads a bundle (httpx",
+            "with `verify=False` loads none, so there the handshake is all there is).",
+            "",
+            "| client | unit | verify | stock CPU µs | fastpath CPU µs | ratio | contexts built |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in results["tls"]["rows"]:
+            md.append(
+                f"| {r['client']} | {r['unit']} | {r['verify']} | {r['stock_cpu_us']:.1f} | "
+                f"{r['fast_cpu_us']:.1f} | **{r['ratio']:.3f}** | {r['contexts_built']} |"
             )
         md.append("")
     if "eyeballs" in results:

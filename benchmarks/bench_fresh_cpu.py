@@ -1,14 +1,16 @@
-"""Client CPU per request on loopback: fresh connections and keep-alive, stock vs defaults.
+"""Client CPU and wall time per request on loopback: fresh, keep-alive, bulk; stock vs defaults.
 
 Not a test: prints numbers (and ``measure()`` feeds ``scripts/bench``). The server runs
 in a forked process (its own GIL) on a TCP Fast Open listener; "fresh" answers with
 ``Connection: close``, so every request opens a new connection through the same client,
-which measures connection set-up rather than client construction. The fastpath runs with
-the default options (TFO + MPTCP) after a learning phase, so the destination memory has
-seen the server answer MPTCP in plain TCP. Stock and fastpath are interleaved in rounds;
-CPU is the client process's ``process_time``.
+which measures connection set-up rather than client construction; "keep-alive" reuses
+one connection; "bulk" downloads 32 MB over one connection. The fastpath runs with the
+default options (TFO + MPTCP) after a learning phase, so the destination memory has
+seen the server answer MPTCP in plain TCP. Stock and fastpath are interleaved in rounds
+(the order alternating); CPU is the client process's ``process_time``, wall the
+``perf_counter``; each figure is the median over the rounds of the per-request mean.
 
-    sudo python -m benchmarks.bench_fresh_cpu [--requests 2000] [--rounds 10]
+    sudo python -m benchmarks.bench_fresh_cpu [--requests 2400] [--rounds 24]
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import asyncio
 import importlib.util
 import multiprocessing
 import socket
-import socketserver
 import ssl
+import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,46 +35,75 @@ from http_fastpath.netlab import enter_private_netns, next_loopback
 from http_fastpath.netlab._measure import _stack
 
 _BODY = b"x" * 64
+#: the body of ``GET /bulk``
+BULK_SIZE = 32 * 1024 * 1024
+_BULK = memoryview(bytes(BULK_SIZE))
 
 
-class _Responder(socketserver.BaseRequestHandler):
-    server: _Server
+def _handle(sock: socket.socket, tls: ssl.SSLContext | None, close: bool) -> None:
+    """One connection: answer every request (64 bytes, or ``/bulk``), then close."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is not None:
+        sock = tls.wrap_socket(sock, server_side=True)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n"
+    head += b"Connection: close\r\n\r\n" if close else b"\r\n"
+    bulk_head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BULK_SIZE
+    pending = b""
+    while data := sock.recv(65536):
+        pending += data
+        while b"\r\n\r\n" in pending:
+            request, _, pending = pending.partition(b"\r\n\r\n")
+            if request.startswith(b"GET /bulk "):
+                sock.sendall(bulk_head)
+                sock.sendall(_BULK)
+                continue
+            sock.sendall(head + _BODY)
+            if close:
+                return
 
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.server.tls is not None:
-            sock = self.server.tls.wrap_socket(sock, server_side=True)
-        close = b"Connection: close\r\n" if self.server.close else b""
-        head = b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n" + close + b"\r\n"
-        pending = b""
-        while data := sock.recv(65536):
-            pending += data
-            while b"\r\n\r\n" in pending:
-                _, _, pending = pending.partition(b"\r\n\r\n")
-                sock.sendall(head + _BODY)
-                if self.server.close:
-                    return
+
+def _worker(listener: socket.socket, tls: ssl.SSLContext | None, close: bool) -> None:
+    while True:
+        sock, _ = listener.accept()
+        try:
+            _handle(sock, tls, close)
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def _run_server(listener: socket.socket, tls: ssl.SSLContext | None, close: bool) -> None:
+    """Workers started up front, each accepting in turn (as a pre-forked server does):
+    no thread is created per connection, so TCP Fast Open's earlier accept is not
+    followed by a thread start that would land on the client's timeline."""
+    workers = [
+        threading.Thread(target=_worker, args=(listener, tls, close), daemon=True)
+        for _ in range(_WORKERS)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
 
-    def __init__(self, host: str, tls: ssl.SSLContext | None, close: bool) -> None:
-        self.tls, self.close = tls, close
-        super().__init__((host, 0), _Responder, bind_and_activate=False)
-        self.socket.setsockopt(socket.IPPROTO_TCP, 23, 256)  # TCP_FASTOPEN
-        self.server_bind()
-        self.server_activate()
+
+_WORKERS = 8
 
 
 def _serve(host: str, tls: ssl.SSLContext | None, close: bool) -> tuple[str, Any]:
-    server = _Server(host, tls, close)
-    child = multiprocessing.get_context("fork").Process(target=server.serve_forever, daemon=True)
+    """A TCP Fast Open listener in a forked process (its own GIL); its URL and process."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.IPPROTO_TCP, 23, 256)  # TCP_FASTOPEN
+    listener.bind((host, 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    child = multiprocessing.get_context("fork").Process(
+        target=_run_server, args=(listener, tls, close), daemon=True
+    )
     child.start()
-    server.socket.close()
-    return f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}/", child
+    listener.close()
+    return f"{'https' if tls else 'http'}://{host}:{port}/", child
 
 
 Runner = Callable[[int], None]
@@ -86,10 +118,11 @@ def _requests(fast: bool, url: str, verify: str) -> tuple[Runner, Callable[[], N
     if fast:
         session.mount("http://", FastpathAdapter())
         session.mount("https://", FastpathAdapter())
+    size = BULK_SIZE if url.endswith("/bulk") else len(_BODY)
 
     def run(n: int) -> None:
         for _ in range(n):
-            assert session.get(url, verify=verify).content == _BODY
+            assert len(session.get(url, verify=verify).content) == size
 
     return run, session.close
 
@@ -101,10 +134,11 @@ def _httpx(
     ctx = ssl.create_default_context(cafile=verify)
     transport = ours.FastpathTransport(verify=ctx) if fast else httpx.HTTPTransport(verify=ctx)
     client = httpx.Client(transport=transport)
+    size = BULK_SIZE if url.endswith("/bulk") else len(_BODY)
 
     def run(n: int) -> None:
         for _ in range(n):
-            assert client.get(url).content == _BODY
+            assert len(client.get(url).content) == size
 
     return run, client.close
 
@@ -120,10 +154,11 @@ def _httpx_async(
     else:
         transport = httpx.AsyncHTTPTransport(verify=ctx)
     client = httpx.AsyncClient(transport=transport)
+    size = BULK_SIZE if url.endswith("/bulk") else len(_BODY)
 
     async def many(n: int) -> None:
         for _ in range(n):
-            assert (await client.get(url)).content == _BODY
+            assert len((await client.get(url)).content) == size
 
     def run(n: int) -> None:
         loop.run_until_complete(many(n))
@@ -151,52 +186,88 @@ CLIENTS = {
     "httpx2 async": _httpx2_async,
 }
 
+Made = dict[bool, tuple[Runner, Callable[[], None]]]
+
+
+def interleaved(made: Made, per_round: int, rounds: int) -> dict[bool, dict[str, float]]:
+    """Run stock (False) and fastpath (True) in alternating order; medians per request.
+
+    Returns ``{fast: {"cpu_us": ..., "wall_us": ...}}``: the median over the rounds of
+    the round's CPU (``process_time``) and wall (``perf_counter``) time per request.
+    """
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    wall: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(rounds):
+        for fast in (False, True) if r % 2 == 0 else (True, False):
+            w0, t0 = time.perf_counter_ns(), time.process_time_ns()
+            made[fast][0](per_round)
+            t1, w1 = time.process_time_ns(), time.perf_counter_ns()
+            cpu[fast].append((t1 - t0) / per_round / 1000)
+            wall[fast].append((w1 - w0) / per_round / 1000)
+    return {
+        fast: {"cpu_us": statistics.median(cpu[fast]), "wall_us": statistics.median(wall[fast])}
+        for fast in (False, True)
+    }
+
+
+MODES = ("fresh", "keep-alive", "bulk")
+
 
 def measure(
-    requests: int = 1200, rounds: int = 6, log: Callable[[str], None] = print
+    requests: int = 2400,
+    rounds: int = 24,
+    log: Callable[[str], None] = print,
+    modes: tuple[str, ...] = MODES,
+    clients: tuple[str, ...] = tuple(CLIENTS),
+    bulk_rounds: int = 6,
 ) -> list[dict[str, Any]]:
-    """Rows of client CPU µs per request, stock vs fastpath; call inside a private netns."""
+    """Rows of client CPU and wall µs per request, stock vs fastpath; in a private netns."""
     ca = trustme.CA()
     host = next_loopback()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(host).configure_cert(tls)
     rows = []
-    per_round = max(1, requests // rounds)
     with tempfile.NamedTemporaryFile(suffix=".pem") as ca_file:
         ca.cert_pem.write_to_path(ca_file.name)
-        for mode in ("fresh", "keep-alive"):
+        for mode in modes:
+            bulk = mode == "bulk"
+            n_rounds = bulk_rounds if bulk else rounds
+            per_round = 1 if bulk else max(1, requests // rounds)
             for ctx in (None, tls):
                 url, child = _serve(host, ctx, close=mode == "fresh")
+                if bulk:
+                    url += "bulk"
                 try:
-                    for name, make in CLIENTS.items():
+                    for name in clients:
                         if importlib.util.find_spec(name.split()[0]) is None:
                             continue  # that client is not installed
-                        made = {fast: make(fast, url, ca_file.name) for fast in (False, True)}
+                        made = {
+                            fast: CLIENTS[name](fast, url, ca_file.name) for fast in (False, True)
+                        }
                         for run, _ in made.values():
-                            run(30)  # warm-up: the learning connection, cookies, caches
-                        cpu = {False: 0, True: 0}
-                        for r in range(rounds):
-                            for fast in (False, True) if r % 2 == 0 else (True, False):
-                                t0 = time.process_time_ns()
-                                made[fast][0](per_round)
-                                cpu[fast] += time.process_time_ns() - t0
+                            run(2 if bulk else 30)  # warm-up: the learning connection, caches
+                        got = interleaved(made, per_round, n_rounds)
                         for _, close in made.values():
                             close()
-                        n = per_round * rounds
-                        stock_us, fast_us = cpu[False] / n / 1000, cpu[True] / n / 1000
+                        stock, fast = got[False], got[True]
                         row = {
                             "mode": mode,
                             "scheme": "https" if ctx else "http",
                             "client": name,
-                            "stock_cpu_us": round(stock_us, 1),
-                            "fast_cpu_us": round(fast_us, 1),
-                            "ratio": round(fast_us / stock_us, 3),
-                            "requests": n,
+                            "stock_cpu_us": round(stock["cpu_us"], 1),
+                            "fast_cpu_us": round(fast["cpu_us"], 1),
+                            "ratio": round(fast["cpu_us"] / stock["cpu_us"], 3),
+                            "stock_wall_us": round(stock["wall_us"], 1),
+                            "fast_wall_us": round(fast["wall_us"], 1),
+                            "wall_ratio": round(fast["wall_us"] / stock["wall_us"], 3),
+                            "requests": per_round * n_rounds,
+                            "rounds": n_rounds,
                         }
                         rows.append(row)
                         log(
-                            f"  {mode:<10} {row['scheme']:<5} {name:<13} stock {stock_us:8.1f} µs"
-                            f"  fastpath {fast_us:8.1f} µs  ratio {row['ratio']:.3f}"
+                            f"  {mode:<10} {row['scheme']:<5} {name:<13} CPU stock "
+                            f"{row['stock_cpu_us']:9.1f} µs fastpath {row['fast_cpu_us']:9.1f} µs "
+                            f"ratio {row['ratio']:.3f} | wall ratio {row['wall_ratio']:.3f}"
                         )
                 finally:
                     child.terminate()
@@ -204,16 +275,108 @@ def measure(
     return rows
 
 
+def _variant(name: str, options: Any) -> Callable[..., tuple[Runner, Callable[[], None]]]:
+    """A fastpath client of kind ``name`` with ``options`` (for :func:`measure_memory`)."""
+
+    def make(url: str, verify: str) -> tuple[Runner, Callable[[], None]]:
+        if name == "requests":
+            import requests
+
+            from http_fastpath import FastpathAdapter
+
+            session = requests.Session()
+            session.mount("http://", FastpathAdapter(options=options))
+
+            def run(n: int) -> None:
+                for _ in range(n):
+                    assert session.get(url).content == _BODY
+
+            return run, session.close
+        httpx, ours = _stack("httpx")
+        client = httpx.Client(transport=ours.FastpathTransport(options=options))
+
+        def run_httpx(n: int) -> None:
+            for _ in range(n):
+                assert client.get(url).content == _BODY
+
+        return run_httpx, client.close
+
+    return make
+
+
+def measure_memory(
+    requests: int = 2400, rounds: int = 24, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """The MPTCP fallback, paid once: fresh plain-HTTP connections to a server without MPTCP.
+
+    Three fastpath variants against each other (client CPU per request, interleaved):
+    the defaults (the destination memory gives the server plain TCP sockets after the
+    first connection), ``mptcp=False`` (never an MPTCP socket) and ``mptcp_relearn=0``
+    (an MPTCP socket that falls back to TCP on every connection).
+    """
+    from http_fastpath import FastpathOptions
+
+    host = next_loopback()
+    rows = []
+    url, child = _serve(host, None, close=True)
+    per_round = max(1, requests // rounds)
+    try:
+        for name in ("requests", "httpx"):
+            if importlib.util.find_spec(name) is None:
+                continue
+            for label, options in (
+                ("defaults (remembered as plain TCP)", FastpathOptions()),
+                (
+                    "mptcp_relearn=0 (MPTCP socket, falls back, every time)",
+                    FastpathOptions(mptcp_relearn=0),
+                ),
+            ):
+                made: Made = {
+                    False: _variant(name, FastpathOptions(mptcp=False))(url, ""),
+                    True: _variant(name, options)(url, ""),
+                }
+                for run, _ in made.values():
+                    run(30)
+                got = interleaved(made, per_round, rounds)
+                for _, close in made.values():
+                    close()
+                base, it = got[False], got[True]
+                row = {
+                    "client": name,
+                    "variant": label,
+                    "mptcp_off_cpu_us": round(base["cpu_us"], 1),
+                    "variant_cpu_us": round(it["cpu_us"], 1),
+                    "ratio": round(it["cpu_us"] / base["cpu_us"], 3),
+                    "requests": per_round * rounds,
+                }
+                rows.append(row)
+                log(
+                    f"  {name:<9} {label:<55} {row['variant_cpu_us']:7.1f} µs vs mptcp=False "
+                    f"{row['mptcp_off_cpu_us']:7.1f} µs  ratio {row['ratio']:.3f}"
+                )
+    finally:
+        child.terminate()
+        child.join(5)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1200, help="per variant and row")
-    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds")
+    parser.add_argument("--requests", type=int, default=2400, help="per variant and row")
+    parser.add_argument("--rounds", type=int, default=24, help="interleaved rounds")
+    parser.add_argument("--mode", choices=MODES, action="append", help="only these modes")
+    parser.add_argument("--client", choices=tuple(CLIENTS), action="append", help="only these")
     args = parser.parse_args(argv)
     reason = enter_private_netns()
     if reason is not None:
         sys.exit(f"needs a private network namespace (root or user namespaces): {reason}")
-    print("client CPU per request (loopback, default options after learning)")
-    measure(args.requests, args.rounds)
+    print("client CPU and wall time per request (loopback, default options after learning)")
+    measure(
+        args.requests,
+        args.rounds,
+        modes=tuple(args.mode or MODES),
+        clients=tuple(args.client or CLIENTS),
+    )
     return 0
 
 

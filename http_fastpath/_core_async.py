@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from . import _dialer
+from . import _dialer, _sslcache
 from ._core_sync import (
     BackendBase,
     CoreErrors,
@@ -30,10 +30,13 @@ from ._core_sync import (
     _backoff,
     _InfoMixin,
     _map,
+    _mapped,
+    _open,
     _options_list,
-    _Redial,
+    _reopen,
+    _source,
 )
-from ._dialer import Address, FastpathSocket
+from ._dialer import Pending, Proof
 from ._proof import INFO_EXTENSION
 
 __all__ = ["AsyncBackendImpl", "AsyncCoreErrors", "AsyncStreamImpl"]
@@ -76,8 +79,14 @@ async def _writable(sock: socket.socket, ready: list[socket.socket], scope: Any)
 
 
 async def _wait_any(wait: _dialer.WaitWritable) -> tuple[socket.socket, ...]:
-    """Wait until some of ``wait.socks`` are writable; return those (empty: timeout)."""
+    """Wait until some of ``wait.socks`` are writable; return those (empty: timeout).
+
+    One socket whose handshake is already over (loopback, or a fast path) is seen with
+    a zero-timeout poll, without a trip through the event loop.
+    """
     socks, timeout = wait
+    if len(socks) == 1 and _dialer._wait_writable(socks[0], 0):
+        return socks
     with anyio.move_on_after(timeout):
         if len(socks) == 1:
             await anyio.wait_writable(socks[0])
@@ -90,16 +99,12 @@ async def _wait_any(wait: _dialer.WaitWritable) -> tuple[socket.socket, ...]:
     return ()
 
 
-async def _drive_async(sock: FastpathSocket, data: bytes | None) -> int:
+async def _drive_async(sock: socket.socket, pending: Pending, data: bytes | None) -> int:
     """Run the dialer's sans-IO connect for ``sock`` on the running anyio loop.
 
     On any exception (a cancellation included) the generator is closed, which closes
     every socket a Happy Eyeballs race opened, and ``sock`` is closed.
     """
-    pending = sock._fp_pending
-    if pending is None:
-        return 0
-    sock._fp_pending = None
     steps = _dialer.connect_steps(sock, pending, data)
     try:
         wait = next(steps)
@@ -159,7 +164,7 @@ class _DeferredByteStream(anyio.abc.ByteStream):
         inner = self._owner._stream
         if inner is not None:
             return dict(inner.extra_attributes)
-        sock: socket.socket = self._owner._sock
+        sock = self._owner._sock
         return {anyio.abc.SocketAttribute.raw_socket: lambda: sock}
 
 
@@ -209,21 +214,20 @@ class AsyncStreamImpl(_InfoMixin):
 
     def __init__(
         self,
-        sock: FastpathSocket,
-        redial: _Redial | None,
+        sock: socket.socket,
+        pending: Pending | None,
+        retries: int = 0,
         stream: anyio.abc.ByteStream | None = None,
+        proof: Proof | None = None,
     ) -> None:
-        self._sock = sock
-        self._redial = redial
+        self._sock = sock  # a plain socket (trio wants exactly that); connect maybe pending
+        self._pending = pending
+        self._retries = retries
         self._stream = stream
-        self._plain: socket.socket | None = None
-
-    def _live(self) -> socket.socket | None:
-        return self._plain
+        self._proof = proof
 
     async def _wrap(self) -> None:
-        # trio wants a plain socket.socket; asyncio is faster with one too.
-        plain = _dialer.detach_plain(self._sock)
+        plain = self._sock
         try:
             self._stream = await anyio.abc.SocketStream.from_socket(plain)
         except ValueError:
@@ -236,26 +240,32 @@ class AsyncStreamImpl(_InfoMixin):
         except BaseException:
             plain.close()
             raise
-        self._plain = plain
 
     async def _complete(self, data: bytes | None, *, retry: bool = True) -> int:
-        redial = self._redial
-        retries = redial.retries if (retry and redial is not None) else 0
+        retries = self._retries if retry else 0
         delays = _backoff()
         errors = self._errors
         while True:
+            pending, sock = self._pending, self._sock
+            assert pending is not None
+            self._pending = None
             try:
-                with _map(errors.connect):
-                    sent = await _drive_async(self._sock, data)
-                    await self._wrap()
-                return sent
-            except errors.retryable:
-                if retries <= 0 or redial is None:
+                sent = await _drive_async(sock, pending, data)
+            except Exception as exc:
+                mapped = _mapped(errors.connect, exc)
+                if mapped is None:
                     raise
+                if retries <= 0:
+                    raise mapped from exc
                 retries -= 1
                 await anyio.sleep(next(delays))
                 with _map(errors.connect):
-                    self._sock = redial.open()
+                    self._sock, self._pending = _reopen(pending)
+                continue
+            self._proof = Proof(pending.record, sock)
+            with _map(errors.connect):
+                await self._wrap()
+            return sent
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self._stream is None:
@@ -281,13 +291,12 @@ class AsyncStreamImpl(_InfoMixin):
                 await self._stream.send(buffer)
 
     async def aclose(self) -> None:
+        if self._proof is not None:
+            self._proof.seal()
         if self._stream is not None:
-            self._capture()
             await self._stream.aclose()
         else:
             self._sock.close()
-            if self._plain is not None:
-                self._plain.close()
 
     async def start_tls(
         self,
@@ -301,7 +310,7 @@ class AsyncStreamImpl(_InfoMixin):
                 with anyio.fail_after(timeout):
                     tls = await TLSStream.wrap(
                         lower,
-                        ssl_context=ssl_context,
+                        ssl_context=_sslcache.unwrap(ssl_context),
                         hostname=server_hostname,
                         standard_compatible=False,
                         server_side=False,
@@ -310,13 +319,12 @@ class AsyncStreamImpl(_InfoMixin):
             with anyio.CancelScope(shield=True):
                 await self.aclose()
             raise
-        upgraded = type(self)(self._sock, None, tls)
-        upgraded._plain = self._plain
-        return upgraded
+        return type(self)(self._sock, None, 0, tls, self._proof)
 
     def get_extra_info(self, info: str) -> Any:
-        if info == INFO_EXTENSION and self._info is not None:
-            return self._info
+        if info == INFO_EXTENSION:
+            proof = self._proof
+            return None if proof is None else proof.info()
         ssl_object = None
         if self._stream is not None:
             ssl_object = self._stream.extra(TLSAttribute.ssl_object, None)
@@ -343,15 +351,18 @@ class AsyncBackendImpl(BackendBase):
     ) -> Any:
         opts = _options_list(socket_options)
         stream_cls = self._stream_cls
+        options = self.options
         with _map(stream_cls._errors.async_connect):
-            with anyio.fail_after(timeout):
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            addresses: list[Address] = [(int(fam), addr) for fam, _, _, _, addr in infos]
+            addresses = _dialer.literal_addresses(host.strip("[]"), port)
+            if addresses is None:
+                with anyio.fail_after(timeout):
+                    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                addresses = [(int(fam), addr) for fam, _, _, _, addr in infos]
             if not addresses:
                 raise OSError(f"getaddrinfo returned no address for {host!r}")
-            redial = _Redial(addresses, self.options, timeout, local_address, opts, self.retries)
-            stream = stream_cls(redial.open(), redial)
-            if not self.options.tfo:
+            sock, pending = _open(addresses, options, timeout, _source(local_address), opts)
+            stream = stream_cls(sock, pending, self.retries)
+            if not options.tfo:
                 await stream._complete(None, retry=False)  # httpcore retries this
         return stream
 

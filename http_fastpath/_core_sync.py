@@ -30,12 +30,12 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, cast
 
-from . import _dialer
-from ._dialer import Address, FastpathSocket, SocketOption
+from . import _dialer, _sslcache
+from ._dialer import Address, Pending, Proof, SocketOption
 from ._info import ConnectionInfo
 from ._options import FastpathOptions
 from ._proof import INFO_EXTENSION
@@ -111,96 +111,102 @@ def _backoff() -> Iterator[float]:
         delay *= 2
 
 
-def _options_list(socket_options: Iterable[CoreSocketOption] | None) -> list[SocketOption]:
+def _mapped(mapping: dict[type[Exception], type[Exception]], exc: Exception) -> Exception | None:
+    """:func:`_map` without a context manager: the exception to raise instead, or None."""
+    for from_exc, to_exc in mapping.items():
+        if isinstance(exc, from_exc):
+            return to_exc(exc)
+    return None
+
+
+_NODELAY_ONLY: tuple[SocketOption, ...] = (_NODELAY,)
+
+
+def _options_list(socket_options: Iterable[CoreSocketOption] | None) -> Sequence[SocketOption]:
     # Stock httpcore always sets TCP_NODELAY (after connect); we set it before.
-    return [*cast(Iterable[SocketOption], socket_options or ()), _NODELAY]
+    if not socket_options:
+        return _NODELAY_ONLY
+    return [*cast(Iterable[SocketOption], socket_options), _NODELAY]
 
 
 def _source(local_address: str | None) -> tuple[str, int] | None:
     return None if local_address is None else (local_address, 0)
 
 
-class _Redial:
-    """How to open the same connection again (deferred connect errors are retried)."""
+def _open(
+    addresses: Sequence[Address],
+    options: FastpathOptions,
+    timeout: float | None,
+    source: tuple[str, int] | None,
+    socket_options: Sequence[SocketOption],
+) -> tuple[socket.socket, Pending]:
+    return _dialer.open_plain(
+        addresses,
+        options=options,
+        timeout=timeout,
+        source_address=source,
+        socket_options=socket_options,
+    )
 
-    __slots__ = ("addresses", "local_address", "options", "retries", "socket_options", "timeout")
 
-    def __init__(
-        self,
-        addresses: list[Address],
-        options: FastpathOptions,
-        timeout: float | None,
-        local_address: str | None,
-        socket_options: list[SocketOption],
-        retries: int,
-    ) -> None:
-        self.addresses = addresses
-        self.options = options
-        self.timeout = timeout
-        self.local_address = local_address
-        self.socket_options = socket_options
-        self.retries = retries
-
-    def open(self) -> FastpathSocket:
-        return _dialer.open_pending(
-            self.addresses,
-            options=self.options,
-            timeout=self.timeout,
-            source_address=_source(self.local_address),
-            socket_options=self.socket_options,
-        )
+def _reopen(pending: Pending) -> tuple[socket.socket, Pending]:
+    """The same connection opened again (a deferred connect error is retried)."""
+    return _open(
+        pending.addresses,
+        pending.record.options,
+        pending.timeout,
+        pending.source_address,
+        pending.socket_options,
+    )
 
 
 class _InfoMixin:
-    """``get_extra_info`` keys shared by the sync and async streams."""
+    """``get_extra_info`` keys shared by the sync and async streams.
 
-    _sock: FastpathSocket
-    _info: ConnectionInfo | None = None
+    ``_sock`` is a plain ``socket.socket`` from the start; ``_pending`` is set until its
+    connect completes, then ``_proof`` describes the connection.
+    """
 
-    def _live(self) -> socket.socket | None:
-        """The connected socket (None while the connect is pending)."""
-        raise NotImplementedError
+    _sock: socket.socket
+    _pending: Pending | None
+    _proof: Proof | None
 
     def connection_info(self) -> ConnectionInfo | None:
         """The kernel's view of this connection (None while it is not connected yet).
 
-        Captured once, when first asked for (the transports ask when the first response
-        on the connection arrives) or at the latest when the stream is closed, so it
-        stays readable afterwards.
+        Read when first looked at (the transports attach it to every response), once;
+        a connection closed before anyone looked keeps what its connect saw (see
+        :class:`http_fastpath._dialer.Proof`).
         """
-        live = self._live()
-        if self._info is None and live is not None and live.fileno() >= 0:
-            self._info = self._sock.fastpath_record.connection_info(live)
-        return self._info
+        proof = self._proof
+        return None if proof is None else proof.info()
 
     def _capture(self) -> None:
         """Keep the proof readable after close (for direct httpcore users)."""
-        try:
-            self.connection_info()
-        except OSError:
-            pass
+        if self._proof is not None:
+            self._proof.seal()
 
     def _extra(self, info: str, ssl_object: ssl.SSLObject | None) -> Any:
         if info == INFO_EXTENSION:
             return self.connection_info()
         if info == "ssl_object":
             return ssl_object
-        live = self._live()
+        sock = self._sock
         if info == "socket":
-            return self._sock if live is None else live
+            return sock
+        pending = self._pending
         if info == "is_readable":
-            if live is None:
-                return not self._sock.is_pending  # pending: nothing sent, nothing to read
-            return _is_readable(live)
+            if pending is not None:
+                return False  # pending: nothing sent, nothing to read
+            return _is_readable(sock)
         try:
             if info == "client_addr":
                 # Pending: not bound yet (the kernel picks the port with the SYN).
-                return (self._sock if live is None else live).getsockname()
+                return sock.getsockname()
             if info == "server_addr":
-                if live is None:  # pending: the address the first write will connect to
-                    pending = self._sock._fp_pending
-                    return None if pending is None else pending.addresses[0][1]
-                return live.getpeername()
+                if pending is not None:  # the address the first write will connect to
+                    return pending.addresses[0][1]
+                return sock.getpeername()
         except OSError:
             return None
         return None
@@ -219,77 +225,88 @@ class SyncStreamImpl(_InfoMixin):
 
     def __init__(
         self,
-        sock: FastpathSocket,
-        redial: _Redial | None,
+        sock: socket.socket,
+        pending: Pending | None,
+        retries: int = 0,
         tls: TLSSocket | None = None,
-        io: socket.socket | None = None,
+        proof: Proof | None = None,
     ) -> None:
-        self._sock = sock  # the dialer's socket: its record describes the connection
-        self._redial = redial
+        self._sock = sock  # a plain socket; its connect may still be pending
+        self._pending = pending
+        self._retries = retries  # deferred connect errors are retried like httpcore does
         self._tls = tls
-        # Once connected, the fd moves to a plain socket (no Python-level overrides).
-        self._io = io
+        self._proof = proof
 
-    def _live(self) -> socket.socket | None:
-        return self._io
-
-    def _connected(self) -> socket.socket:
-        io = self._io = _dialer.detach_plain(self._sock)
-        return io
-
-    def _complete(self, data: bytes | None) -> int:
+    def _complete(self, data: bytes | None, *, retry: bool = True) -> int:
         """Finish a pending connect (with ``data`` as the first flight); retry like httpcore."""
-        redial = self._redial
-        retries = 0 if redial is None else redial.retries
-        delays = _backoff()
+        retries = self._retries if retry else 0
+        delays: Iterator[float] | None = None
         errors = self._errors
         while True:
+            pending, sock = self._pending, self._sock
+            assert pending is not None
+            self._pending = None
             try:
-                with _map(errors.connect):
-                    sent = self._sock.complete(data)
-                    self._connected()
-                    return sent
-            except errors.retryable:
-                if retries <= 0 or redial is None:
+                sent = _dialer.complete_sync(sock, pending, data)
+            except Exception as exc:
+                sock.close()
+                mapped = _mapped(errors.connect, exc)
+                if mapped is None:
                     raise
+                if retries <= 0:
+                    raise mapped from exc
                 retries -= 1
+                delays = _backoff() if delays is None else delays
                 time.sleep(next(delays))
                 with _map(errors.connect):
-                    self._sock = redial.open()
+                    self._sock, self._pending = _reopen(pending)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self._proof = Proof(pending.record, sock)
+            return sent
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        io = self._io
-        if io is None:
+        if self._pending is not None:
             self._complete(None)
-            io = self._io
-            assert io is not None
-        with _map(self._errors.read):
-            io.settimeout(timeout)
+        sock = self._sock
+        try:
+            if sock.gettimeout() != timeout:  # (stock sets it every time: a syscall)
+                sock.settimeout(timeout)
             if self._tls is not None:
                 return self._tls.recv(max_bytes)
-            return io.recv(max_bytes)
+            return sock.recv(max_bytes)
+        except Exception as exc:
+            mapped = _mapped(self._errors.read, exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
-        io = self._io
-        if io is None:
+        if self._pending is not None:
             buffer = buffer[self._complete(buffer) :]
-            io = self._io
-            assert io is not None
             if not buffer:
                 return
-        with _map(self._errors.write):
-            io.settimeout(timeout)
+        sock = self._sock
+        try:
+            if sock.gettimeout() != timeout:
+                sock.settimeout(timeout)
             if self._tls is not None:
                 self._tls.sendall(buffer)
             else:
-                io.sendall(buffer)
+                sock.sendall(buffer)
+        except Exception as exc:
+            mapped = _mapped(self._errors.write, exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def close(self) -> None:
-        if self._io is not None:
-            self._capture()
-            self._io.close()
+        if self._proof is not None:
+            self._proof.seal()
         self._sock.close()
 
     def start_tls(
@@ -298,25 +315,30 @@ class SyncStreamImpl(_InfoMixin):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        # TLS over memory BIOs: on a pending socket the ClientHello is the first write and
+        # TLS over memory BIOs: on a pending socket the ClientHello is the first flight and
         # completes the connect (errors of that connect are connect errors, retried by
         # httpcore's own loop). Over an existing TLS layer (HTTPS proxy) it is TLS-in-TLS.
-        lower: Any = self._tls if self._tls is not None else (self._io or self._sock)
+        lower: Any = self._tls if self._tls is not None else self._sock
         try:
             with _map(self._errors.connect):
-                (self._io or self._sock).settimeout(timeout)
-                tls = TLSSocket(lower, ssl_context, server_hostname)
+                self._sock.settimeout(timeout)
+                tls = TLSSocket(lower, _sslcache.unwrap(ssl_context), server_hostname)
+                if self._pending is not None:
+                    hello = tls.first_flight()
+                    sent = self._complete(hello, retry=False)
+                    tls.sock = self._sock
+                    if sent < len(hello):
+                        self._sock.sendall(memoryview(hello)[sent:])
                 tls.do_handshake()
-                if self._io is None:  # the handshake completed the connect
-                    tls.sock = self._connected()
         except BaseException:
             self.close()
             raise
-        return type(self)(self._sock, None, tls, self._io)
+        return type(self)(self._sock, None, 0, tls, self._proof)
 
     def get_extra_info(self, info: str) -> Any:
-        if info == INFO_EXTENSION and self._info is not None:
-            return self._info
+        if info == INFO_EXTENSION:
+            proof = self._proof
+            return None if proof is None else proof.info()
         return self._extra(info, None if self._tls is None else self._tls.ssl_object)
 
 
@@ -348,15 +370,25 @@ class SyncBackendImpl(BackendBase):
         local_address: str | None = None,
         socket_options: Iterable[CoreSocketOption] | None = None,
     ) -> Any:
-        opts = _options_list(socket_options)
+        opts = _NODELAY_ONLY if not socket_options else _options_list(socket_options)
         stream_cls = self._stream_cls
-        with _map(stream_cls._errors.connect):
-            addresses = _dialer.resolve(host, port)
-            redial = _Redial(addresses, self.options, timeout, local_address, opts, self.retries)
-            stream = stream_cls(redial.open(), redial)
-            if not self.options.tfo:
-                stream._sock.complete(None)
-                stream._connected()
+        options = self.options
+        try:
+            sock, pending = _dialer.open_plain(
+                _dialer.resolve(host, port),
+                options=options,
+                timeout=timeout,
+                source_address=None if local_address is None else (local_address, 0),
+                socket_options=opts,
+            )
+        except Exception as exc:
+            mapped = _mapped(stream_cls._errors.connect, exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        stream = stream_cls(sock, pending, self.retries)
+        if not options.tfo:
+            stream._complete(None, retry=False)  # httpcore retries connect_tcp itself
         return stream
 
     def connect_unix_socket(

@@ -299,7 +299,7 @@ def plan_socket(
     there).
     """
     if not options.mptcp:
-        return SocketPlan(socket.IPPROTO_TCP)
+        return _TCP_SOCKET
     if not _linux.is_linux(platform):
         why = _cached(
             Why.MPTCP_PLATFORM,
@@ -307,15 +307,34 @@ def plan_socket(
             ("detail", mptcp_platform_detail(platform)),
         )
         return SocketPlan(socket.IPPROTO_TCP, (why,))
-    if dest.mptcp is MptcpAnswer.PLAIN_TCP and _valid(dest.mptcp_until, now):
-        why = _cached(
+    if dest.mptcp is MptcpAnswer.PLAIN_TCP:
+        until = dest.mptcp_until
+        if until is not None and now.mono < until:
+            return _known_plain(key, dest, now)
+    return _MPTCP_SOCKET
+
+
+_TCP_SOCKET: Final = SocketPlan(socket.IPPROTO_TCP)
+_MPTCP_SOCKET: Final = SocketPlan(_linux.IPPROTO_MPTCP)
+#: plans for destinations known to answer MPTCP in plain TCP, per (key, learned, until)
+_KNOWN_PLAIN: dict[tuple[tuple[int, str, int], float | None, float | None], SocketPlan] = {}
+
+
+def _known_plain(key: tuple[int, str, int], dest: Destination, now: Now) -> SocketPlan:
+    """The same plan (and reason) for the same fact, built once: a dict lookup per connection."""
+    fact = (key, dest.mptcp_learned_at, dest.mptcp_until)
+    plan = _KNOWN_PLAIN.get(fact)
+    if plan is None:
+        if len(_KNOWN_PLAIN) >= 1024:
+            _KNOWN_PLAIN.clear()
+        why = reason(
             Why.MPTCP_KNOWN_PLAIN,
-            ("dest", describe(key)),
-            ("at", _since(now, dest.mptcp_learned_at)),
-            ("until", _since(now, dest.mptcp_until)),
+            dest=describe(key),
+            at=_since(now, dest.mptcp_learned_at),
+            until=_since(now, dest.mptcp_until),
         )
-        return SocketPlan(socket.IPPROTO_TCP, (why,))
-    return SocketPlan(_linux.IPPROTO_MPTCP)
+        plan = _KNOWN_PLAIN[fact] = SocketPlan(socket.IPPROTO_TCP, (why,))
+    return plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,21 +381,20 @@ def plan_first_flight(
     """
     safe = None if not first_flight else is_replay_safe(first_flight)
     if not options.tfo or kernel_refused or plain_retry:
-        return FlightPlan(False, False, safe)
+        return _PLAIN_SYN[safe]
     if not _linux.is_linux(platform):
         why = _cached(
             Why.TFO_PLATFORM, ("platform", platform), ("detail", tfo_platform_detail(platform))
         )
         return FlightPlan(False, False, safe, (why,), tfo_unavailable=True)
-    dest_text = describe(key)
     if safe is None:
-        return FlightPlan(False, False, safe, (reason(Why.TFO_NOTHING_TO_SEND),))
+        return _NOTHING_TO_SEND
     if not safe and options.tfo_policy != "always":
-        return FlightPlan(False, False, safe, (reason(Why.TFO_NOT_REPLAY_SAFE),))
+        return _NOT_REPLAY_SAFE
     if _valid(dest.tfo_paused_until, now):
         why = _cached(
             Why.TFO_PAUSED,
-            ("dest", dest_text),
+            ("dest", describe(key)),
             ("until", _since(now, dest.tfo_paused_until)),
             ("cause", dest.tfo_pause_reason or "an earlier SYN with data did not get through"),
         )
@@ -387,14 +405,27 @@ def plan_first_flight(
     elif socket_proto == _linux.IPPROTO_MPTCP and not is_loopback(key[1]):
         if dest.mptcp is MptcpAnswer.MPTCP and _valid(dest.mptcp_until, now):
             at = _since(now, dest.mptcp_learned_at)
-            why = _cached(Why.TFO_MPTCP_PEER, ("dest", dest_text), ("at", at))
+            why = _cached(Why.TFO_MPTCP_PEER, ("dest", describe(key)), ("at", at))
             return FlightPlan(False, False, safe, (why,))
         hold = Why.TFO_MPTCP_SYN_DATA
     if hold is None:
-        return FlightPlan(True, True, safe)
+        return _SYN_DATA[safe]
     if cookie_cached:
-        return FlightPlan(False, False, safe, (reason(hold, dest=dest_text),))
-    return FlightPlan(True, False, safe)
+        return FlightPlan(False, False, safe, (reason(hold, dest=describe(key)),))
+    return _COOKIE_ONLY[safe]
+
+
+# The plans most connections get, made once (plans are frozen).
+_PLAIN_SYN: Final = {s: FlightPlan(False, False, s) for s in (None, True, False)}
+_SYN_DATA: Final = {s: FlightPlan(True, True, s) for s in (True, False)}
+_COOKIE_ONLY: Final = {s: FlightPlan(True, False, s) for s in (True, False)}
+_NOTHING_TO_SEND: Final = FlightPlan(False, False, None, (reason(Why.TFO_NOTHING_TO_SEND),))
+_NOT_REPLAY_SAFE: Final = FlightPlan(False, False, False, (reason(Why.TFO_NOT_REPLAY_SAFE),))
+#: ``id()`` of the plans a shell may carry out in a straight line: a plain SYN (maybe with
+#: the reason why), or the first flight in the SYN (only ever made on Linux)
+USUAL_PLANS: Final = frozenset(
+    id(p) for p in (*_PLAIN_SYN.values(), *_SYN_DATA.values(), _NOTHING_TO_SEND, _NOT_REPLAY_SAFE)
+)
 
 
 def connect_options(
@@ -482,8 +513,8 @@ def learn(
     while the plain SYN that follows is accepted. A refused plain SYN is a dead server:
     no pause, and the next attempt starts with a plain SYN, as stock's does.
     """
-    dest_text = describe(key)
     if obs.outcome is ConnectOutcome.REFUSED:
+        dest_text = describe(key)
         if obs.syn_data_bytes > 0 and not obs.plain_retry:
             return Learned(
                 dest.replace(syn_data_reset_at=now.mono),
@@ -496,13 +527,9 @@ def learn(
         return Learned(dest.replace(refused_at=now.mono, syn_data_reset_at=None), reasons)
     if obs.outcome is not ConnectOutcome.CONNECTED:
         return Learned(dest)
-    new = dest.replace(
-        connections=dest.connections + 1,
-        syn_data_acked=dest.syn_data_acked + int(obs.syn_data_acked),
-        refused_at=None,
-        syn_data_reset_at=None,
-    )
-    out: list[Reason] = []
+    new = counted(dest, obs.syn_data_acked)
+    if only_counted(obs.socket_proto, obs.plain_retry, obs.syn_data_bytes, obs.tfo_client_fail):
+        return Learned(new)
     pause_why: Why | None = None
     if obs.plain_retry:
         pause_why = Why.TFO_PAUSE_RESET
@@ -510,6 +537,8 @@ def learn(
     elif obs.syn_data_bytes > 0 and obs.tfo_client_fail == _linux.TFO_SYN_RETRANSMITTED:
         pause_why = Why.TFO_PAUSE_LOST
         pause_text = "a SYN with data was lost while the plain retransmit got through"
+    dest_text = describe(key)
+    out: list[Reason] = []
     if pause_why is not None and options.tfo_pause > 0:
         until = now.mono + options.tfo_pause
         new = new.replace(
@@ -526,3 +555,42 @@ def learn(
             stall_risk = True
             out.append(reason(Why.MPTCP_SYN_DATA_STALL, dest=dest_text))
     return Learned(new, tuple(out), stall_risk=stall_risk)
+
+
+def only_counted(
+    socket_proto: int, plain_retry: bool, syn_data_bytes: int, client_fail: int
+) -> bool:
+    """True when a completed connect teaches nothing but one more connection (most do).
+
+    A plain TCP socket (nothing to learn about MPTCP), not the plain retry after a reset
+    SYN with data, and no lost SYN with data: :func:`learn` returns just
+    ``Learned(counted(dest, acked))``, so the shell may store :func:`counted` directly.
+    """
+    return (
+        socket_proto != _linux.IPPROTO_MPTCP
+        and not plain_retry
+        and not (syn_data_bytes > 0 and client_fail == _linux.TFO_SYN_RETRANSMITTED)
+    )
+
+
+_tuple_new = tuple.__new__
+
+
+def counted(dest: Destination, syn_data_acked: bool) -> Destination:
+    """``dest`` after one more completed connection: counters up, refusal and reset cleared."""
+    return _tuple_new(
+        Destination,
+        (
+            dest[0],  # mptcp
+            dest[1],  # mptcp_learned_at
+            dest[2],  # mptcp_until
+            dest[3],  # tfo_paused_until
+            dest[4],  # tfo_pause_reason
+            None,  # refused_at
+            None,  # syn_data_reset_at
+            dest[7] + 1,  # connections
+            dest[8] + syn_data_acked,  # syn_data_acked
+            dest[9],  # tfo_pauses
+            dest[10],  # won_race_at
+        ),
+    )

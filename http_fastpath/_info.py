@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import socket
+from collections.abc import Callable
+from typing import Any
 
 from . import _linux
 
-__all__ = ["ConnectAttempt", "ConnectionInfo", "TFOStatus"]
+__all__ = ["ConnectAttempt", "ConnectionInfo", "TFOStatus", "deferred_info"]
 
 
 class TFOStatus(str, enum.Enum):
@@ -139,6 +141,37 @@ class ConnectionInfo:
         return out
 
 
+class _DeferredInfo(ConnectionInfo):
+    """A :class:`ConnectionInfo` whose fields are read the first time one is looked at.
+
+    Every attribute (fields, methods, ``__class__``, ``__dict__``) comes from the
+    :class:`ConnectionInfo` that ``read()`` returns, made once: equality, hashing,
+    ``repr``, ``dataclasses.asdict``, ``copy`` and ``pickle`` see a plain
+    ``ConnectionInfo`` (copies and pickles are one). Only ``type()`` tells them apart.
+    """
+
+    def __getattribute__(self, name: str) -> Any:
+        state = object.__getattribute__(self, "__dict__")
+        real = state.get("_real")
+        if real is None:
+            real = state.setdefault("_real", state["_read"]())
+        return getattr(real, name)
+
+
+def deferred_info(read: Callable[[], ConnectionInfo]) -> ConnectionInfo:
+    """A :class:`ConnectionInfo` made by ``read()`` when first looked at (at most once)."""
+    info = object.__new__(_DeferredInfo)
+    object.__setattr__(info, "_read", read)
+    return info
+
+
+def is_read(info: ConnectionInfo) -> bool:
+    """False for a :func:`deferred_info` nobody has looked at yet."""
+    if type(info) is not _DeferredInfo:
+        return True
+    return "_real" in object.__getattribute__(info, "__dict__")
+
+
 def _address(value: object) -> tuple[str, int] | None:
     if isinstance(value, tuple) and len(value) >= 2:
         return (str(value[0]), int(value[1]))
@@ -146,14 +179,24 @@ def _address(value: object) -> tuple[str, int] | None:
 
 
 def tfo_status(
-    sock: socket.socket, *, requested: bool, refused: bool, syn_data_bytes: int
+    sock: socket.socket | None,
+    *,
+    requested: bool,
+    refused: bool,
+    syn_data_bytes: int,
+    info: _linux.TCPInfo | None = None,
 ) -> TFOStatus:
-    """Classify TCP Fast Open on a connected socket (see :class:`TFOStatus`)."""
+    """Classify TCP Fast Open on a connected socket (see :class:`TFOStatus`).
+
+    ``info``: the ``TCP_INFO`` read when the handshake completed (the outcome does not
+    change afterwards); without it, ``sock`` is asked.
+    """
     if refused:
         return TFOStatus.UNAVAILABLE
     if not requested:
         return TFOStatus.NOT_ATTEMPTED
-    info = _linux.read_tcp_info(sock)
+    if info is None and sock is not None:
+        info = _linux.read_tcp_info(sock)
     if info is None:
         return TFOStatus.UNKNOWN
     if info.syn_data_acked:
@@ -176,13 +219,17 @@ def read_connection_info(
     early_data_safe: bool | None,
     peer: tuple[str, int] | None,
     attempts: tuple[ConnectAttempt, ...] = (),
+    is_mptcp: bool | None = None,
 ) -> ConnectionInfo:
-    """Read a :class:`ConnectionInfo` off a live socket."""
+    """Read a :class:`ConnectionInfo` off a live socket.
+
+    ``is_mptcp``: ``TCP_IS_MPTCP`` as read when the handshake completed (None: ask).
+    """
     is_mptcp_socket = sock.proto == _linux.IPPROTO_MPTCP
     mptcp: bool | None = False if mptcp_requested else None
     subflows: int | None = None
     if is_mptcp_socket:
-        mptcp = _linux.read_is_mptcp(sock)
+        mptcp = is_mptcp if is_mptcp is not None else _linux.read_is_mptcp(sock)
         if mptcp:
             subflows = _linux.read_mptcp_subflows(sock)
     info = _linux.read_tcp_info(sock)

@@ -10,6 +10,7 @@ elsewhere. The only sockets touched are the ones the reads are handed.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 import sys
@@ -21,6 +22,7 @@ LINUX_PLATFORMS: Final = ("linux", "android")
 PLATFORM: Final = sys.platform
 
 
+@functools.lru_cache(maxsize=64)
 def is_linux(platform: str) -> bool:
     """True when ``platform`` (a ``sys.platform`` value) runs a Linux kernel."""
     return platform.startswith(LINUX_PLATFORMS)
@@ -58,17 +60,28 @@ _MPTCPI_SUBFLOWS_TOTAL_OFF: Final = 80
 
 
 class TCPInfo:
-    """The few ``struct tcp_info`` fields http_fastpath reports."""
+    """The few ``struct tcp_info`` fields http_fastpath reports (read when asked for)."""
 
-    __slots__ = ("fastopen_client_fail", "options", "rtt_us", "total_retrans")
+    __slots__ = ("fastopen_client_fail", "options", "raw")
 
     def __init__(self, raw: bytes) -> None:
         if len(raw) < _TCPI_TOTAL_RETRANS_OFF + 4:
             raise ValueError(f"struct tcp_info too short: {len(raw)} bytes")
+        self.raw = raw
         self.options = raw[_TCPI_OPTIONS_OFF]
         self.fastopen_client_fail = (raw[_TCPI_BITFIELD_OFF] >> 1) & 0x3
-        (self.rtt_us,) = struct.unpack_from("=I", raw, _TCPI_RTT_OFF)
-        (self.total_retrans,) = struct.unpack_from("=I", raw, _TCPI_TOTAL_RETRANS_OFF)
+
+    @property
+    def rtt_us(self) -> int:
+        """``tcpi_rtt``: the smoothed round-trip time, in microseconds."""
+        value: int = struct.unpack_from("=I", self.raw, _TCPI_RTT_OFF)[0]
+        return value
+
+    @property
+    def total_retrans(self) -> int:
+        """``tcpi_total_retrans``."""
+        value: int = struct.unpack_from("=I", self.raw, _TCPI_TOTAL_RETRANS_OFF)[0]
+        return value
 
     @property
     def syn_data_acked(self) -> bool:

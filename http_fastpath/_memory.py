@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
@@ -102,7 +102,12 @@ class DestinationMemory:
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._entries: OrderedDict[DestinationKey, Destination] = OrderedDict()
         self._lock = threading.Lock()
+        #: changes waiting to be applied (:meth:`later`), oldest first
+        self._later: deque[tuple[DestinationKey, Callable[..., Destination], tuple[Any, ...]]]
+        self._later = deque()
         self.max_entries = max_entries
+        #: :meth:`peek` as a bound ``dict.get(key, default)``: one C call (the connect path)
+        self.lookup = self._entries.get
 
     @property
     def max_entries(self) -> int:
@@ -115,33 +120,73 @@ class DestinationMemory:
             raise OptionError("max_entries", value, "a whole number >= 1")
         with self._lock:
             self._max = value
+            self._apply_later()
             while len(self._entries) > value:
                 self._entries.popitem(last=False)
+
+    def later(self, key: DestinationKey, change: Callable[..., Destination], *args: Any) -> None:
+        """:meth:`update`, applied before the next read or write (:meth:`peek` excepted).
+
+        For changes no decision waits for (a connection counted): the connect path pays
+        a ``deque.append`` instead of the lock. Every other method applies the waiting
+        changes first, in order, so what it sees is as if each had been made at once.
+        """
+        later = self._later
+        later.append((key, change, args))
+        if len(later) > _LATER_MAX:
+            with self._lock:
+                self._apply_later()
+
+    def _apply_later(self) -> None:
+        """Apply the waiting changes (the lock held)."""
+        later, entries = self._later, self._entries
+        while later:
+            try:
+                key, change, args = later.popleft()
+            except IndexError:  # (emptied by another thread meanwhile)
+                break
+            entries[key] = change(entries.get(key, UNKNOWN), *args)
+            entries.move_to_end(key)
+        while len(entries) > self._max:
+            entries.popitem(last=False)
 
     def get(self, key: DestinationKey) -> Destination:
         """The facts for ``key`` (a blank :class:`Destination` when nothing is known)."""
         with self._lock:
+            self._apply_later()
             found = self._entries.get(key)
             if found is None:
                 return UNKNOWN
             self._entries.move_to_end(key)
             return found
 
+    def peek(self, key: DestinationKey) -> Destination:
+        """:meth:`get` without the lock and without refreshing the entry's recency.
+
+        For the connect path: one dict lookup (atomic), and the entry is refreshed when
+        the connection's outcome is stored with :meth:`update`. Changes waiting in
+        :meth:`later` are not applied (none of them is one a decision reads).
+        """
+        return self._entries.get(key, UNKNOWN)
+
     def update(
-        self, key: DestinationKey, change: Callable[[Destination], Destination]
+        self, key: DestinationKey, change: Callable[..., Destination], *args: Any
     ) -> Destination:
-        """Atomically replace the entry for ``key`` with ``change(entry)``; return it."""
+        """Atomically replace the entry for ``key`` with ``change(entry, *args)``; return it."""
+        entries = self._entries
         with self._lock:
-            new = change(self._entries.get(key, UNKNOWN))
-            self._entries[key] = new
-            self._entries.move_to_end(key)
-            if len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-            return new
+            if self._later:
+                self._apply_later()
+            new = entries[key] = change(entries.get(key, UNKNOWN), *args)
+            entries.move_to_end(key)
+            if len(entries) > self._max:
+                entries.popitem(last=False)
+        return new
 
     def items(self) -> list[tuple[DestinationKey, Destination]]:
         """Every entry, least recently used first."""
         with self._lock:
+            self._apply_later()
             return list(self._entries.items())
 
     def forget(self, address: str | None = None, port: int | None = None) -> int:
@@ -150,6 +195,7 @@ class DestinationMemory:
         Returns how many were forgotten.
         """
         with self._lock:
+            self._apply_later()
             doomed = [
                 key
                 for key in self._entries
@@ -161,7 +207,12 @@ class DestinationMemory:
 
     def __len__(self) -> int:
         with self._lock:
+            self._apply_later()
             return len(self._entries)
+
+
+#: Changes that may wait in :meth:`DestinationMemory.later` before they are applied anyway.
+_LATER_MAX: Final = 1024
 
 
 #: The process-wide memory every connection consults.

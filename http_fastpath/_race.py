@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import time
 from collections.abc import Sequence
 
 from . import _decide, _dialer, _eyeballs, _trace
-from ._dialer import Address, Buffer, ConnectSteps, DialRecord, FastpathSocket
+from ._dialer import Address, Buffer, ConnectSteps, DialRecord
 from ._exceptions import DialTimeout
 from ._eyeballs import Expire, Phase, Race, Start, Wait, WaitWritable
 from ._info import ConnectAttempt
@@ -40,8 +41,7 @@ def race_order(addresses: Sequence[Address]) -> list[Address]:
 def _child(main: DialRecord) -> DialRecord:
     """A record for one attempt: its own TFO state; the reasons land on the dial's."""
     record = DialRecord(main.options, main.platform)
-    record.fallbacks = main.fallbacks
-    record.notes = main.notes
+    record.parent = main
     record.mptcp_kernel_refused = main.mptcp_kernel_refused
     record.tfo_refused = main.tfo_refused
     return record
@@ -55,6 +55,7 @@ class _Attempt:
         "cookie_cached",
         "error",
         "key",
+        "now",
         "plain_retry",
         "record",
         "sent",
@@ -62,7 +63,7 @@ class _Attempt:
         "syn_data_bytes",
     )
 
-    def __init__(self, address: Address, record: DialRecord, sock: FastpathSocket | None) -> None:
+    def __init__(self, address: Address, record: DialRecord, sock: socket.socket | None) -> None:
         self.address = address
         self.key = _dialer._key(address)
         self.record = record
@@ -71,26 +72,29 @@ class _Attempt:
         self.sent = 0
         self.syn_data_bytes = 0  # what rode in this attempt's last SYN (for the report)
         self.error: OSError | None = None
+        self.now = _dialer._now()  # when the last connect of this attempt was planned
 
-    def begin(self, pending: _dialer._Pending, data: Buffer | None, again: bool = False) -> None:
+    def begin(self, pending: _dialer.Pending, data: Buffer | None, again: bool = False) -> None:
         """Start the connect (``again``: on a fresh socket); OSError: it failed at once."""
         fresh_needed = again or self.sock is None
         while True:
             if fresh_needed:
-                fresh = _dialer._create(
+                fresh: socket.socket = _dialer._create(
                     self.address, self.record, pending.socket_options, pending.source_address
                 )
                 if self.sock is None:
                     self.sock = fresh
                 else:
-                    self.sock._replace_with(fresh)
+                    _dialer._replace(self.sock, fresh)
+                    self.record.tcp_info_raw = None  # (read by the connect before)
             fresh_needed = True
             record = self.record
+            self.now = _dialer._now()
             plan = _decide.plan_first_flight(
                 record.options,
                 MEMORY.get(self.key),
                 self.key,
-                _dialer._now(),
+                self.now,
                 socket_proto=self.sock.proto,  # type: ignore[union-attr]
                 first_flight=data,
                 kernel_refused=record.tfo_refused,
@@ -101,7 +105,7 @@ class _Attempt:
             record.early_data_safe = plan.early_data_safe
             record.note(plan.reasons)
             try:
-                self.sent = _dialer._start(self.sock, self.address, data, plan)  # type: ignore[arg-type]
+                self.sent = _dialer._start(self.sock, record, self.address, data, plan)  # type: ignore[arg-type]
                 self.syn_data_bytes = record.syn_data_bytes
             except _dialer._CookieCached:
                 self.cookie_cached = True
@@ -115,7 +119,7 @@ class _Attempt:
     def _again(self, exc: OSError) -> bool:
         """Learn from a failure; True when the same address is tried once more (plain SYN)."""
         assert self.sock is not None
-        learned = _dialer._learn(self.sock, self.key, exc, self.plain_retry)
+        learned = _dialer._learn(self.sock, self.record, self.key, exc, self.plain_retry, self.now)
         self.record.syn_data_bytes = 0
         if learned.retry_plain:
             self.plain_retry = True
@@ -124,20 +128,20 @@ class _Attempt:
         dial_logger.debug("connect to %s failed: %s", self.address[1], exc)
         return False
 
-    def ready(self, pending: _dialer._Pending, data: Buffer | None) -> bool:
+    def ready(self, pending: _dialer.Pending, data: Buffer | None) -> bool:
         """The socket is writable: True when connected, False when started over (plain SYN).
 
         OSError: the attempt failed.
         """
         assert self.sock is not None
         try:
-            _dialer._finish(self.sock)
+            _dialer._finish(self.sock, self.record)
         except OSError as exc:
             if not self._again(exc):
                 raise
             self.begin(pending, data, again=True)
             return False
-        learned = _dialer._learn(self.sock, self.key, None, self.plain_retry)
+        learned = _dialer._learn(self.sock, self.record, self.key, None, self.plain_retry, self.now)
         if learned.stall_risk:  # the server's kernel would hold its reply: start over
             self.record.syn_data_bytes = 0
             self.plain_retry = True
@@ -149,9 +153,9 @@ class _Attempt:
         """The time ran out (the caller closes the socket)."""
         self.error = DialTimeout("timed out")
         if self.sock is not None:
-            _dialer._learn(self.sock, self.key, self.error, self.plain_retry)
+            _dialer._learn(self.sock, self.record, self.key, self.error, self.plain_retry, self.now)
 
-    def socket(self) -> FastpathSocket:
+    def socket(self) -> socket.socket:
         assert self.sock is not None  # an attempt in flight has its socket
         return self.sock
 
@@ -191,9 +195,7 @@ def _report(race: Race, attempts: dict[int, _Attempt]) -> tuple[ConnectAttempt, 
     return tuple(out)
 
 
-def race_steps(
-    sock: FastpathSocket, pending: _dialer._Pending, data: Buffer | None
-) -> ConnectSteps:
+def race_steps(sock: socket.socket, pending: _dialer.Pending, data: Buffer | None) -> ConnectSteps:
     """Connect ``sock`` to the first of ``pending.addresses`` that answers (RFC 8305).
 
     ``sock`` was made for the first address: the first attempt runs on it (a failed or
@@ -201,7 +203,7 @@ def race_steps(
     into it). Returns the bytes of ``data`` that rode in the winner's SYN; raises the
     error of the attempt that ended last, or :class:`DialTimeout` when the time ran out.
     """
-    main = sock.fastpath_record
+    main = pending.record
     addresses = pending.addresses
     race = Race(
         len(addresses),
@@ -219,8 +221,6 @@ def race_steps(
                 attempt = attempts[i] = _Attempt(
                     addresses[i], _child(main), sock if i == 0 else None
                 )
-                if i == 0:
-                    sock.fastpath_record = attempt.record
                 try:
                     attempt.begin(pending, data)
                 except OSError as exc:
@@ -258,7 +258,6 @@ def race_steps(
                     raise DialTimeout("timed out")
                 raise _dialer._to_dial_error(error)
     finally:
-        sock.fastpath_record = main
         if winner is None:
             race.abandon(time.monotonic())
             for attempt in attempts.values():
@@ -271,7 +270,7 @@ def race_steps(
 
 
 def _won(
-    sock: FastpathSocket,
+    sock: socket.socket,
     main: DialRecord,
     race: Race,
     attempts: dict[int, _Attempt],
@@ -280,12 +279,14 @@ def _won(
     """Move the winner into the dial's socket and record; remember it when it teaches."""
     assert winner.sock is not None and race.winner is not None
     if winner.sock is not sock:
-        sock._replace_with(winner.sock)  # closes the first attempt's socket
+        _dialer._replace(sock, winner.sock)  # closes the first attempt's socket
     record = winner.record
     main.tfo_requested = record.tfo_requested
     main.tfo_refused = record.tfo_refused
     main.syn_data_bytes = record.syn_data_bytes
     main.early_data_safe = record.early_data_safe
+    main.tcp_info_raw = record.tcp_info_raw  # what the winner's connect read
+    main.is_mptcp = record.is_mptcp
     main.mptcp_kernel_refused = (
         any(a.record.mptcp_kernel_refused for a in attempts.values()) or main.mptcp_kernel_refused
     )
@@ -299,7 +300,8 @@ def _won(
             return dest.replace(won_race_at=now)
 
         MEMORY.update(winner.key, won)
-    _trace.mark("connect_done")
+    if _trace.collecting() is not None:
+        _trace.mark("connect_done")
     if dial_logger.isEnabledFor(logging.DEBUG):
         keys = [attempts[i].key for i in sorted(attempts)]
         for key, shown in zip(keys, main.attempts, strict=True):
@@ -310,5 +312,5 @@ def _won(
                 shown.ended_ms,
                 shown.started_ms,
             )
-        _dialer._log_connection(sock, winner.key)
+        _dialer._log_connection(sock, main, winner.key)
     return winner.sent

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import types
+from collections import deque
 from collections.abc import Mapping
 
 __all__ = ["FastpathStats", "stats"]
@@ -54,26 +55,49 @@ class FastpathStats:
 
 
 class _Counters:
-    """The live counters behind :func:`stats`; one lock, taken once per connection."""
+    """The live counters behind :func:`stats`; one lock, taken once per connection.
+
+    A connection adds 1 to the tally of its kind (a tuple of five flags, see
+    :meth:`tally`); :meth:`snapshot` turns the tallies into the fields.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._n = dict.fromkeys(
             (f.name for f in dataclasses.fields(FastpathStats) if f.name != "fallbacks"), 0
         )
+        self._kinds: dict[tuple[bool, bool, bool, bool, bool], int] = {}
+        #: kinds tallied without the lock (:meth:`later`), counted at the next snapshot
+        self._later: deque[tuple[bool, bool, bool, bool, bool]] = deque()
         self._fallbacks: dict[str, int] = {}
 
     def connected(
         self, *, syn_data: bool, acked: bool, cookie_request: bool, mptcp_socket: bool, mptcp: bool
     ) -> None:
+        self.tally((syn_data, acked, cookie_request, mptcp_socket, mptcp))
+
+    def tally(self, kind: tuple[bool, bool, bool, bool, bool]) -> None:
+        """One connection of ``kind``: (syn_data, acked, cookie_request, mptcp_socket, mptcp)."""
+        kinds = self._kinds
         with self._lock:
-            n = self._n
-            n["connections"] += 1
-            n["syn_data_sent"] += syn_data
-            n["syn_data_acked"] += acked
-            n["tfo_cookie_requests"] += cookie_request
-            n["mptcp_sockets"] += mptcp_socket
-            n["mptcp_connections"] += mptcp
+            kinds[kind] = kinds.get(kind, 0) + 1
+
+    def later(self, kind: tuple[bool, bool, bool, bool, bool]) -> None:
+        """:meth:`tally`, without the lock: a ``deque.append``, counted by :meth:`snapshot`."""
+        later = self._later
+        later.append(kind)
+        if len(later) > 1024:
+            with self._lock:
+                self._apply_later()
+
+    def _apply_later(self) -> None:
+        later, kinds = self._later, self._kinds
+        while later:
+            try:
+                kind = later.popleft()
+            except IndexError:
+                break
+            kinds[kind] = kinds.get(kind, 0) + 1
 
     def add(self, name: str) -> None:
         with self._lock:
@@ -85,8 +109,17 @@ class _Counters:
 
     def snapshot(self) -> FastpathStats:
         with self._lock:
+            self._apply_later()
+            n = dict(self._n)
+            for (syn_data, acked, cookie, mptcp_socket, mptcp), count in self._kinds.items():
+                n["connections"] += count
+                n["syn_data_sent"] += count * syn_data
+                n["syn_data_acked"] += count * acked
+                n["tfo_cookie_requests"] += count * cookie
+                n["mptcp_sockets"] += count * mptcp_socket
+                n["mptcp_connections"] += count * mptcp
             fallbacks = types.MappingProxyType(dict(self._fallbacks))
-            return FastpathStats(**self._n, fallbacks=fallbacks)
+        return FastpathStats(**n, fallbacks=fallbacks)
 
 
 COUNTERS = _Counters()

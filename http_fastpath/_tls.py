@@ -39,19 +39,36 @@ class TLSSocket:
             self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
         )
 
+    def first_flight(self) -> bytes:
+        """Start the handshake without I/O: the ClientHello, for the caller to send first."""
+        try:
+            self.ssl_object.do_handshake()
+        except ssl.SSLWantReadError:
+            self._waiting = True  # for the server's flight
+        return self._outgoing.read()
+
+    _waiting = False
+
     def do_handshake(self) -> None:
         """Run the TLS handshake (the socket's timeout applies to each read and write)."""
+        if self._waiting:  # the ClientHello went out: read the answer before asking OpenSSL
+            self._waiting = False
+            self._fill()
         self._retry(self.ssl_object.do_handshake)
         _trace.mark("tls_done")
 
     def recv(self, max_bytes: int) -> bytes:
         """Read up to ``max_bytes`` of plaintext; ``b""`` at a clean end of stream."""
         # The hot path of every response: kept inline (no closures, no helper calls).
-        read, outgoing = self.ssl_object.read, self._outgoing
+        ssl_object, incoming, outgoing = self.ssl_object, self._incoming, self._outgoing
         try:
+            if not incoming.pending and not ssl_object.pending() and not incoming.eof:
+                # Nothing buffered: read the socket first, rather than have OpenSSL raise
+                # SSLWantReadError (an exception per response) to say so.
+                self._fill()
             while True:
                 try:
-                    data = read(max_bytes)
+                    data = ssl_object.read(max_bytes)
                 except ssl.SSLWantReadError:
                     if outgoing.pending:
                         self.sock.sendall(outgoing.read())

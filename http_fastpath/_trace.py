@@ -21,6 +21,10 @@ _collector: contextvars.ContextVar[dict[str, float] | None] = contextvars.Contex
 )
 
 
+#: The active collector or None (a C call: hot paths test it before calling :func:`mark`).
+collecting = _collector.get
+
+
 def mark(name: str) -> None:
     """Record milestone ``name`` (first occurrence wins) if a collector is active."""
     marks = _collector.get()

@@ -19,17 +19,19 @@ build its proxy route from the same fastpath transport class and options instead
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import inspect
 import logging
+import os
 import ssl
 import threading
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import ModuleType, TracebackType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.request import getproxies
 
+from . import _sslcache
 from ._core_sync import CoreSocketOption
 from ._exceptions import OptionError
 from ._options import FastpathOptions, TFOPolicy
@@ -84,6 +86,37 @@ def derive(impl: type, base: type) -> Any:
     return cls
 
 
+class _ExceptionMap:
+    """``with``: re-raise an httpcore exception as the client's (most specific class wins).
+
+    What the stock transport's ``map_httpcore_exceptions`` does, as a plain class: no
+    generator per use, and one instance serves every request (it keeps no state).
+    """
+
+    __slots__ = ("_map",)
+
+    def __init__(self, exc_map: dict[type[Exception], type[Exception]]) -> None:
+        self._map = exc_map
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if not isinstance(exc, Exception):
+            return  # (None: the exception, if any, goes on)
+        mapped: type[Exception] | None = None
+        for from_exc, to_exc in self._map.items():
+            if isinstance(exc, from_exc) and (mapped is None or issubclass(to_exc, mapped)):
+                mapped = to_exc
+        if mapped is not None:
+            raise mapped(str(exc)) from exc
+
+
 class ClientStack:
     """One client stack: ``httpx`` + ``httpcore``, or ``httpx2`` + ``httpcore2``.
 
@@ -102,6 +135,7 @@ class ClientStack:
         self.exc_map: dict[type[Exception], type[Exception]] = {
             getattr(core, name): getattr(client, name) for name in _EXC_NAMES
         }
+        self._mapper = _ExceptionMap(self.exc_map)
         self._proxies_kept = False
         self._lock = threading.Lock()
 
@@ -109,19 +143,9 @@ class ClientStack:
         limits: LimitsLike = self.client.Limits(max_connections=100, max_keepalive_connections=20)
         return limits
 
-    @contextlib.contextmanager
-    def mapped_exceptions(self) -> Iterator[None]:
+    def mapped_exceptions(self) -> _ExceptionMap:
         """Re-raise httpcore exceptions as the client's, like the stock transport."""
-        try:
-            yield
-        except Exception as exc:
-            mapped: type[Exception] | None = None
-            for from_exc, to_exc in self.exc_map.items():
-                if isinstance(exc, from_exc) and (mapped is None or issubclass(to_exc, mapped)):
-                    mapped = to_exc
-            if mapped is None:
-                raise
-            raise mapped(str(exc)) from exc
+        return self._mapper
 
     def keep_fastpath_on_proxies(self) -> None:
         """Make ``Client(transport=<fastpath>, proxy=URL)`` route the proxy on the fastpath.
@@ -180,6 +204,87 @@ def _resolve_options(
     return options
 
 
+#: what httpx and httpx2 say when ``verify`` is a path (deprecated); said on a cache hit too
+_VERIFY_PATH_DEPRECATED = (
+    "`verify=<str>` is deprecated. "
+    "Use `verify=ssl.create_default_context(cafile=...)` "
+    "or `verify=ssl.create_default_context(capath=...)` instead."
+)
+
+
+def _verify_true_paths(stack: ClientStack) -> tuple[str, ...] | None:
+    """The files and directories the stack reads for ``verify=True`` (None: unknown)."""
+    if stack.name == "httpx":
+        import certifi
+
+        return (certifi.where(),)
+    candidates = getattr(getattr(stack.core, "_ssl", None), "CA_FILE_CANDIDATES", None)
+    if stack.name == "httpx2" and isinstance(candidates, list):
+        paths = ssl.get_default_verify_paths()
+        return (paths.openssl_cafile, paths.openssl_capath, *candidates)
+    return None
+
+
+def _alpn(stack: ClientStack, http1: bool, http2: bool) -> list[str]:
+    """The ALPN list the stack's httpcore sets on its context (a guess for others)."""
+    if stack.name == "httpx2":
+        return (["h2", "http/1.1"] if http1 else ["h2"]) if http2 else ["http/1.1"]
+    return ["http/1.1", "h2"] if http2 else ["http/1.1"]
+
+
+def shared_context(
+    stack: ClientStack, verify: Any, cert: Any, trust_env: bool, http1: bool, http2: bool
+) -> Any:
+    """``create_ssl_context(verify, cert, trust_env)`` from the process-wide cache.
+
+    Built by the stack's own ``create_ssl_context`` on a miss, with the ALPN list httpcore
+    sets on every connection, and handed to the pool as an :class:`._sslcache.AlpnFixed`
+    (httpcore's per-connection ``set_alpn_protocols`` must not change a shared context).
+    The caller's own context (``verify=<SSLContext>``) and the deprecated ``cert=`` are
+    used as stock uses them.
+    """
+    create = stack.client.create_ssl_context
+    default_paths: tuple[str, ...] = ()
+    if verify is True:
+        found = _verify_true_paths(stack)
+        if found is None:
+            return create(verify=verify, cert=cert, trust_env=trust_env)
+        default_paths = found
+    if cert is not None or not isinstance(verify, bool | str):
+        return create(verify=verify, cert=cert, trust_env=trust_env)
+    hit = False
+
+    def get(alpn: list[str]) -> ssl.SSLContext:
+        nonlocal hit
+        key = _sslcache.httpx_key(
+            stack=stack.name,
+            verify=verify,
+            cert=None,
+            trust_env=trust_env,
+            alpn=alpn,
+            default_paths=default_paths,
+            environ=os.environ,
+        )
+        context = _sslcache.CACHE.lookup(key)
+        if context is not None:
+            hit = True
+            return context
+
+        def build() -> ssl.SSLContext:
+            built: ssl.SSLContext = create(verify=verify, cert=None, trust_env=trust_env)
+            built.set_alpn_protocols(alpn)
+            return built
+
+        return _sslcache.CACHE.get(key, build)
+
+    shared = _sslcache.AlpnFixed(get, _alpn(stack, http1, http2))
+    if hit and isinstance(verify, str):  # create_ssl_context, skipped, says this every time
+        warnings.warn(_VERIFY_PATH_DEPRECATED, DeprecationWarning, stacklevel=4)
+    if type(_sslcache.unwrap(shared)) is not ssl.SSLContext:
+        return _sslcache.unwrap(shared)  # not stored (truststore...): the pool's own, as stock
+    return shared
+
+
 def _build_pool(
     stack: ClientStack,
     asynchronous: bool,
@@ -203,7 +308,7 @@ def _build_pool(
     if limits is None:
         limits = stack.default_limits()
     proxy = client.Proxy(url=proxy) if isinstance(proxy, (str, client.URL)) else proxy
-    ssl_context = client.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+    ssl_context = shared_context(stack, verify, cert, trust_env, http1, http2)
     backend_cls = stack.async_backend if asynchronous else stack.sync_backend
     common: dict[str, Any] = {
         "ssl_context": ssl_context,
@@ -270,8 +375,12 @@ def _core_request(core: ModuleType, request: Any) -> Any:
 
 
 def _extensions(resp: Any) -> dict[str, Any]:
-    """The response extensions plus our :class:`ConnectionInfo` (when the stream has one)."""
-    extensions = dict(resp.extensions)
+    """The response extensions plus our :class:`ConnectionInfo` (when the stream has one).
+
+    httpcore makes a new dict per response: the key is added to it (no copy). The proof
+    is a deferred :class:`ConnectionInfo`, read from the kernel when first looked at.
+    """
+    extensions: dict[str, Any] = resp.extensions
     stream = extensions.get("network_stream")
     if stream is not None:
         info = stream.get_extra_info(INFO_EXTENSION)

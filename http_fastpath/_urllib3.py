@@ -24,12 +24,13 @@ exactly the exceptions a stock connection raises.
 from __future__ import annotations
 
 import datetime
+import os
 import socket
 import ssl
 import sys
 import warnings
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from urllib3 import connection as _u3_connection
@@ -39,6 +40,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError,
     NameResolutionError,
     NewConnectionError,
+    SSLError,
     SystemTimeWarning,
 )
 from urllib3.poolmanager import PoolManager, ProxyManager
@@ -46,7 +48,7 @@ from urllib3.util import ssl_ as _u3_ssl
 from urllib3.util.ssltransport import SSLTransport
 from urllib3.util.timeout import Timeout
 
-from . import _dialer, _trace
+from . import _dialer, _sslcache, _trace
 from ._exceptions import DialError, DialTimeout, FastpathError, OptionError
 from ._info import ConnectionInfo
 from ._options import FastpathOptions
@@ -166,7 +168,7 @@ class FastpathHTTPConnection(HTTPConnection):
     fastpath_options: FastpathOptions = _DEFAULT_OPTIONS
     #: What the dialer did for the current socket (None before the first connect).
     fastpath_record: _dialer.DialRecord | None = None
-    _fastpath_info: ConnectionInfo | None = None
+    _fastpath_proof: _dialer.Proof | None = None
     _fastpath_complete_on_dial: bool = False
 
     def __init__(
@@ -193,7 +195,7 @@ class FastpathHTTPConnection(HTTPConnection):
                 options=self.fastpath_options,
                 timeout=Timeout.resolve_default_timeout(self.timeout),
                 source_address=self.source_address,
-                socket_options=cast(Sequence[_dialer.SocketOption], self.socket_options or ()),
+                socket_options=self.socket_options or (),
             )
         except socket.gaierror as e:
             raise NameResolutionError(self.host, self, e) from e
@@ -203,7 +205,7 @@ class FastpathHTTPConnection(HTTPConnection):
             raise NewConnectionError(self, f"Failed to establish a new connection: {e}") from e
         sys.audit("http.client.connect", self, self.host, self.port)
         self.fastpath_record = sock.fastpath_record
-        self._fastpath_info = None
+        self._fastpath_proof = None
         if self._fastpath_complete_on_dial and sock.is_pending:
             try:
                 sock.complete(None)
@@ -232,25 +234,30 @@ class FastpathHTTPConnection(HTTPConnection):
             raise self._connect_error(e) from e
 
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]
-        info = self._fastpath_capture()
+        proof = self._fastpath_proof
+        info = proof.info() if proof is not None else self._fastpath_capture()
         response = super().getresponse()
         if info is not None:
             setattr(response, INFO_ATTR, info)
         return response
 
     def _fastpath_capture(self) -> ConnectionInfo | None:
-        info = self._fastpath_info
-        if info is None:
+        """The connection's proof: read from the kernel when someone looks at it."""
+        proof = self._fastpath_proof
+        if proof is None:
             record, sock = self.fastpath_record, self.sock
             if record is None or sock is None:
                 return None
             raw = getattr(sock, "socket", sock)  # SSLTransport keeps the TCP socket here
-            try:
-                info = record.connection_info(raw)
-            except (OSError, ValueError):
-                return None
-            self._fastpath_info = info
-        return info
+            proof = self._fastpath_proof = _dialer.Proof(record, raw)
+        return proof.info()
+
+    def close(self) -> None:
+        proof = self._fastpath_proof
+        if proof is not None:
+            proof.seal()  # the proof stays readable without the socket
+            self._fastpath_proof = None
+        super().close()
 
 
 class _LeanSSLTransport(SSLTransport):
@@ -290,6 +297,28 @@ class _LeanSSLTransport(SSLTransport):
     @property
     def proto(self) -> int:
         return self.socket.proto
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> Any:
+        if flags != 0:
+            raise ValueError("non-zero flags not allowed in calls to recv_into")
+        return self._wrap_ssl_read(len(buffer) if nbytes is None else nbytes, buffer)
+
+    def _wrap_ssl_read(self, len: int, buffer: bytearray | None = None) -> Any:
+        try:
+            incoming = self.incoming
+            if not incoming.pending and not self.sslobj.pending() and not incoming.eof:
+                # Nothing buffered: read the socket first, rather than have OpenSSL raise
+                # SSLWantReadError (an exception per response) to say so.
+                data = self.socket.recv(16384)
+                if data:
+                    incoming.write(data)
+                else:
+                    incoming.write_eof()
+            return self._ssl_io_loop(self.sslobj.read, len, buffer)
+        except ssl.SSLError as e:
+            if e.errno == ssl.SSL_ERROR_EOF and self.suppress_ragged_eofs:
+                return 0  # eof, return 0.
+            raise
 
     def _ssl_io_loop(self, func: Callable[..., Any], arg1: Any = None, arg2: Any = None) -> Any:
         while True:
@@ -336,11 +365,155 @@ _NO_BIO_TLS = (
 )
 
 
+# urllib3 internals the shared-context path reuses (urllib3 2.x); without them it is off.
+_MATCH_HOSTNAME: Callable[..., Any] | None = getattr(_u3_connection, "_match_hostname", None)
+_WRAP_IMPL: Callable[..., Any] | None = getattr(_u3_ssl, "_ssl_wrap_socket_impl", None)
+_KEY_ENCRYPTED: Callable[[str], bool] | None = getattr(_u3_ssl, "_is_key_file_encrypted", None)
+_DEFAULT_PATHS: tuple[str, ...] | None = None
+
+
+def _default_paths() -> tuple[str, ...]:
+    """What ``load_default_certs`` reads besides ``SSL_CERT_FILE``/``SSL_CERT_DIR``."""
+    global _DEFAULT_PATHS
+    if _DEFAULT_PATHS is None:
+        paths = ssl.get_default_verify_paths()
+        _DEFAULT_PATHS = (paths.openssl_cafile, paths.openssl_capath)
+    return _DEFAULT_PATHS
+
+
+def shared_context(conn: HTTPSConnection) -> ssl.SSLContext | None:
+    """The process-wide context for ``conn``'s TLS settings (see :mod:`._sslcache`).
+
+    None when urllib3 must build its own, as stock does: the caller passed an
+    ``ssl_context``, the deprecated ``ssl_version``, pyOpenSSL is injected, or this
+    urllib3 lacks a helper the shared path reuses.
+    """
+    if (
+        conn.ssl_context is not None
+        or conn.ssl_version is not None
+        or _u3_ssl.SSLContext is not ssl.SSLContext
+        or _u3_ssl.IS_PYOPENSSL
+        or _MATCH_HOSTNAME is None
+        or _WRAP_IMPL is None
+        or _KEY_ENCRYPTED is None
+    ):
+        return None
+    cert_reqs = _u3_ssl.resolve_cert_reqs(conn.cert_reqs)
+    check_hostname_off = bool(
+        conn.assert_fingerprint
+        or conn.assert_hostname
+        or conn.assert_hostname is False
+        or not _u3_ssl.HAS_NEVER_CHECK_COMMON_NAME
+    )
+    alpn = tuple(_u3_ssl.ALPN_PROTOCOLS)
+    key = _sslcache.urllib3_key(
+        cert_reqs=cert_reqs,
+        ssl_minimum_version=conn.ssl_minimum_version,
+        ssl_maximum_version=conn.ssl_maximum_version,
+        ca_certs=conn.ca_certs,
+        ca_cert_dir=conn.ca_cert_dir,
+        ca_cert_data=conn.ca_cert_data,
+        cert_file=conn.cert_file,
+        key_file=conn.key_file,
+        key_password=conn.key_password,
+        check_hostname_off=check_hostname_off,
+        alpn=alpn,
+        default_paths=_default_paths(),
+        environ=os.environ,
+    )
+
+    def build() -> ssl.SSLContext:
+        return _build_context(conn, cert_reqs, check_hostname_off, list(alpn))
+
+    return _sslcache.CACHE.get(key, build)
+
+
+def _build_context(
+    conn: HTTPSConnection, cert_reqs: int, check_hostname_off: bool, alpn: list[str]
+) -> ssl.SSLContext:
+    """The context stock urllib3 builds for ``conn`` (``_ssl_wrap_socket_and_match_hostname``
+    and ``ssl_wrap_socket``: the same calls in the same order), without a socket."""
+    context = _u3_ssl.create_urllib3_context(
+        ssl_version=_u3_ssl.resolve_ssl_version(None),
+        ssl_minimum_version=conn.ssl_minimum_version,
+        ssl_maximum_version=conn.ssl_maximum_version,
+        cert_reqs=cert_reqs,
+    )
+    context.verify_mode = cert_reqs  # type: ignore[assignment]
+    if check_hostname_off:
+        context.check_hostname = False
+    ca_certs, ca_cert_dir, ca_cert_data = conn.ca_certs, conn.ca_cert_dir, conn.ca_cert_data
+    if not ca_certs and not ca_cert_dir and not ca_cert_data:
+        context.load_default_certs()
+    else:
+        try:
+            context.load_verify_locations(ca_certs, ca_cert_dir, ca_cert_data)
+        except OSError as e:
+            raise SSLError(e) from e
+    key_file, key_password = conn.key_file, conn.key_password
+    assert _KEY_ENCRYPTED is not None
+    if key_file and key_password is None and _KEY_ENCRYPTED(key_file):
+        raise SSLError("Client private key is encrypted, password is required")
+    if conn.cert_file:
+        if key_password is None:
+            context.load_cert_chain(conn.cert_file, key_file)
+        else:
+            context.load_cert_chain(conn.cert_file, key_file, key_password)
+    context.set_alpn_protocols(alpn)
+    return context
+
+
+def _wrap_verified(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_hostname: str,
+    assert_hostname: Any,
+    assert_fingerprint: str | None,
+    tls_in_tls: bool,
+) -> tuple[Any, bool]:
+    """Stock ``_ssl_wrap_socket_and_match_hostname`` after its context is built.
+
+    The same wrap (``SSLTransport`` over MemoryBIO for ``tls_in_tls``, else
+    ``wrap_socket``) and the same checks (fingerprint, or urllib3's own hostname match
+    when ``check_hostname`` is off); nothing is set on the shared context.
+    """
+    normalized = server_hostname.strip("[]")
+    if "%" in normalized:
+        normalized = normalized[: normalized.rfind("%")]
+    if _u3_ssl.is_ipaddress(normalized):
+        server_hostname = normalized
+    assert _WRAP_IMPL is not None and _MATCH_HOSTNAME is not None
+    if tls_in_tls:  # urllib3's SSLTransport, its handshake through the lean I/O loop
+        ssl_sock = _LeanSSLTransport(sock, context, server_hostname)
+    else:
+        ssl_sock = _WRAP_IMPL(sock, context, False, server_hostname)
+    try:
+        if assert_fingerprint:
+            _u3_ssl.assert_fingerprint(ssl_sock.getpeercert(binary_form=True), assert_fingerprint)
+        elif (
+            context.verify_mode != ssl.CERT_NONE
+            and not context.check_hostname
+            and assert_hostname is not False
+        ):
+            # (a context urllib3 builds itself: hostname_checks_common_name=False)
+            _MATCH_HOSTNAME(ssl_sock.getpeercert(), assert_hostname or server_hostname, False)
+        return ssl_sock, context.verify_mode == ssl.CERT_REQUIRED or bool(assert_fingerprint)
+    except BaseException:
+        ssl_sock.close()
+        raise
+
+
 class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
     """``urllib3.connection.HTTPSConnection`` on the fastpath (see the module docstring)."""
 
     def connect(self) -> None:
         direct = self.proxy is None and self._tunnel_host is None
+        if direct and "h2" not in _u3_ssl.ALPN_PROTOCOLS:
+            context = shared_context(self)
+            if context is not None:
+                self._connect_shared(context, in_syn=self.fastpath_options.tfo)
+                _trace.mark("tls_done")
+                return
         if direct and self.fastpath_options.tfo and fast_tls_supported(self.ssl_context):
             self._connect_fast_tls()
             _trace.mark("tls_done")
@@ -357,18 +530,50 @@ class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
                 self.fastpath_record.fallback(_NO_BIO_TLS)
         _trace.mark("tls_done")
 
-    def _connect_fast_tls(self) -> None:
-        """Stock ``HTTPSConnection.connect`` for a direct connection, TLS over MemoryBIO."""
-        assert _WRAP_AND_VERIFY is not None
+    def _connect_shared(self, context: ssl.SSLContext, in_syn: bool) -> None:
+        """Stock ``HTTPSConnection.connect`` for a direct connection, the context shared.
+
+        ``in_syn``: TLS over MemoryBIO on the pending socket, so the ClientHello is the
+        first flight (TCP Fast Open); else the connect is complete and TLS runs in
+        ``SSLSocket`` (C), as stock.
+        """
         self.sock = sock = self._new_conn()
-        server_hostname = self.host if self.server_hostname is None else self.server_hostname
+        server_hostname = self._server_hostname_checked()
+        try:
+            if not in_syn and isinstance(sock, _dialer.FastpathSocket) and sock.is_pending:
+                sock.complete(None)
+            wrapped, is_verified = _wrap_verified(
+                sock,
+                context,
+                server_hostname.rstrip("."),
+                self.assert_hostname,
+                self.assert_fingerprint,
+                tls_in_tls=in_syn,
+            )
+        except DialError as e:
+            raise self._connect_error(e) from e
+        if type(wrapped) is SSLTransport:
+            wrapped.__class__ = _LeanSSLTransport
+        self.sock = wrapped
+        self.is_verified = is_verified
+        self._has_connected_to_proxy = False
+
+    def _server_hostname_checked(self) -> str:
+        """The name to verify (and stock's warning when the clock is way off)."""
         if datetime.date.today() < _u3_connection.RECENT_DATE:
             warnings.warn(
                 f"System time is way off (before {_u3_connection.RECENT_DATE}). This will "
                 "probably lead to SSL verification errors",
                 SystemTimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
+        return self.host if self.server_hostname is None else self.server_hostname
+
+    def _connect_fast_tls(self) -> None:
+        """Stock ``HTTPSConnection.connect`` for a direct connection, TLS over MemoryBIO."""
+        assert _WRAP_AND_VERIFY is not None
+        self.sock = sock = self._new_conn()
+        server_hostname = self._server_hostname_checked()
         try:
             wrapped, is_verified = _WRAP_AND_VERIFY(
                 sock=sock,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trustme
 
-from http_fastpath import _log, _memory
+from http_fastpath import _log, _memory, _sslcache
 from http_fastpath.netlab import _netns as netns
 
 
@@ -41,6 +41,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     _log.reset_fallback_log()
     _memory.MEMORY.forget()  # no destination memory carries over from another test
+    _sslcache.CACHE.clear()  # nor shared TLS contexts (their keys are exact anyway)
 
 
 @pytest.fixture(scope="session")

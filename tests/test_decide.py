@@ -463,3 +463,63 @@ def test_any_remembered_state_plans_without_error(
     for outcome in ConnectOutcome:
         learned = learn(DEFAULT, dest, key, at, Observation(outcome, plan.proto, is_mptcp=True))
         assert isinstance(learned.dest, Destination)
+
+
+# -- the usual outcome, as the dialer stores it without calling learn() -------------------
+
+
+@given(
+    dest=st.sampled_from([BLANK, PLAIN, SPEAKS, PAUSED, REFUSED, PAUSE_OVER, PLAIN_OLD]),
+    proto=st.sampled_from([TCP, MPTCP]),
+    syn_data=st.sampled_from([0, 60]),
+    acked=st.booleans(),
+    client_fail=st.integers(min_value=0, max_value=3),
+    plain_retry=st.booleans(),
+    is_mptcp=st.sampled_from([None, False, True]),
+    key=st.sampled_from([REMOTE, LOOP]),
+)
+def test_only_counted_means_learn_just_counts(
+    dest: Destination,
+    proto: int,
+    syn_data: int,
+    acked: bool,
+    client_fail: int,
+    plain_retry: bool,
+    is_mptcp: bool | None,
+    key: tuple[int, str, int],
+) -> None:
+    """Where ``only_counted`` holds, ``learn`` returns ``Learned(counted(dest, acked))``."""
+    from http_fastpath._decide import Learned, counted, only_counted
+
+    if proto == TCP:
+        is_mptcp = None  # (only MPTCP sockets are asked)
+    obs = Observation(
+        ConnectOutcome.CONNECTED, proto, syn_data, acked, client_fail, is_mptcp, plain_retry
+    )
+    got = learn(DEFAULT, dest, key, NOW, obs)
+    if only_counted(proto, plain_retry, syn_data, client_fail):
+        assert got == Learned(counted(dest, acked))
+        assert got.dest == dest._replace(
+            connections=dest.connections + 1,
+            syn_data_acked=dest.syn_data_acked + acked,
+            refused_at=None,
+            syn_data_reset_at=None,
+        )
+    else:
+        assert proto == MPTCP or plain_retry or (syn_data and client_fail == TFO_SYN_RETRANSMITTED)
+
+
+def test_usual_plans_are_the_ones_the_shell_may_run_straight() -> None:
+    from http_fastpath._decide import USUAL_PLANS
+
+    for first in (GET, HELLO, POST, None):
+        plan = plan_first_flight(DEFAULT, PLAIN, REMOTE, NOW, socket_proto=TCP, first_flight=first)
+        assert id(plan) in USUAL_PLANS and not plan.tfo_unavailable
+        assert plan.syn_data == plan.tfo_connect
+    for dest in (PAUSED, REFUSED, SPEAKS):  # reasons that hold data back: the full path
+        plan = plan_first_flight(DEFAULT, dest, REMOTE, NOW, socket_proto=MPTCP, first_flight=GET)
+        assert id(plan) not in USUAL_PLANS, plan
+    darwin = plan_first_flight(
+        DEFAULT, PLAIN, REMOTE, NOW, socket_proto=TCP, first_flight=GET, platform="darwin"
+    )
+    assert id(darwin) not in USUAL_PLANS

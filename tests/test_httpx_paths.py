@@ -14,7 +14,7 @@ from http_fastpath import (
     TFOStatus,
     connection_info,
 )
-from http_fastpath._core_sync import _Redial
+from http_fastpath._core_sync import _open
 from http_fastpath._options import FastpathOptions
 from http_fastpath.netlab import Server, next_loopback
 from http_fastpath.netlab._proxy import Proxy
@@ -142,10 +142,10 @@ def test_async_dead_first_address_then_a_live_one(lib: str) -> None:
     with Server() as server:
         dead = (socket.AF_INET, (next_loopback(), server.port))
         live = (socket.AF_INET, (server.host, server.port))
-        redial = _Redial([dead, live], FastpathOptions(mptcp=False), 5.0, None, [], 0)
+        sock, pending = _open([dead, live], FastpathOptions(mptcp=False), 5.0, None, [])
 
         async def main() -> tuple[bytes, ConnectionInfo | None]:
-            stream = AsyncFastpathStream(redial.open(), redial)
+            stream = AsyncFastpathStream(sock, pending)
             request = f"GET / HTTP/1.1\r\nHost: {server.host}\r\nConnection: close\r\n\r\n"
             await stream.write(request.encode())
             data = b""
