@@ -26,7 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20, help="cold TTFB samples per row (>= 20)")
     parser.add_argument(
         "--only",
-        choices=["calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp", "startup"],
+        choices=[
+            "calibration",
+            "cold",
+            "keepalive",
+            "cpu",
+            "memory",
+            "tls",
+            "mptcp",
+            "eyeballs",
+            "startup",
+        ],  # fmt: skip
         action="append",
         help="run only these parts (default: all)",
     )
@@ -47,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.report_only:
         parts = args.only or [
-            "calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp", "startup",
+            "calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp", "eyeballs",
+            "startup",
         ]  # fmt: skip
         # Interpreter start-up needs no network: it runs without the lab too.
         reason = _netns.enter() if set(parts) - {"startup"} else None
@@ -83,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
                 from .bench_tls_context import measure as measure_tls
 
                 results["tls"] = {"rows": measure_tls(log=log)}
+            elif part == "eyeballs":
+                from .bench_eyeballs import measure as measure_eyeballs
+
+                results["eyeballs"] = measure_eyeballs(log)
             else:
                 results["mptcp"] = _suite.mptcp(log)
             results.setdefault("durations_s", {})[part] = round(time.monotonic() - t0, 1)

@@ -171,6 +171,13 @@ def _targets(results: dict[str, Any]) -> list[str]:
                 f"| TLS set-up CPU, {r['client']} ({r['unit']}), {r['verify']}, system-size "
                 f"bundle: ≤ 0.25 × stock | {r['ratio']:.3f} | {_check(r['ratio'] <= 0.25)} |"
             )
+    for r in results.get("eyeballs", {}).get("rows", []):
+        if r["scenario"].startswith("silent"):
+            lines.append(
+                f"| {r['scenario']} (5 s connect timeout), {r['client']}: ≤ 350 ms "
+                f"(stock {r['stock_ms']:.0f} ms) | {r['race_ms']:.0f} ms | "
+                f"{_check(r['race_ms'] <= 350)} |"
+            )
     startup = results.get("startup")
     if startup is not None:
         from .bench_startup import CONTROL
@@ -424,6 +431,30 @@ def write(results: dict[str, Any], out: Path) -> None:
                 f"{r['fast_cpu_us']:.1f} | **{r['ratio']:.3f}** | {r['contexts_built']} |"
             )
         md.append("")
+    if "eyeballs" in results:
+        from .bench_eyeballs import report as eyeballs_report
+
+        eb = results["eyeballs"]
+        md += [
+            "## Happy Eyeballs: a silent first address",
+            "",
+            "Time to the response head on a fresh connection when the host's first address",
+            "(the resolver's order) drops SYNs and the other family answers, with a "
+            f"{eb['timeout_s']:g} s connect",
+            "timeout; then the rows where nothing is wrong (`benchmarks/bench_eyeballs.py`).",
+            "Stock sync clients try the silent address for the whole timeout; stock async",
+            'httpx (anyio) races. "ours (race)" forgets the destination memory before each',
+            'sample; "ours (remembered)" starts with the address that won. Medians.',
+            "",
+            *eyeballs_report(eb),
+            'In "silent v4 first" the resolver lists the silent IPv4 address first. Stock',
+            "async httpx on asyncio (anyio) moves the first IPv6 address to the front",
+            "whatever the resolver says, so it connects at once there (and pays the delay when",
+            "the resolver lists a working IPv4 address first and IPv6 is silent); ours, like",
+            "trio's `open_tcp_stream` (stock httpx on trio), keeps the resolver's order",
+            "(RFC 6724, `/etc/gai.conf`) and interleaves the families (RFC 8305 section 4).",
+            "",
+        ]
     if "startup" in results:
         from .bench_startup import report as startup_report
 

@@ -10,7 +10,7 @@ import typing
 
 from . import _lazy
 from ._exceptions import CapabilityError, DialError, DialTimeout, FastpathError, OptionError
-from ._info import ConnectionInfo, TFOStatus
+from ._info import ConnectAttempt, ConnectionInfo, TFOStatus
 from ._options import FastpathOptions
 
 if typing.TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
@@ -43,6 +43,7 @@ __all__ = [
     # options and proof
     "FastpathOptions",
     "ConnectionInfo",
+    "ConnectAttempt",
     "TFOStatus",
     "connection_info",
     "probe",

@@ -176,6 +176,20 @@ def _env_checks() -> list[Check]:
             "(HTTP_FASTPATH_MEMORY_SIZE, HTTP_FASTPATH_TFO_PAUSE, HTTP_FASTPATH_MPTCP_RELEARN)",
         )
     )
+    delay = opts.happy_eyeballs_delay
+    checks.append(
+        Check(
+            section,
+            "happy eyeballs",
+            "info",
+            (
+                f"a host's addresses race, the next after {delay:g} s (RFC 8305)"
+                if delay is not None
+                else "off: a host's addresses are tried one after another"
+            )
+            + " (HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY)",
+        )
+    )
     for problem in config.problems:
         checks.append(Check(section, "problem", "warn", problem))
     return checks

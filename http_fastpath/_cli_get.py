@@ -42,7 +42,7 @@ from ._cli_output import (
     ssl_context,
     timeout_error,
 )
-from ._info import ConnectionInfo, TFOStatus
+from ._info import ConnectAttempt, ConnectionInfo, TFOStatus
 
 __all__ = ["add_parser", "run"]
 
@@ -68,6 +68,7 @@ _SHOWN_FIELDS: Final = frozenset(
         "local_address",
         "peer_address",
         "early_data_safe",
+        "attempts",
     }
 )
 
@@ -132,6 +133,21 @@ def _mptcp_text(info: ConnectionInfo) -> str:
     return "unknown (the kernel cannot tell)"
 
 
+def _attempt_text(attempt: ConnectAttempt) -> str:
+    """``Trying [::1]:8080 at +0.0 ms: abandoned at +250.4 ms ...`` (one connect attempt)."""
+    text = (
+        f"Trying {endpoint(attempt.address)} at +{attempt.started_ms:.1f} ms: "
+        f"{attempt.outcome} at +{attempt.ended_ms:.1f} ms"
+    )
+    if attempt.outcome == "abandoned":
+        text += " (another address connected first)"
+    if attempt.syn_data_bytes:
+        text += f" ({attempt.syn_data_bytes} bytes rode in its SYN)"
+    if attempt.error:
+        text += f" ({attempt.error})"
+    return text
+
+
 def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
     star = style("dim", "*")
     out.write(f"{star} client: {client}\n")
@@ -146,6 +162,8 @@ def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
             f"{star} connection: no ConnectionInfo (the response did not come through the fastpath)\n"
         )
         return
+    for attempt in info.attempts:  # Happy Eyeballs, like curl's "Trying" lines
+        out.write(f"{star} {_attempt_text(attempt)}\n")
     local, peer = endpoint(info.local_address), endpoint(info.peer_address)
     sock = info.socket_protocol
     on = f" (on an {sock.upper()} socket)" if sock != info.transport else ""

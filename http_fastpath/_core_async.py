@@ -4,8 +4,9 @@ Same design as :mod:`._core_sync` (read its docstring), and like it one implemen
 for both stacks: :mod:`._httpcore_async` and :mod:`._httpcore2_async` add the stack's
 base classes and exception classes (:class:`AsyncCoreErrors`): a pending socket whose
 first write completes the connect. The sans-IO connect of the dialer is driven with
-``anyio.wait_writable``; once connected, the fd moves to a plain socket handed to anyio's
-own socket stream (trio insists on a plain ``socket.socket``), and TLS is anyio's
+``anyio.wait_writable`` (one per socket in a task group while Happy Eyeballs races
+several addresses); the socket is a plain ``socket.socket`` from the start (trio insists
+on one), handed to anyio's own socket stream once connected, and TLS is anyio's
 ``TLSStream`` over a byte stream whose first send -- the ClientHello -- completes the
 connect, so it rides in the SYN.
 """
@@ -71,29 +72,51 @@ class AsyncCoreErrors(CoreErrors):
         }
 
 
+async def _writable(sock: socket.socket, ready: list[socket.socket], scope: Any) -> None:
+    await anyio.wait_writable(sock)
+    ready.append(sock)
+    scope.cancel()
+
+
+async def _wait_any(wait: _dialer.WaitWritable) -> tuple[socket.socket, ...]:
+    """Wait until some of ``wait.socks`` are writable; return those (empty: timeout).
+
+    A connect that is already over (loopback, or a fast path) is seen with a
+    zero-timeout poll, without a trip through the event loop.
+    """
+    socks, timeout = wait
+    if len(socks) == 1:
+        if _dialer._wait_writable(socks[0], 0):
+            return socks
+        with anyio.move_on_after(timeout):
+            await anyio.wait_writable(socks[0])
+            return socks
+        return ()
+    with anyio.move_on_after(timeout):
+        ready: list[socket.socket] = []
+        async with anyio.create_task_group() as group:
+            for sock in socks:
+                group.start_soon(_writable, sock, ready, group.cancel_scope)
+        return tuple(ready)
+    return ()
+
+
 async def _drive_async(sock: socket.socket, pending: Pending, data: bytes | None) -> int:
     """Run the dialer's sans-IO connect for ``sock`` on the running anyio loop.
 
-    A handshake that is already over (loopback, or a fast path) is seen with a
-    zero-timeout poll, without a trip through the event loop.
+    On any exception (a cancellation included) the generator is closed, which closes
+    every socket a Happy Eyeballs race opened, and ``sock`` is closed.
     """
     steps = _dialer.connect_steps(sock, pending, data)
     try:
         wait = next(steps)
         while True:
-            ready = _dialer._wait_writable(sock, 0)
-            if not ready:
-                try:
-                    with anyio.fail_after(wait):
-                        await anyio.wait_writable(sock)
-                    ready = True
-                except TimeoutError:
-                    ready = False
-            wait = steps.send(ready)
+            wait = steps.send(await _wait_any(wait))
     except StopIteration as stop:
         sent: int = stop.value
         return sent
     except BaseException:
+        steps.close()
         sock.close()
         raise
 

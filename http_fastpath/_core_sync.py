@@ -16,8 +16,8 @@ read or write error -- and, for cleartext, retried like httpcore retries a faile
 already returned by then. For ``https://`` the failure surfaces inside ``start_tls``,
 which httpcore's retry loop covers by itself.
 
-Addresses are tried one after another (each with the full connect timeout), like the
-standard library's ``socket.create_connection``; there is no Happy Eyeballs race.
+Several addresses are raced with Happy Eyeballs (RFC 8305) by the dialer (:mod:`._race`),
+where stock sync httpcore tries them one after another with the full connect timeout.
 
 :class:`FastpathBackend` is blocking; :class:`AsyncFastpathBackend` runs on anyio, so it
 works under asyncio and trio (it lives in :mod:`._core_async`).

@@ -591,5 +591,6 @@ def counted(dest: Destination, syn_data_acked: bool) -> Destination:
             dest[7] + 1,  # connections
             dest[8] + syn_data_acked,  # syn_data_acked
             dest[9],  # tfo_pauses
+            dest[10],  # won_race_at
         ),
     )

@@ -7,6 +7,7 @@ import socket
 import time
 
 from ._decide import describe
+from ._eyeballs import PREFERENCE_TTL
 from ._memory import MEMORY, Destination, DestinationKey
 
 __all__ = ["DestinationInfo", "destinations", "reset_destinations", "set_destination_limit"]
@@ -25,6 +26,8 @@ class DestinationInfo:
         tfo_pause_reason: why it was paused.
         refused: the last connection attempt was refused (the next SYN carries no data).
         connections / syn_data_acked / tfo_pauses: counters since it was first seen.
+        race_first_for: seconds this address stays first when its host's addresses race
+            (Happy Eyeballs): it won a race against an address tried before it (None: no).
     """
 
     address: str
@@ -38,6 +41,7 @@ class DestinationInfo:
     connections: int
     syn_data_acked: int
     tfo_pauses: int
+    race_first_for: float | None = None
 
     def __str__(self) -> str:
         key = (
@@ -52,6 +56,8 @@ class DestinationInfo:
             parts.append(f"tfo paused {self.tfo_paused_for:.0f} s more: {self.tfo_pause_reason}")
         if self.refused:
             parts.append("last attempt refused")
+        if self.race_first_for is not None:
+            parts.append(f"first in races for {self.race_first_for:.0f} s more (it won the last)")
         parts.append(
             f"connections={self.connections} syn_data_acked={self.syn_data_acked} "
             f"tfo_pauses={self.tfo_pauses}"
@@ -82,6 +88,9 @@ def _info(key: DestinationKey, dest: Destination, now: float) -> DestinationInfo
         connections=dest.connections,
         syn_data_acked=dest.syn_data_acked,
         tfo_pauses=dest.tfo_pauses,
+        race_first_for=_left(
+            None if dest.won_race_at is None else dest.won_race_at + PREFERENCE_TTL, now
+        ),
     )
 
 

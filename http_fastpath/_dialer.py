@@ -14,11 +14,14 @@ A connection is made in two steps:
    (:class:`DialError` / :class:`DialTimeout`) and the next address is tried, exactly as
    a blocking ``connect()`` would.
 
-The connect logic is a generator (:func:`connect_steps`) that yields "wait until
-writable, at most N seconds" and never blocks, so the sync socket and the async
-backends drive the same code. A blocking driver (:func:`drive_sync`) lets it block
-instead: a SYN without data is then a plain blocking ``connect()`` (the kernel waits,
-CPython polls in C) and the socket keeps its timeout throughout.
+The connect logic is a generator (:func:`connect_steps`) that yields "wait until one of
+these sockets is writable, at most N seconds" (:class:`._eyeballs.WaitWritable`) and
+never blocks, so the sync socket and the async backends drive the same code. A host with
+several addresses is dialled with Happy Eyeballs (RFC 8305): :func:`open_pending` puts
+the addresses in order and :mod:`._race` races them (:mod:`._eyeballs` decides). For a
+single address a blocking driver (:func:`complete_sync`) lets it block instead: a SYN
+without data is then a plain blocking ``connect()`` (the kernel waits, CPython polls in
+C) and the socket keeps its timeout throughout.
 
 The connection's proof (:class:`Proof`) is read from the kernel when someone looks at
 it; what the connect itself had to read (``TCP_INFO`` for the TCP Fast Open outcome,
@@ -43,10 +46,11 @@ import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _decide, _linux, _trace
+from . import _decide, _eyeballs, _linux, _trace
 from ._decide import ConnectOutcome, FlightPlan, Learned, Now, Observation, Reason, Why
 from ._exceptions import DialError, DialTimeout
 from ._info import (
+    ConnectAttempt,
     ConnectionInfo,
     TFOStatus,
     deferred_info,
@@ -129,6 +133,8 @@ class DialRecord:
     #: ``TCP_IS_MPTCP`` read when the handshake completed (an MPTCP socket)
     is_mptcp: bool | None = None
     _peer: tuple[Any, ...] | None = None
+    #: the Happy Eyeballs attempts (several addresses only)
+    attempts: tuple[ConnectAttempt, ...] = ()
 
     def __init__(self, options: FastpathOptions, platform: str | None = None) -> None:
         self.options = options
@@ -158,8 +164,12 @@ class DialRecord:
     def fallback(self, reason: str | Reason) -> None:
         """Record (and log once per kind of reason per process) why a fast path was not used."""
         code = reason.why.name.lower() if isinstance(reason, Reason) else reason
-        if reason not in self.fallbacks:
-            self.fallbacks = [*self.fallbacks, reason]
+        fallbacks = self.fallbacks
+        if reason not in fallbacks:
+            if type(fallbacks) is list:  # (a Happy Eyeballs attempt shares the dial's list)
+                fallbacks.append(reason)
+            else:
+                self.fallbacks = [reason]
             COUNTERS.fallback(code)
         log_fallback_once(code, reason)
 
@@ -170,7 +180,11 @@ class DialRecord:
 
     def said(self, reason: Reason) -> None:
         """Record a reason that shaped the connection without being a fallback."""
-        self.notes = [*self.notes, reason]
+        notes = self.notes
+        if type(notes) is list:
+            notes.append(reason)
+        else:
+            self.notes = [*notes, reason]
 
     def tfo_status(self, sock: socket.socket | None) -> TFOStatus:
         """TCP Fast Open outcome (from the connect's ``TCP_INFO``, else from ``sock``)."""
@@ -194,6 +208,7 @@ class DialRecord:
             fallbacks=self._fallback_texts(),
             early_data_safe=self.early_data_safe,
             peer=self.peer,
+            attempts=self.attempts,
             is_mptcp=self.is_mptcp,
         )
 
@@ -214,6 +229,7 @@ class DialRecord:
             local_address=_address(snapshot.local),
             peer_address=self.peer,
             early_data_safe=self.early_data_safe,
+            attempts=self.attempts,
         )
 
     def _fallback_texts(self) -> tuple[str, ...]:
@@ -466,12 +482,16 @@ def _now() -> Now:
 
 _tuple_new = tuple.__new__
 _KNOWN_PLAIN = Why.MPTCP_KNOWN_PLAIN
-#: ``MEMORY.peek`` as a bound ``dict.get`` (pass the default): one C call per lookup
-_peek = MEMORY.lookup
 
 
 def _key(address: Address) -> DestinationKey:
-    return (address[0], str(address[1][0]), int(address[1][1]))
+    """The destination memory's key of ``address``."""
+    sockaddr = address[1]
+    return (address[0], sockaddr[0], sockaddr[1])
+
+
+#: ``MEMORY.peek`` as a bound ``dict.get`` (pass the default): one C call per lookup
+_peek = MEMORY.lookup
 
 
 _S = TypeVar("_S", bound=socket.socket)
@@ -613,12 +633,42 @@ def open_pending(
         raise ValueError("open_pending needs at least one address")
     record = DialRecord(options)
     now = _now()
-    sock = _create(addresses[0], record, socket_options, source_address, FastpathSocket, now)
+    sock, addresses = _create_first(
+        addresses, record, socket_options, source_address, FastpathSocket, now
+    )
     sock.fastpath_record = record
     sock._fp_pending = Pending(addresses, timeout, socket_options, source_address, record, now)
     if sock.gettimeout() != timeout:  # (a new socket already blocks: no syscall for None)
         sock.settimeout(timeout)
     return sock
+
+
+def _create_first(
+    addresses: Sequence[Address],
+    record: DialRecord,
+    socket_options: Sequence[SocketOption],
+    source_address: tuple[str, int] | None,
+    cls: type[_S],
+    now: Now,
+) -> tuple[_S, Sequence[Address]]:
+    """The socket for the first address, and the addresses from there on.
+
+    Several addresses are put in Happy Eyeballs order first (:func:`._race.race_order`);
+    an address whose socket cannot be made here (IPv6 disabled) is skipped.
+    """
+    if len(addresses) > 1 and record.options.happy_eyeballs_delay is not None:
+        from ._race import race_order
+
+        addresses = race_order(addresses)
+    while True:
+        try:
+            return _create(addresses[0], record, socket_options, source_address, cls, now), (
+                addresses
+            )
+        except OSError:  # no socket of this family here: the next address
+            if len(addresses) == 1:
+                raise
+            addresses = addresses[1:]
 
 
 def open_plain(
@@ -638,8 +688,8 @@ def open_plain(
         raise ValueError("open_plain needs at least one address")
     record = DialRecord(options)
     now = _now()
-    sock: socket.socket = _create(
-        addresses[0], record, socket_options, source_address, socket.socket, now
+    sock, addresses = _create_first(
+        addresses, record, socket_options, source_address, socket.socket, now
     )
     if sock.gettimeout() != timeout:
         sock.settimeout(timeout)
@@ -959,7 +1009,8 @@ def _to_dial_error(exc: OSError) -> DialError:
     return DialError(exc.errno, exc.strerror or str(exc))
 
 
-ConnectSteps = Generator[float | None, bool, int]
+WaitWritable = _eyeballs.WaitWritable
+ConnectSteps = Generator[WaitWritable, tuple[socket.socket, ...], int]
 
 
 def connect_steps(
@@ -970,12 +1021,14 @@ def connect_steps(
     blocking: bool = False,
     _resume: tuple[int, bool, DialError | None] | None = None,
 ) -> ConnectSteps:
-    """Connect ``sock``, trying each address in turn; the waiting is left to the driver.
+    """Connect ``sock``; the waiting is left to the driver.
 
-    Yields the number of seconds to wait for the socket to become writable (None: no
-    limit) and expects to be sent True when it did, False on timeout. Returns the number
-    of bytes of ``data`` that went out with the SYN. Leaves the socket non-blocking.
-    What to do at each step is decided by :mod:`._decide`; this is the I/O around it.
+    Yields :class:`WaitWritable` (sockets, seconds: None for no limit) and expects to be
+    sent the sockets that became writable (empty on timeout). Returns the number of
+    bytes of ``data`` that went out with the SYN. Leaves the socket non-blocking. What to
+    do at each step is decided by :mod:`._decide`; this is the I/O around it. Several
+    addresses are raced (:func:`._race.race_steps`); a driver that stops early (an
+    exception, a cancellation) must ``close()`` the generator, which closes their sockets.
 
     ``blocking=True`` (a blocking driver, a socket with a timeout or none): it never
     yields; it blocks in ``connect()`` or ``poll()`` itself and leaves the socket's
@@ -984,6 +1037,10 @@ def connect_steps(
     ``_resume`` (index, plain_retry, last error): go on after a first attempt made by
     :func:`complete_sync` (the next attempt gets a fresh socket).
     """
+    if len(pending.addresses) > 1:
+        from ._race import race_steps
+
+        return (yield from race_steps(sock, pending, data))
     record = pending.record
     options = record.options
     timeout = pending.timeout
@@ -1031,8 +1088,8 @@ def connect_steps(
             else:
                 sent = _start(sock, record, address, data, plan)
                 if not (sent and _handshake_over(sock, record)):
-                    writable = yield timeout
-                    if not writable:
+                    ready = yield WaitWritable((sock,), timeout)
+                    if not ready:
                         raise DialTimeout("timed out")
                     _finish(sock, record)
         except _CookieCached:
@@ -1102,15 +1159,42 @@ def _wait_writable(sock: socket.socket, timeout: float | None) -> bool:
 _POLLOUT = getattr(select, "POLLOUT", 4)
 
 
+def _wait_any(socks: tuple[socket.socket, ...], timeout: float | None) -> tuple[socket.socket, ...]:
+    """Block until some of ``socks`` are writable (or failed); return those (empty: timeout)."""
+    wait = None if timeout is None else max(0.0, timeout)
+    poll = getattr(select, "poll", None)
+    if poll is None:
+        _, writable, failed = select.select([], socks, socks, wait)
+        return tuple(s for s in socks if s in writable or s in failed)
+    poller = poll()
+    for s in socks:
+        poller.register(s.fileno(), select.POLLOUT)
+    fds = {fd for fd, _ in poller.poll(None if wait is None else wait * 1000.0)}
+    return tuple(s for s in socks if s.fileno() in fds)
+
+
 def drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:
-    """Run :func:`connect_steps` for ``sock``, blocking in ``poll`` (``select`` on Windows)."""
+    """Run :func:`connect_steps` for ``sock``, blocking in ``poll`` (``select`` on Windows).
+
+    On any exception (``KeyboardInterrupt`` in ``poll`` included) the generator is
+    closed, so every socket a race opened is closed too.
+    """
     try:
-        timeout = next(steps)
+        wait = next(steps)
         while True:
-            timeout = steps.send(_wait_writable(sock, timeout))
+            socks, timeout = wait
+            ready: tuple[socket.socket, ...]
+            if len(socks) == 1:
+                ready = socks if _wait_writable(socks[0], timeout) else ()
+            else:
+                ready = _wait_any(socks, timeout)
+            wait = steps.send(ready)
     except StopIteration as stop:
         result: int = stop.value
         return result
+    except BaseException:
+        steps.close()
+        raise
 
 
 def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) -> int:
@@ -1126,6 +1210,12 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
     timeout = pending.timeout
     if sock.gettimeout() != timeout:
         return _complete_with(sock, pending, data, sock.gettimeout())
+    if len(pending.addresses) > 1:  # Happy Eyeballs: the race (non-blocking sockets)
+        try:
+            return drive_sync(sock, connect_steps(sock, pending, data))
+        finally:
+            if sock.fileno() >= 0 and sock.gettimeout() != timeout:
+                sock.settimeout(timeout)
     record = pending.record
     address = pending.addresses[0]
     sockaddr = address[1]
@@ -1142,7 +1232,7 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         platform=record.platform,
     )
     if id(plan) not in _decide.USUAL_PLANS or (timeout is not None and timeout <= 0):
-        return _drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
+        return drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
     # A usual plan: a plain SYN, or (on Linux: see _decide.connect_options) the first
     # flight in the SYN.
     record.early_data_safe = plan.early_data_safe
@@ -1153,7 +1243,7 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         try:
             sock.setsockopt(_SOL_TCP, _TCP_FASTOPEN_CONNECT, 1)
         except OSError:  # refused: the full path records why
-            return _drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
+            return drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
         record.tfo_requested = True
     sent = 0
     try:
@@ -1172,27 +1262,17 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         else:
             resume = (1, False, _to_dial_error(exc))
             dial_logger.debug("connect to %s failed: %s", sockaddr, exc)
-        return _drive_sync(sock, connect_steps(sock, pending, data, blocking=True, _resume=resume))
+        return drive_sync(sock, connect_steps(sock, pending, data, blocking=True, _resume=resume))
     if _learn_connected(sock, record, key, False, now).stall_risk:
         record.syn_data_bytes = 0  # the server's kernel would hold its reply: start over
         steps = connect_steps(sock, pending, data, blocking=True, _resume=(0, True, None))
-        return _drive_sync(sock, steps)
+        return drive_sync(sock, steps)
     record._peer = sockaddr
     if _trace.collecting() is not None:
         _trace.mark("connect_done")
     if dial_logger.isEnabledFor(logging.DEBUG):
         _log_connection(sock, record, key)
     return sent
-
-
-def _drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:
-    try:
-        wait = next(steps)  # a blocking connect returns without yielding...
-        while True:  # ...unless the socket does not block (a zero timeout)
-            wait = steps.send(_wait_writable(sock, wait))
-    except StopIteration as stop:
-        sent: int = stop.value
-        return sent
 
 
 def _complete_with(

@@ -12,6 +12,9 @@
     ``NO_PROXY``-style host lists: only these hosts get the fast path / these never do.
 ``HTTP_FASTPATH_TFO_PAUSE`` / ``HTTP_FASTPATH_MPTCP_RELEARN``
     Seconds (0 to 604800): :class:`FastpathOptions` ``tfo_pause`` / ``mptcp_relearn``.
+``HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY``
+    Seconds (0.01 to 2) between the connect attempts of a host with several addresses, or
+    ``off``: :class:`FastpathOptions` ``happy_eyeballs_delay``.
 ``HTTP_FASTPATH_MEMORY_SIZE``
     How many destinations the process remembers (a whole number >= 1, default 4096).
 
@@ -51,6 +54,7 @@ EXCLUDE_VAR: Final = "HTTP_FASTPATH_EXCLUDE"
 PAUSE_VAR: Final = "HTTP_FASTPATH_TFO_PAUSE"
 RELEARN_VAR: Final = "HTTP_FASTPATH_MPTCP_RELEARN"
 MEMORY_VAR: Final = "HTTP_FASTPATH_MEMORY_SIZE"
+DELAY_VAR: Final = "HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY"
 
 FEATURES: Final = ("tfo", "mptcp")
 _ALL: Final = frozenset({"1", "on", "all", "true", "yes"})
@@ -323,6 +327,18 @@ def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
             problems.append(
                 f"{var}: {value_raw!r} ignored (valid: seconds from 0 to {MAX_SECONDS:g})"
             )
+    delay = FastpathOptions.happy_eyeballs_delay
+    delay_raw = environ.get(DELAY_VAR)
+    if delay_raw is not None and delay_raw.strip():
+        text = delay_raw.strip().lower()
+        try:
+            parsed = None if text in _NONE else float(text)
+            FastpathOptions(happy_eyeballs_delay=parsed)
+            delay = parsed
+        except (ValueError, OptionError):
+            problems.append(
+                f"{DELAY_VAR}: {delay_raw!r} ignored (valid: seconds from 0.01 to 2, or off)"
+            )
     memory_size = None
     memory_raw = environ.get(MEMORY_VAR)
     if memory_raw is not None and memory_raw.strip():
@@ -333,7 +349,11 @@ def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
     options = None
     if wanted:
         options = FastpathOptions(
-            tfo="tfo" in wanted, mptcp="mptcp" in wanted, tfo_policy=policy, **seconds
+            tfo="tfo" in wanted,
+            mptcp="mptcp" in wanted,
+            tfo_policy=policy,
+            happy_eyeballs_delay=delay,
+            **seconds,
         )
     return EnvConfig(
         options=options,

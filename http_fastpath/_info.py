@@ -10,7 +10,7 @@ from typing import Any
 
 from . import _linux
 
-__all__ = ["ConnectionInfo", "TFOStatus", "deferred_info"]
+__all__ = ["ConnectAttempt", "ConnectionInfo", "TFOStatus", "deferred_info"]
 
 
 class TFOStatus(str, enum.Enum):
@@ -52,6 +52,31 @@ _CLIENT_FAIL = {
 
 
 @dataclasses.dataclass(frozen=True)
+class ConnectAttempt:
+    """One connect attempt of a dial to a host with several addresses (Happy Eyeballs).
+
+    Attributes:
+        address: the ``(address, port)`` tried.
+        outcome: ``"connected"`` (this attempt won), ``"abandoned"`` (still connecting
+            when another address connected first: closed, nothing was read from it),
+            ``"refused"``, ``"timeout"`` or ``"failed"`` (unreachable, reset...: see
+            ``error``).
+        started_ms / ended_ms: when it started and ended, in milliseconds since the first
+            attempt started (like the times of ``curl -v``).
+        syn_data_bytes: bytes of the first flight that rode in its SYN (TCP Fast Open).
+        error: the kernel's error for a failed attempt (``"[Errno 111] Connection
+            refused"``), else None.
+    """
+
+    address: tuple[str, int]
+    outcome: str
+    started_ms: float
+    ended_ms: float
+    syn_data_bytes: int = 0
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class ConnectionInfo:
     """The kernel's view of one connection made by the fastpath dialer.
 
@@ -82,6 +107,9 @@ class ConnectionInfo:
             rode in 0-RTT and the server took it, ``"rejected"`` when it was sent in 0-RTT,
             the server refused early data and it was sent again at 1-RTT, ``"sent"`` while
             the server's answer is not known; None when it was not sent early.
+        attempts: the connect attempts, in the order they started, when the host had
+            several addresses (Happy Eyeballs, RFC 8305): each address tried, its outcome
+            and its times (see :class:`ConnectAttempt`); empty for a single address.
     """
 
     transport: str
@@ -98,6 +126,7 @@ class ConnectionInfo:
     quic_backend: str | None = None
     resumed: bool | None = None
     early_data: str | None = None
+    attempts: tuple[ConnectAttempt, ...] = ()
 
     @property
     def tfo_used(self) -> bool:
@@ -189,6 +218,7 @@ def read_connection_info(
     fallbacks: tuple[str, ...],
     early_data_safe: bool | None,
     peer: tuple[str, int] | None,
+    attempts: tuple[ConnectAttempt, ...] = (),
     is_mptcp: bool | None = None,
 ) -> ConnectionInfo:
     """Read a :class:`ConnectionInfo` off a live socket.
@@ -224,4 +254,5 @@ def read_connection_info(
         local_address=local,
         peer_address=peer,
         early_data_safe=early_data_safe,
+        attempts=attempts,
     )

@@ -8,6 +8,8 @@ one on the same IP address are two destinations. Each :class:`Destination` recor
 * whether TCP Fast Open is paused there (and why, until when);
 * whether the last connection attempt was refused (a dead server: no SYN data next time,
   so a retrying client sends as many SYNs as stock);
+* when it won a Happy Eyeballs race against an address tried before it (the next dial
+  to the same addresses starts with it: :mod:`._eyeballs`);
 * counters.
 
 The store is a bounded LRU (:data:`DEFAULT_MAX_ENTRIES` entries, about 0.4 KB each as
@@ -70,6 +72,8 @@ class Destination(NamedTuple):
         connections: connections completed to it.
         syn_data_acked: of those, how many had their SYN data acknowledged.
         tfo_pauses: how often TCP Fast Open was paused for it.
+        won_race_at: when it last won a Happy Eyeballs race against an address tried
+            before it: dials to its host start with it until ``PREFERENCE_TTL`` later.
     """
 
     mptcp: MptcpAnswer = MptcpAnswer.UNKNOWN
@@ -82,6 +86,7 @@ class Destination(NamedTuple):
     connections: int = 0
     syn_data_acked: int = 0
     tfo_pauses: int = 0
+    won_race_at: float | None = None
 
     def replace(self, **changes: Any) -> Destination:
         """A copy with ``changes`` applied."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
-from typing import Literal
+from typing import Final, Literal
 
 from ._exceptions import OptionError
+from ._eyeballs import DEFAULT_DELAY, MAX_DELAY, MIN_DELAY
 
 __all__ = ["FastpathOptions", "TFOPolicy"]
 
@@ -14,6 +16,15 @@ TFOPolicy = Literal["safe", "always"]
 _TFO_POLICIES = ("safe", "always")
 #: The longest pause or memory an option may ask for (one week).
 MAX_SECONDS = 7 * 24 * 3600.0
+
+
+class _Keep(enum.Enum):
+    """``replace()``'s "leave unchanged" for a field where None is a value."""
+
+    KEEP = "keep"
+
+
+_KEEP: Final = _Keep.KEEP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +45,13 @@ class FastpathOptions:
         mptcp_relearn: seconds a destination's answer to an MPTCP SYN is trusted; a
             destination that answered in plain TCP gets plain TCP sockets (with TCP Fast
             Open) until then, and is asked again afterwards (0: ask on every connection).
+        happy_eyeballs_delay: Happy Eyeballs (RFC 8305) for a host with several addresses:
+            seconds to wait for one connect attempt before starting the next in parallel
+            (the Connection Attempt Delay, 0.25 by default; the RFC forbids less than 0.01
+            and advises at least 0.1; at most 2). The first to connect wins, the others are
+            closed; the connect timeout bounds the whole race. ``None``: one address after
+            another in the resolver's order, each with the full timeout (as
+            ``socket.create_connection``).
     """
 
     tfo: bool = True
@@ -41,6 +59,7 @@ class FastpathOptions:
     tfo_policy: TFOPolicy = "safe"
     tfo_pause: float = 600.0
     mptcp_relearn: float = 600.0
+    happy_eyeballs_delay: float | None = DEFAULT_DELAY
 
     def __post_init__(self) -> None:
         for name in ("tfo", "mptcp"):
@@ -58,6 +77,18 @@ class FastpathOptions:
                 or not 0 <= value <= MAX_SECONDS
             ):
                 raise OptionError(name, value, f"seconds from 0 to {MAX_SECONDS:g}")
+        delay = self.happy_eyeballs_delay
+        if delay is not None and (
+            isinstance(delay, bool)
+            or not isinstance(delay, (int, float))
+            or not MIN_DELAY <= delay <= MAX_DELAY  # False for NaN
+        ):
+            raise OptionError(
+                "happy_eyeballs_delay",
+                delay,
+                f"None (no race) or seconds from {MIN_DELAY:g} to {MAX_DELAY:g} "
+                f"(RFC 8305: {DEFAULT_DELAY:g} recommended, not less than 0.1 advised)",
+            )
 
     @property
     def enabled(self) -> bool:
@@ -72,12 +103,19 @@ class FastpathOptions:
         tfo_policy: TFOPolicy | None = None,
         tfo_pause: float | None = None,
         mptcp_relearn: float | None = None,
+        happy_eyeballs_delay: float | None | _Keep = _KEEP,
     ) -> FastpathOptions:
-        """Return a copy with the given fields changed (validated again)."""
+        """Return a copy with the given fields changed (validated again).
+
+        ``happy_eyeballs_delay=None`` switches the race off (left out: unchanged).
+        """
+        if isinstance(happy_eyeballs_delay, _Keep):
+            happy_eyeballs_delay = self.happy_eyeballs_delay
         return FastpathOptions(
             tfo=self.tfo if tfo is None else tfo,
             mptcp=self.mptcp if mptcp is None else mptcp,
             tfo_policy=self.tfo_policy if tfo_policy is None else tfo_policy,
             tfo_pause=self.tfo_pause if tfo_pause is None else tfo_pause,
             mptcp_relearn=self.mptcp_relearn if mptcp_relearn is None else mptcp_relearn,
+            happy_eyeballs_delay=happy_eyeballs_delay,
         )

@@ -65,6 +65,11 @@ def test_fuzzed_environment_never_raises(environ: dict[str, str]) -> None:
         assert problem.startswith("HTTP_FASTPATH")
 
 
+def test_happy_eyeballs_off() -> None:
+    config = parse_environ({"HTTP_FASTPATH": "1", "HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY": "off"})
+    assert config.options is not None and config.options.happy_eyeballs_delay is None
+
+
 def test_memory_tuning_variables() -> None:
     config = parse_environ(
         {
@@ -72,9 +77,12 @@ def test_memory_tuning_variables() -> None:
             "HTTP_FASTPATH_TFO_PAUSE": "30",
             "HTTP_FASTPATH_MPTCP_RELEARN": "0.5",
             "HTTP_FASTPATH_MEMORY_SIZE": "128",
+            "HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY": "0.1",
         }
     )
-    assert config.options == FastpathOptions(tfo_pause=30.0, mptcp_relearn=0.5)
+    assert config.options == FastpathOptions(
+        tfo_pause=30.0, mptcp_relearn=0.5, happy_eyeballs_delay=0.1
+    )
     assert config.memory_size == 128 and not config.problems
 
 
@@ -87,6 +95,9 @@ def test_memory_tuning_variables() -> None:
         ("HTTP_FASTPATH_MPTCP_RELEARN", "1e9"),
         ("HTTP_FASTPATH_MEMORY_SIZE", "0"),
         ("HTTP_FASTPATH_MEMORY_SIZE", "1.5"),
+        ("HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY", "0.001"),
+        ("HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY", "3"),
+        ("HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY", "soon"),
     ],
 )
 def test_bad_memory_tuning_is_named_and_ignored(name: str, value: str) -> None:

@@ -10,6 +10,7 @@ loopback or on addresses inside namespaces this package created itself.
 from __future__ import annotations
 
 from ._lab import SERVICE_ADDRESS, Lab, LabError, Namespace, PathSpec, counters_delta
+from ._names import resolving
 from ._netns import enter as enter_private_netns
 from ._netns import get_sysctl, set_sysctl, skip_reason, sysctl
 from ._proxy import Proxy
@@ -29,6 +30,7 @@ __all__ = [
     "full_backlog",
     "get_sysctl",
     "next_loopback",
+    "resolving",
     "set_sysctl",
     "silent_listener",
     "skip_reason",

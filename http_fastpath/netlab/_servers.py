@@ -250,29 +250,35 @@ class Server:
 
 
 @contextlib.contextmanager
-def silent_listener(host: str, backlog: int = 8) -> Iterator[int]:
-    """Yield the port of a listener nobody accepts on.
+def silent_listener(host: str, backlog: int = 8, port: int = 0) -> Iterator[int]:
+    """Yield the port of a listener nobody accepts on (``host`` IPv4 or IPv6).
 
     The kernel completes handshakes and no byte ever comes back: a *read* timeout.
     """
-    with socket.socket() as sock:
-        sock.bind((host, 0))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
         sock.listen(backlog)
         yield sock.getsockname()[1]
 
 
 @contextlib.contextmanager
-def full_backlog(host: str) -> Iterator[int]:
-    """Yield the port of a listener whose accept queue is full.
+def full_backlog(host: str, port: int = 0) -> Iterator[int]:
+    """Yield the port of a listener whose accept queue is full (``host`` IPv4 or IPv6).
 
     The kernel drops new SYNs: a *connect* timeout (three filler connections fill a
-    ``listen(0)`` queue on Linux).
+    ``listen(0)`` queue on Linux) -- a silent address, like a dead IPv6 route or a
+    firewall that drops, for Happy Eyeballs next to a live server on ``port`` of the other
+    family (see :func:`._names.resolving`).
     """
-    with silent_listener(host, 0) as port:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with silent_listener(host, 0, port) as port:
         fillers: list[socket.socket] = []
         try:
             for _ in range(3):
-                filler = socket.socket()
+                filler = socket.socket(family)
                 fillers.append(filler)
                 filler.setblocking(False)
                 filler.connect_ex((host, port))
