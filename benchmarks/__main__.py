@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             "mptcp",
             "eyeballs",
             "startup",
-        ],
+        ],  # fmt: skip
         action="append",
         help="run only these parts (default: all)",
     )
@@ -57,16 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.report_only:
         parts = args.only or [
-            "calibration",
-            "cold",
-            "keepalive",
-            "cpu",
-            "memory",
-            "tls",
-            "mptcp",
-            "eyeballs",
+            "calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp", "eyeballs",
             "startup",
-        ]
+        ]  # fmt: skip
         # Interpreter start-up needs no network: it runs without the lab too.
         reason = _netns.enter() if set(parts) - {"startup"} else None
         if reason is not None:

@@ -5,8 +5,8 @@ for both stacks: :mod:`._httpcore_async` and :mod:`._httpcore2_async` add the st
 base classes and exception classes (:class:`AsyncCoreErrors`): a pending socket whose
 first write completes the connect. The sans-IO connect of the dialer is driven with
 ``anyio.wait_writable`` (one per socket in a task group while Happy Eyeballs races
-several addresses); once connected, the fd moves to a plain socket handed to anyio's
-own socket stream (trio insists on a plain ``socket.socket``), and TLS is anyio's
+several addresses); the socket is a plain ``socket.socket`` from the start (trio insists
+on one), handed to anyio's own socket stream once connected, and TLS is anyio's
 ``TLSStream`` over a byte stream whose first send -- the ClientHello -- completes the
 connect, so it rides in the SYN.
 """
@@ -81,16 +81,18 @@ async def _writable(sock: socket.socket, ready: list[socket.socket], scope: Any)
 async def _wait_any(wait: _dialer.WaitWritable) -> tuple[socket.socket, ...]:
     """Wait until some of ``wait.socks`` are writable; return those (empty: timeout).
 
-    One socket whose handshake is already over (loopback, or a fast path) is seen with
-    a zero-timeout poll, without a trip through the event loop.
+    A connect that is already over (loopback, or a fast path) is seen with a
+    zero-timeout poll, without a trip through the event loop.
     """
     socks, timeout = wait
-    if len(socks) == 1 and _dialer._wait_writable(socks[0], 0):
-        return socks
-    with anyio.move_on_after(timeout):
-        if len(socks) == 1:
+    if len(socks) == 1:
+        if _dialer._wait_writable(socks[0], 0):
+            return socks
+        with anyio.move_on_after(timeout):
             await anyio.wait_writable(socks[0])
             return socks
+        return ()
+    with anyio.move_on_after(timeout):
         ready: list[socket.socket] = []
         async with anyio.create_task_group() as group:
             for sock in socks:

@@ -135,8 +135,6 @@ class DialRecord:
     _peer: tuple[Any, ...] | None = None
     #: the Happy Eyeballs attempts (several addresses only)
     attempts: tuple[ConnectAttempt, ...] = ()
-    #: the dial's record when this one is a Happy Eyeballs attempt's: reasons land there
-    parent: DialRecord | None = None
 
     def __init__(self, options: FastpathOptions, platform: str | None = None) -> None:
         self.options = options
@@ -165,13 +163,13 @@ class DialRecord:
 
     def fallback(self, reason: str | Reason) -> None:
         """Record (and log once per kind of reason per process) why a fast path was not used."""
-        parent = self.parent
-        if parent is not None:  # an attempt of a race: the dial's record keeps them
-            parent.fallback(reason)
-            return
         code = reason.why.name.lower() if isinstance(reason, Reason) else reason
-        if reason not in self.fallbacks:
-            self.fallbacks = [*self.fallbacks, reason]
+        fallbacks = self.fallbacks
+        if reason not in fallbacks:
+            if type(fallbacks) is list:  # (a Happy Eyeballs attempt shares the dial's list)
+                fallbacks.append(reason)
+            else:
+                self.fallbacks = [reason]
             COUNTERS.fallback(code)
         log_fallback_once(code, reason)
 
@@ -182,11 +180,11 @@ class DialRecord:
 
     def said(self, reason: Reason) -> None:
         """Record a reason that shaped the connection without being a fallback."""
-        parent = self.parent
-        if parent is not None:
-            parent.said(reason)
-            return
-        self.notes = [*self.notes, reason]
+        notes = self.notes
+        if type(notes) is list:
+            notes.append(reason)
+        else:
+            self.notes = [*notes, reason]
 
     def tfo_status(self, sock: socket.socket | None) -> TFOStatus:
         """TCP Fast Open outcome (from the connect's ``TCP_INFO``, else from ``sock``)."""
@@ -484,12 +482,16 @@ def _now() -> Now:
 
 _tuple_new = tuple.__new__
 _KNOWN_PLAIN = Why.MPTCP_KNOWN_PLAIN
-#: ``MEMORY.peek`` as a bound ``dict.get`` (pass the default): one C call per lookup
-_peek = MEMORY.lookup
 
 
 def _key(address: Address) -> DestinationKey:
-    return (address[0], str(address[1][0]), int(address[1][1]))
+    """The destination memory's key of ``address``."""
+    sockaddr = address[1]
+    return (address[0], sockaddr[0], sockaddr[1])
+
+
+#: ``MEMORY.peek`` as a bound ``dict.get`` (pass the default): one C call per lookup
+_peek = MEMORY.lookup
 
 
 _S = TypeVar("_S", bound=socket.socket)
@@ -518,7 +520,7 @@ def _create(
         )
         reasons = plan.reasons
         if reasons:
-            if reasons[0].why is _KNOWN_PLAIN and record.parent is None:  # (its only reason)
+            if reasons[0].why is _KNOWN_PLAIN:  # (that plan has only this reason)
                 record.notes = reasons  # known to answer in plain TCP: said, not a fallback
             else:
                 for said in reasons:
@@ -618,30 +620,6 @@ def literal_addresses(host: str, port: int, family: int = 0) -> list[Address] | 
 _NUMERICHOST = socket.AI_NUMERICHOST
 
 
-def _create_first(
-    addresses: Sequence[Address],
-    record: DialRecord,
-    socket_options: Sequence[SocketOption],
-    source_address: tuple[str, int] | None,
-    cls: type[_S],
-    now: Now,
-) -> tuple[Sequence[Address], _S]:
-    """The socket for the first address that can have one, and the addresses from it on.
-
-    An address whose socket cannot be made (IPv6 disabled, a source address of the
-    other family) is skipped like stock does, unless it is the last one.
-    """
-    while True:
-        try:
-            return addresses, _create(
-                addresses[0], record, socket_options, source_address, cls, now
-            )
-        except OSError:  # no socket of this family here: the next address
-            if len(addresses) == 1:
-                raise
-            addresses = addresses[1:]
-
-
 def open_pending(
     addresses: Sequence[Address],
     *,
@@ -650,19 +628,12 @@ def open_pending(
     source_address: tuple[str, int] | None = None,
     socket_options: Sequence[SocketOption] = (),
 ) -> FastpathSocket:
-    """Create the socket for the first address and leave it pending (not yet connected).
-
-    Several addresses are put in Happy Eyeballs order first (:func:`._race.race_order`).
-    """
+    """Create the socket for ``addresses[0]`` and leave it pending (not yet connected)."""
     if not addresses:
         raise ValueError("open_pending needs at least one address")
-    if len(addresses) > 1 and options.happy_eyeballs_delay is not None:
-        from ._race import race_order
-
-        addresses = race_order(addresses)
     record = DialRecord(options)
     now = _now()
-    addresses, sock = _create_first(
+    sock, addresses = _create_first(
         addresses, record, socket_options, source_address, FastpathSocket, now
     )
     sock.fastpath_record = record
@@ -670,6 +641,34 @@ def open_pending(
     if sock.gettimeout() != timeout:  # (a new socket already blocks: no syscall for None)
         sock.settimeout(timeout)
     return sock
+
+
+def _create_first(
+    addresses: Sequence[Address],
+    record: DialRecord,
+    socket_options: Sequence[SocketOption],
+    source_address: tuple[str, int] | None,
+    cls: type[_S],
+    now: Now,
+) -> tuple[_S, Sequence[Address]]:
+    """The socket for the first address, and the addresses from there on.
+
+    Several addresses are put in Happy Eyeballs order first (:func:`._race.race_order`);
+    an address whose socket cannot be made here (IPv6 disabled) is skipped.
+    """
+    if len(addresses) > 1 and record.options.happy_eyeballs_delay is not None:
+        from ._race import race_order
+
+        addresses = race_order(addresses)
+    while True:
+        try:
+            return _create(addresses[0], record, socket_options, source_address, cls, now), (
+                addresses
+            )
+        except OSError:  # no socket of this family here: the next address
+            if len(addresses) == 1:
+                raise
+            addresses = addresses[1:]
 
 
 def open_plain(
@@ -687,13 +686,9 @@ def open_plain(
     """
     if not addresses:
         raise ValueError("open_plain needs at least one address")
-    if len(addresses) > 1 and options.happy_eyeballs_delay is not None:
-        from ._race import race_order
-
-        addresses = race_order(addresses)
     record = DialRecord(options)
     now = _now()
-    addresses, sock = _create_first(
+    sock, addresses = _create_first(
         addresses, record, socket_options, source_address, socket.socket, now
     )
     if sock.gettimeout() != timeout:
@@ -1035,14 +1030,14 @@ def connect_steps(
     addresses are raced (:func:`._race.race_steps`); a driver that stops early (an
     exception, a cancellation) must ``close()`` the generator, which closes their sockets.
 
-    ``blocking=True`` (a blocking driver, a socket with a timeout or none; one address):
-    it never yields; it blocks in ``connect()`` or ``poll()`` itself and leaves the
-    socket's timeout as it was (:func:`_start_blocking`).
+    ``blocking=True`` (a blocking driver, a socket with a timeout or none): it never
+    yields; it blocks in ``connect()`` or ``poll()`` itself and leaves the socket's
+    timeout as it was (:func:`_start_blocking`).
 
     ``_resume`` (index, plain_retry, last error): go on after a first attempt made by
     :func:`complete_sync` (the next attempt gets a fresh socket).
     """
-    if len(pending.addresses) > 1 and _resume is None:
+    if len(pending.addresses) > 1:
         from ._race import race_steps
 
         return (yield from race_steps(sock, pending, data))
@@ -1161,6 +1156,9 @@ def _wait_writable(sock: socket.socket, timeout: float | None) -> bool:
     return bool(writable or failed)
 
 
+_POLLOUT = getattr(select, "POLLOUT", 4)
+
+
 def _wait_any(socks: tuple[socket.socket, ...], timeout: float | None) -> tuple[socket.socket, ...]:
     """Block until some of ``socks`` are writable (or failed); return those (empty: timeout)."""
     wait = None if timeout is None else max(0.0, timeout)
@@ -1170,12 +1168,9 @@ def _wait_any(socks: tuple[socket.socket, ...], timeout: float | None) -> tuple[
         return tuple(s for s in socks if s in writable or s in failed)
     poller = poll()
     for s in socks:
-        poller.register(s.fileno(), _POLLOUT)
+        poller.register(s.fileno(), select.POLLOUT)
     fds = {fd for fd, _ in poller.poll(None if wait is None else wait * 1000.0)}
     return tuple(s for s in socks if s.fileno() in fds)
-
-
-_POLLOUT = getattr(select, "POLLOUT", 4)
 
 
 def drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:
@@ -1212,11 +1207,15 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
     here in a straight line; anything else, and every attempt after a failure, is
     :func:`connect_steps` (which this path mirrors step for step).
     """
-    if len(pending.addresses) > 1:  # Happy Eyeballs: the race, driven in poll()
-        return _race_sync(sock, pending, data)
     timeout = pending.timeout
     if sock.gettimeout() != timeout:
         return _complete_with(sock, pending, data, sock.gettimeout())
+    if len(pending.addresses) > 1:  # Happy Eyeballs: the race (non-blocking sockets)
+        try:
+            return drive_sync(sock, connect_steps(sock, pending, data))
+        finally:
+            if sock.fileno() >= 0 and sock.gettimeout() != timeout:
+                sock.settimeout(timeout)
     record = pending.record
     address = pending.addresses[0]
     sockaddr = address[1]
@@ -1233,7 +1232,7 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         platform=record.platform,
     )
     if id(plan) not in _decide.USUAL_PLANS or (timeout is not None and timeout <= 0):
-        return _drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
+        return drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
     # A usual plan: a plain SYN, or (on Linux: see _decide.connect_options) the first
     # flight in the SYN.
     record.early_data_safe = plan.early_data_safe
@@ -1244,7 +1243,7 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         try:
             sock.setsockopt(_SOL_TCP, _TCP_FASTOPEN_CONNECT, 1)
         except OSError:  # refused: the full path records why
-            return _drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
+            return drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
         record.tfo_requested = True
     sent = 0
     try:
@@ -1263,30 +1262,16 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         else:
             resume = (1, False, _to_dial_error(exc))
             dial_logger.debug("connect to %s failed: %s", sockaddr, exc)
-        return _drive_sync(sock, connect_steps(sock, pending, data, blocking=True, _resume=resume))
+        return drive_sync(sock, connect_steps(sock, pending, data, blocking=True, _resume=resume))
     if _learn_connected(sock, record, key, False, now).stall_risk:
         record.syn_data_bytes = 0  # the server's kernel would hold its reply: start over
         steps = connect_steps(sock, pending, data, blocking=True, _resume=(0, True, None))
-        return _drive_sync(sock, steps)
+        return drive_sync(sock, steps)
     record._peer = sockaddr
     if _trace.collecting() is not None:
         _trace.mark("connect_done")
     if dial_logger.isEnabledFor(logging.DEBUG):
         _log_connection(sock, record, key)
-    return sent
-
-
-def _drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:
-    # a blocking connect returns without yielding, unless the socket does not block
-    # (a zero timeout)
-    return drive_sync(sock, steps)
-
-
-def _race_sync(sock: socket.socket, pending: Pending, data: Buffer | None) -> int:
-    """:func:`complete_sync` for several addresses: the race; the socket keeps its timeout."""
-    timeout = sock.gettimeout()
-    sent = drive_sync(sock, connect_steps(sock, pending, data))
-    sock.settimeout(timeout)
     return sent
 
 

@@ -41,7 +41,12 @@ def race_order(addresses: Sequence[Address]) -> list[Address]:
 def _child(main: DialRecord) -> DialRecord:
     """A record for one attempt: its own TFO state; the reasons land on the dial's."""
     record = DialRecord(main.options, main.platform)
-    record.parent = main
+    if type(main.fallbacks) is not list:  # (a record starts with a shared empty tuple)
+        main.fallbacks = list(main.fallbacks)
+    if type(main.notes) is not list:
+        main.notes = list(main.notes)
+    record.fallbacks = main.fallbacks
+    record.notes = main.notes
     record.mptcp_kernel_refused = main.mptcp_kernel_refused
     record.tfo_refused = main.tfo_refused
     return record
@@ -55,7 +60,6 @@ class _Attempt:
         "cookie_cached",
         "error",
         "key",
-        "now",
         "plain_retry",
         "record",
         "sent",
@@ -72,11 +76,11 @@ class _Attempt:
         self.sent = 0
         self.syn_data_bytes = 0  # what rode in this attempt's last SYN (for the report)
         self.error: OSError | None = None
-        self.now = _dialer._now()  # when the last connect of this attempt was planned
 
-    def begin(self, pending: _dialer.Pending, data: Buffer | None, again: bool = False) -> None:
+    def begin(self, pending: _dialer._Pending, data: Buffer | None, again: bool = False) -> None:
         """Start the connect (``again``: on a fresh socket); OSError: it failed at once."""
         fresh_needed = again or self.sock is None
+        record = self.record
         while True:
             if fresh_needed:
                 fresh: socket.socket = _dialer._create(
@@ -86,15 +90,13 @@ class _Attempt:
                     self.sock = fresh
                 else:
                     _dialer._replace(self.sock, fresh)
-                    self.record.tcp_info_raw = None  # (read by the connect before)
+                    record.tcp_info_raw = None  # (read by the try before)
             fresh_needed = True
-            record = self.record
-            self.now = _dialer._now()
             plan = _decide.plan_first_flight(
                 record.options,
                 MEMORY.get(self.key),
                 self.key,
-                self.now,
+                _dialer._now(),
                 socket_proto=self.sock.proto,  # type: ignore[union-attr]
                 first_flight=data,
                 kernel_refused=record.tfo_refused,
@@ -119,7 +121,9 @@ class _Attempt:
     def _again(self, exc: OSError) -> bool:
         """Learn from a failure; True when the same address is tried once more (plain SYN)."""
         assert self.sock is not None
-        learned = _dialer._learn(self.sock, self.record, self.key, exc, self.plain_retry, self.now)
+        learned = _dialer._learn(
+            self.sock, self.record, self.key, exc, self.plain_retry, _dialer._now()
+        )
         self.record.syn_data_bytes = 0
         if learned.retry_plain:
             self.plain_retry = True
@@ -128,7 +132,7 @@ class _Attempt:
         dial_logger.debug("connect to %s failed: %s", self.address[1], exc)
         return False
 
-    def ready(self, pending: _dialer.Pending, data: Buffer | None) -> bool:
+    def ready(self, pending: _dialer._Pending, data: Buffer | None) -> bool:
         """The socket is writable: True when connected, False when started over (plain SYN).
 
         OSError: the attempt failed.
@@ -141,7 +145,9 @@ class _Attempt:
                 raise
             self.begin(pending, data, again=True)
             return False
-        learned = _dialer._learn(self.sock, self.record, self.key, None, self.plain_retry, self.now)
+        learned = _dialer._learn(
+            self.sock, self.record, self.key, None, self.plain_retry, _dialer._now()
+        )
         if learned.stall_risk:  # the server's kernel would hold its reply: start over
             self.record.syn_data_bytes = 0
             self.plain_retry = True
@@ -153,7 +159,9 @@ class _Attempt:
         """The time ran out (the caller closes the socket)."""
         self.error = DialTimeout("timed out")
         if self.sock is not None:
-            _dialer._learn(self.sock, self.record, self.key, self.error, self.plain_retry, self.now)
+            _dialer._learn(
+                self.sock, self.record, self.key, self.error, self.plain_retry, _dialer._now()
+            )
 
     def socket(self) -> socket.socket:
         assert self.sock is not None  # an attempt in flight has its socket
@@ -195,7 +203,7 @@ def _report(race: Race, attempts: dict[int, _Attempt]) -> tuple[ConnectAttempt, 
     return tuple(out)
 
 
-def race_steps(sock: socket.socket, pending: _dialer.Pending, data: Buffer | None) -> ConnectSteps:
+def race_steps(sock: socket.socket, pending: _dialer._Pending, data: Buffer | None) -> ConnectSteps:
     """Connect ``sock`` to the first of ``pending.addresses`` that answers (RFC 8305).
 
     ``sock`` was made for the first address: the first attempt runs on it (a failed or
@@ -281,12 +289,12 @@ def _won(
     if winner.sock is not sock:
         _dialer._replace(sock, winner.sock)  # closes the first attempt's socket
     record = winner.record
+    main.tcp_info_raw = record.tcp_info_raw  # (what the proof reuses)
+    main.is_mptcp = record.is_mptcp
     main.tfo_requested = record.tfo_requested
     main.tfo_refused = record.tfo_refused
     main.syn_data_bytes = record.syn_data_bytes
     main.early_data_safe = record.early_data_safe
-    main.tcp_info_raw = record.tcp_info_raw  # what the winner's connect read
-    main.is_mptcp = record.is_mptcp
     main.mptcp_kernel_refused = (
         any(a.record.mptcp_kernel_refused for a in attempts.values()) or main.mptcp_kernel_refused
     )
@@ -300,8 +308,7 @@ def _won(
             return dest.replace(won_race_at=now)
 
         MEMORY.update(winner.key, won)
-    if _trace.collecting() is not None:
-        _trace.mark("connect_done")
+    _trace.mark("connect_done")
     if dial_logger.isEnabledFor(logging.DEBUG):
         keys = [attempts[i].key for i in sorted(attempts)]
         for key, shown in zip(keys, main.attempts, strict=True):
