@@ -1145,7 +1145,10 @@ def _wait_writable(sock: socket.socket, timeout: float | None) -> bool:
     """Block until ``sock`` is writable or its connect failed; False on timeout.
 
     ``poll`` where the platform has it; Windows has only ``select``, which reports a
-    failed connect as exceptional rather than writable.
+    failed connect as exceptional rather than writable. ``timeout=None`` (the caller set
+    no connect timeout) is bounded as stock's blocking ``connect()`` is: the kernel ends a
+    handshake that gets no answer after ``net.ipv4.tcp_syn_retries`` with ``ETIMEDOUT``,
+    which makes the socket writable with the error set.
     """
     wait = None if timeout is None else timeout if timeout > 0 else 0.0
     poll = getattr(select, "poll", None)
@@ -1161,7 +1164,11 @@ _POLLOUT = getattr(select, "POLLOUT", 4)
 
 
 def _wait_any(socks: tuple[socket.socket, ...], timeout: float | None) -> tuple[socket.socket, ...]:
-    """Block until some of ``socks`` are writable (or failed); return those (empty: timeout)."""
+    """Block until some of ``socks`` are writable (or failed); return those (empty: timeout).
+
+    Every socket is connecting, so ``timeout=None`` is bounded by the kernel as in
+    :func:`_wait_writable` (each unanswered handshake ends with ``ETIMEDOUT``).
+    """
     wait = None if timeout is None else max(0.0, timeout)
     poll = getattr(select, "poll", None)
     if poll is None:

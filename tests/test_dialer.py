@@ -260,3 +260,19 @@ def test_eager_dial_without_tfo_is_connected() -> None:
             _exchange(sock, server.host)
     with pytest.raises(DialError):
         dial(server.host, server.port, options=FastpathOptions(tfo=False, mptcp=False))
+
+
+def test_no_connect_timeout_is_bounded_by_the_kernel_as_stock(sysctl: object) -> None:
+    """``timeout=None``: the wait ends when the kernel gives up the handshake, as stock's."""
+    from http_fastpath.netlab import full_backlog
+
+    sysctl("net.ipv4.tcp_syn_retries", "1")  # type: ignore[operator]  # gives up after ~3 s
+    host = next_loopback()
+    with full_backlog(host) as port:
+        with pytest.raises(TimeoutError) as stock:
+            socket.create_connection((host, port), timeout=None).close()
+        sock = dial(host, port, options=FastpathOptions(mptcp=False), timeout=None)
+        with pytest.raises(DialTimeout):  # a TimeoutError too, as stock's
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    assert stock.value.errno == 110  # ETIMEDOUT: the kernel ended stock's connect
+    assert sock.fileno() == -1

@@ -416,3 +416,15 @@ def test_connection_info_and_get_verbose_show_the_attempts(
     err = capsys.readouterr().err
     assert f"Trying [::1]:{server.port} at +0.0 ms: abandoned" in err
     assert f"Trying {v4}:{server.port} at +" in err and ": connected at +" in err
+
+
+def test_a_race_without_connect_timeout_ends_when_the_kernel_gives_up(sysctl: Any) -> None:
+    """``timeout=None`` and every address silent: each handshake ends with ETIMEDOUT."""
+    sysctl("net.ipv4.tcp_syn_retries", "1")  # the kernel gives up after ~3 s
+    with both_silent() as port:
+        before = _fds()
+        sock = dial(NAME, port, options=NO_MPTCP, timeout=None)
+        with pytest.raises(DialTimeout):
+            sock.sendall(GET)
+        assert sock.fileno() == -1
+        assert _fds() <= before
