@@ -520,7 +520,8 @@ def _create(
         )
         reasons = plan.reasons
         if reasons:
-            if reasons[0].why is _KNOWN_PLAIN:  # (that plan has only this reason)
+            if reasons[0].why is _KNOWN_PLAIN and type(record.notes) is not list:
+                # (that plan has only this reason; a race's attempt shares the dial's list)
                 record.notes = reasons  # known to answer in plain TCP: said, not a fallback
             else:
                 for said in reasons:
