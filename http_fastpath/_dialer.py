@@ -634,9 +634,12 @@ def open_pending(
         raise ValueError("open_pending needs at least one address")
     record = DialRecord(options)
     now = _now()
-    sock, addresses = _create_first(
-        addresses, record, socket_options, source_address, FastpathSocket, now
-    )
+    if len(addresses) == 1:
+        sock = _create(addresses[0], record, socket_options, source_address, FastpathSocket, now)
+    else:
+        sock, addresses = _create_first(
+            addresses, record, socket_options, source_address, FastpathSocket, now
+        )
     sock.fastpath_record = record
     sock._fp_pending = Pending(addresses, timeout, socket_options, source_address, record, now)
     if sock.gettimeout() != timeout:  # (a new socket already blocks: no syscall for None)
@@ -689,9 +692,13 @@ def open_plain(
         raise ValueError("open_plain needs at least one address")
     record = DialRecord(options)
     now = _now()
-    sock, addresses = _create_first(
-        addresses, record, socket_options, source_address, socket.socket, now
-    )
+    sock: socket.socket
+    if len(addresses) == 1:
+        sock = _create(addresses[0], record, socket_options, source_address, socket.socket, now)
+    else:
+        sock, addresses = _create_first(
+            addresses, record, socket_options, source_address, socket.socket, now
+        )
     if sock.gettimeout() != timeout:
         sock.settimeout(timeout)
     return sock, Pending(addresses, timeout, socket_options, source_address, record, now)
