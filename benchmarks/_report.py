@@ -413,7 +413,7 @@ def write(results: dict[str, Any], out: Path) -> None:
             "Client CPU with a system-size CA bundle (`benchmarks/bench_tls_context.py`):",
             "stock loads the bundle for every context it builds (urllib3: every new HTTPS",
             "connection; httpx: every client); http_fastpath builds one context per set of",
-            "TLS settings and shares it (`http_fastpath._sslcache`, keyed by every setting,",
+            "TLS settings and shares it (`http_fastpath._core.sslcache`, keyed by every setting,",
             "files by inode, size and mtime). *requests*: one session, a new connection per",
             "request; *httpx / httpx async*: a new client per request; *construction*: build",
             "and close a client. The bundles are certifi's (what `verify=True` loads) and the",

@@ -3,7 +3,7 @@
 Not a test: prints numbers (and ``measure()`` feeds ``scripts/bench``). Stock clients
 load the CA bundle again for every context they build: urllib3 for every new HTTPS
 connection, httpx for every client. http_fastpath builds one context per set of TLS
-settings and hands it out again (``http_fastpath._sslcache``). Rows:
+settings and hands it out again (``http_fastpath._core.sslcache``). Rows:
 
 - *requests, new connection*: one Session, every request on a new connection (the
   server answers ``Connection: close``);
@@ -185,7 +185,7 @@ ROWS: dict[str, tuple[str, Callable[..., tuple[Runner, Callable[[], None]]], int
 def measure(rounds: int = 6, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Rows of client CPU µs per request (or per client), stock vs fastpath; in a netns."""
     try:
-        from http_fastpath import _sslcache
+        from http_fastpath._core import sslcache as _sslcache
     except ImportError:  # a version without the shared contexts (to compare with)
         _sslcache = None  # type: ignore[assignment]
 

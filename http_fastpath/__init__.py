@@ -8,34 +8,34 @@ from __future__ import annotations
 
 import typing
 
-from . import _lazy
-from ._exceptions import CapabilityError, DialError, DialTimeout, FastpathError, OptionError
-from ._info import ConnectAttempt, ConnectionInfo, TFOStatus
-from ._options import FastpathOptions
+from ._core import lazy as _lazy
+from ._core.exceptions import CapabilityError, DialError, DialTimeout, FastpathError, OptionError
+from ._core.info import ConnectAttempt, ConnectionInfo, TFOStatus
+from ._core.options import FastpathOptions
 
 if typing.TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
-    from ._autoinstall import install, status, uninstall
-    from ._capabilities import Capabilities, probe
-    from ._destinations import (
+    from ._backends.httpcore_anyio import AsyncFastpathBackend
+    from ._backends.httpcore_sync import FastpathBackend
+    from ._core.capabilities import Capabilities, probe
+    from ._core.destinations import (
         DestinationInfo,
         destinations,
         reset_destinations,
         set_destination_limit,
     )
-    from ._http3_httpx import AsyncHTTP3Transport, HTTP3Transport
-    from ._http3_requests import HTTP3Adapter
-    from ._httpcore_async import AsyncFastpathBackend
-    from ._httpcore_backend import FastpathBackend
-    from ._httpx import (
+    from ._core.proof import connection_info
+    from ._core.stats import FastpathStats, stats
+    from ._integrations.autoinstall import install, status, uninstall
+    from ._integrations.httpx import (
         AsyncFastpathTransport,
         FastpathTransport,
         async_fastpath_client,
         fastpath_client,
     )
-    from ._proof import connection_info
-    from ._requests import FastpathAdapter
-    from ._stats import FastpathStats, stats
-    from ._urllib3 import FastpathPoolManager, FastpathProxyManager
+    from ._integrations.requests import FastpathAdapter
+    from ._integrations.urllib3 import FastpathPoolManager, FastpathProxyManager
+    from .http3._httpx import AsyncHTTP3Transport, HTTP3Transport
+    from .http3._requests import HTTP3Adapter
 
 __version__ = "0.1.0"
 
@@ -85,33 +85,33 @@ __all__ = [
 ]
 
 
-# Lazy re-exports (name -> private module): ``import http_fastpath`` stays free of work
-# and imports no HTTP client until one of these names is used.
+# Lazy re-exports (name -> module path under http_fastpath): ``import http_fastpath``
+# stays free of work and imports no HTTP client until one of these names is used.
 _LAZY = {
-    "probe": "_capabilities",
-    "Capabilities": "_capabilities",
-    "connection_info": "_proof",
-    "stats": "_stats",
-    "FastpathStats": "_stats",
-    "destinations": "_destinations",
-    "reset_destinations": "_destinations",
-    "set_destination_limit": "_destinations",
-    "DestinationInfo": "_destinations",
-    "FastpathAdapter": "_requests",
-    "FastpathPoolManager": "_urllib3",
-    "FastpathProxyManager": "_urllib3",
-    "install": "_autoinstall",
-    "uninstall": "_autoinstall",
-    "status": "_autoinstall",
-    "HTTP3Transport": "_http3_httpx",
-    "AsyncHTTP3Transport": "_http3_httpx",
-    "HTTP3Adapter": "_http3_requests",
-    "FastpathTransport": "_httpx",
-    "AsyncFastpathTransport": "_httpx",
-    "fastpath_client": "_httpx",
-    "async_fastpath_client": "_httpx",
-    "FastpathBackend": "_httpcore_backend",
-    "AsyncFastpathBackend": "_httpcore_async",
+    "probe": "_core.capabilities",
+    "Capabilities": "_core.capabilities",
+    "connection_info": "_core.proof",
+    "stats": "_core.stats",
+    "FastpathStats": "_core.stats",
+    "destinations": "_core.destinations",
+    "reset_destinations": "_core.destinations",
+    "set_destination_limit": "_core.destinations",
+    "DestinationInfo": "_core.destinations",
+    "FastpathAdapter": "_integrations.requests",
+    "FastpathPoolManager": "_integrations.urllib3",
+    "FastpathProxyManager": "_integrations.urllib3",
+    "install": "_integrations.autoinstall",
+    "uninstall": "_integrations.autoinstall",
+    "status": "_integrations.autoinstall",
+    "HTTP3Transport": "http3._httpx",
+    "AsyncHTTP3Transport": "http3._httpx",
+    "HTTP3Adapter": "http3._requests",
+    "FastpathTransport": "_integrations.httpx",
+    "AsyncFastpathTransport": "_integrations.httpx",
+    "fastpath_client": "_integrations.httpx",
+    "async_fastpath_client": "_integrations.httpx",
+    "FastpathBackend": "_backends.httpcore_sync",
+    "AsyncFastpathBackend": "_backends.httpcore_anyio",
 }
 
 

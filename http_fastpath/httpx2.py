@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import typing
 
-from . import _lazy
+from ._core import lazy as _lazy
 
 if typing.TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
-    from ._http3_httpx2 import AsyncHTTP3Transport, HTTP3Transport
-    from ._httpcore2_async import AsyncFastpathBackend
-    from ._httpcore2_backend import FastpathBackend
-    from ._httpx2 import (
+    from ._backends.httpcore2_anyio import AsyncFastpathBackend
+    from ._backends.httpcore2_sync import FastpathBackend
+    from ._integrations.httpx2 import (
         AsyncFastpathTransport,
         FastpathTransport,
         async_fastpath_client,
         fastpath_client,
     )
+    from .http3._httpx2 import AsyncHTTP3Transport, HTTP3Transport
 
 __all__ = [
     "FastpathTransport",
@@ -44,14 +44,14 @@ __all__ = [
 ]
 
 _LAZY = {
-    "FastpathTransport": "_httpx2",
-    "AsyncFastpathTransport": "_httpx2",
-    "fastpath_client": "_httpx2",
-    "async_fastpath_client": "_httpx2",
-    "FastpathBackend": "_httpcore2_backend",
-    "AsyncFastpathBackend": "_httpcore2_async",
-    "HTTP3Transport": "_http3_httpx2",
-    "AsyncHTTP3Transport": "_http3_httpx2",
+    "FastpathTransport": "_integrations.httpx2",
+    "AsyncFastpathTransport": "_integrations.httpx2",
+    "fastpath_client": "_integrations.httpx2",
+    "async_fastpath_client": "_integrations.httpx2",
+    "FastpathBackend": "_backends.httpcore2_sync",
+    "AsyncFastpathBackend": "_backends.httpcore2_anyio",
+    "HTTP3Transport": "http3._httpx2",
+    "AsyncHTTP3Transport": "http3._httpx2",
 }
 
 

@@ -45,7 +45,7 @@ from aioquic.quic.events import StreamDataReceived
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from http_fastpath import _quic_kernel as k
+from http_fastpath.http3 import _quic_kernel as k
 
 _LEVEL_TO_EPOCH = {v: e for e, v in k.EPOCH_TO_LEVEL.items()}
 _STREAM_FLAGS = (

@@ -17,8 +17,8 @@ if NAME == "httpx2":
     import httpcore2 as httpcore
     import httpx2 as httpx
 
-    from http_fastpath._httpcore2_async import AsyncFastpathStream
-    from http_fastpath._httpcore2_backend import FastpathStream
+    from http_fastpath._backends.httpcore2_anyio import AsyncFastpathStream
+    from http_fastpath._backends.httpcore2_sync import FastpathStream
     from http_fastpath.httpx2 import (
         AsyncFastpathBackend,
         AsyncFastpathTransport,
@@ -39,8 +39,8 @@ else:
         async_fastpath_client,
         fastpath_client,
     )
-    from http_fastpath._httpcore_async import AsyncFastpathStream
-    from http_fastpath._httpcore_backend import FastpathStream
+    from http_fastpath._backends.httpcore_anyio import AsyncFastpathStream
+    from http_fastpath._backends.httpcore_sync import FastpathStream
 
 
 def http3_transports() -> tuple[type, type]:

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 import trustme
 
-from http_fastpath import _log, _memory, _sslcache
+from http_fastpath._core import log as _log
+from http_fastpath._core import memory as _memory
+from http_fastpath._core import sslcache as _sslcache
 from http_fastpath.netlab import _netns as netns
 
 

@@ -6,7 +6,7 @@ The wheel installs this module at the top of site-packages, next to
 3.11 venv: it is kept as short as it can be, so the "off" values are checked here). It
 then runs in every interpreter of the environment (pip's included), so it imports
 nothing and does nothing but put a small finder in front of ``sys.meta_path``. The opt-in itself
-(:func:`http_fastpath._autoinstall.activate_from_environ`: parse the variables, warn
+(:func:`http_fastpath._integrations.autoinstall.activate_from_environ`: parse the variables, warn
 about bad values, patch the clients) runs once, right after the program imports urllib3,
 httpcore or httpcore2 (only when ``HTTP_FASTPATH`` asks for a fast path), or
 http_fastpath itself — never at start-up.
@@ -23,7 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-#: values of HTTP_FASTPATH that ask for nothing (http_fastpath._env._NONE)
+#: values of HTTP_FASTPATH that ask for nothing (http_fastpath._integrations.env._NONE)
 OFF = ("", "0", "off", "false", "no", "none")
 #: the modules whose import starts the opt-in when HTTP_FASTPATH asks for a fast path
 CLIENTS = ("urllib3", "httpcore", "httpcore2")
@@ -61,7 +61,7 @@ def _activate(name: str | None, module: "Any") -> None:
     try:
         if finder is not None and finder in sys.meta_path:
             sys.meta_path.remove(finder)
-        from http_fastpath import _autoinstall
+        from http_fastpath._integrations import autoinstall as _autoinstall
 
         _autoinstall.activate_from_environ()  # once per process
         if name in _autoinstall._PATCHERS:  # another thread's activation may have missed it
@@ -104,7 +104,7 @@ class _Loader:
 class _Finder:
     """Finds nothing itself: wraps the loader of the watched modules (see the docstring)."""
 
-    _http_fastpath_hook = True  # see http_fastpath._autoinstall._PostImportFinder
+    _http_fastpath_hook = True  # see http_fastpath._integrations.autoinstall._PostImportFinder
 
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names

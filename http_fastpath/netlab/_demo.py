@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterator
 from typing import TextIO
 
-from .._dialer import dial
-from .._options import FastpathOptions
+from .._core.dialer import dial
+from .._core.options import FastpathOptions
 from . import _netns
 from ._lab import Lab, LabError, PathSpec
 from ._measure import PairResult, TLSConfig, available_pairs, ttfb_pairs

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from .._exceptions import FastpathError, OptionError
+from .._core.exceptions import FastpathError, OptionError
 
 __all__ = ["SERVICE_ADDRESS", "Lab", "LabError", "Namespace", "PathSpec", "counters_delta"]
 

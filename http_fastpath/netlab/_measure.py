@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar, cast
 
-from .._dialer import dial
-from .._options import FastpathOptions
-from .._tls import TLSSocket
+from .._core.dialer import dial
+from .._core.options import FastpathOptions
+from .._core.tls import TLSSocket
 from ._lab import Namespace, counters_delta
 from ._servers import Server
 

@@ -18,7 +18,7 @@ import threading
 import urllib.parse
 from typing import Protocol
 
-from .. import _linux
+from .._core import linux as _linux
 from ._servers import Accepted, RecordingServer, next_loopback
 
 __all__ = ["Proxy"]

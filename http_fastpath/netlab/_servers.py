@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from .. import _linux
+from .._core import linux as _linux
 
 _addresses = itertools.count(1)
 

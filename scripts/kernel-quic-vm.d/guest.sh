@@ -26,7 +26,7 @@ if [ -n "$line" ]; then step module ok "$line"; else step module FAIL "quic is n
 out=$("$KQ_PY" -c 'from http_fastpath import probe; f = probe().kernel_quic; print(f); raise SystemExit(not f.available)' 2>&1)
 if [ $? = 0 ]; then step probe ok "$out"; else step probe FAIL "$(echo "$out" | tail -3 | tr '\n' ' ')"; fi
 
-out=$("$KQ_PY" -c 'from http_fastpath._quic_kernel import uapi_mismatch as u; m = u(); print(repr(m)); raise SystemExit(m is not None)' 2>&1)
+out=$("$KQ_PY" -c 'from http_fastpath.http3._quic_kernel import uapi_mismatch as u; m = u(); print(repr(m)); raise SystemExit(m is not None)' 2>&1)
 if [ $? = 0 ]; then step uapi_mismatch ok "$out"; else step uapi_mismatch FAIL "$(echo "$out" | tail -3 | tr '\n' ' ')"; fi
 
 "$KQ_PY" -m http_fastpath doctor > "$O/doctor.txt" 2>&1
@@ -40,7 +40,7 @@ fi
 
 # The checkout is read-only: no pytest cache, no hypothesis database (its warning about an
 # unusable .hypothesis/ would be an error under filterwarnings = error), temp dirs under /tmp.
-cmd=("$KQ_PY" -m pytest -m kernel_quic tests/test_http3_kernel_real.py -rs -v
+cmd=("$KQ_PY" -m pytest -m kernel_quic tests/loopback/test_http3_kernel_real.py -rs -v
      -p no:cacheprovider -p no:hypothesispytest --basetemp=/tmp/pytest)
 echo "${cmd[*]}" > "$O/pytest-cmd.txt"
 t0=$(date +%s.%N)

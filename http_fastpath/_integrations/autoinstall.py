@@ -1,0 +1,401 @@
+"""Process-wide opt-in: urllib3 (requests), httpcore (httpx) and httpcore2 (httpx2) on the dialer.
+
+:func:`install` patches the lowest sensible layer of each client — the connection class
+urllib3's pools instantiate, and the network backend httpcore's pools and proxies create
+when none is given — so libraries built on top of them benefit without any change in
+their public behaviour (TLS verification, proxies, retries and exceptions stay stock).
+With ``hosts`` / ``exclude`` the choice is made per connection, when the host is known:
+a host left out gets the stock connection (urllib3) or the stock backend's (httpcore).
+
+Nothing is imported eagerly: a client that is not imported yet is patched the moment it
+is imported, by a post-import hook on ``sys.meta_path``. The ``http_fastpath_env.pth``
+file shipped in the wheel imports the tiny ``_http_fastpath_env`` module at interpreter
+start-up only when an ``HTTP_FASTPATH*`` variable asks for something; that module calls
+:func:`activate_from_environ` when the program imports an HTTP client (or http_fastpath).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from .._core.options import FastpathOptions
+from .env import HostList, HostRules, parse_hosts, read_environ, warn_env
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+
+__all__ = ["activate_from_environ", "install", "status", "uninstall"]
+
+Undo = Callable[[], None]
+Patcher = Callable[[ModuleType, FastpathOptions, HostRules], Undo]
+
+
+def _set(owner: Any, name: str, value: Any, undo: list[Undo]) -> None:
+    """``setattr`` that records how to put the old value back."""
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    undo.append(lambda: setattr(owner, name, old))
+
+
+def _undo_all(undo: list[Undo]) -> Undo:
+    def run() -> None:
+        for step in reversed(undo):
+            step()
+
+    return run
+
+
+def _choosing_new(stock: type[Any], rules: HostRules) -> Callable[..., Any]:
+    """A ``__new__`` giving a *stock* connection (of class ``stock``) to a host left out."""
+
+    def __new__(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
+        host = kwargs["host"] if "host" in kwargs else (args[0] if args else "")
+        port = kwargs["port"] if "port" in kwargs else (args[1] if len(args) > 1 else None)
+        if not rules.allows(str(host), stock.default_port if port is None else port):
+            return stock(*args, **kwargs)  # not an instance of cls: __init__ is not rerun
+        return object.__new__(cls)
+
+    return __new__
+
+
+def _patch_urllib3(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
+    """Make every urllib3 pool instantiate fastpath connections with ``options``."""
+    from .urllib3 import FastpathHTTPConnection, FastpathHTTPSConnection, urllib3_future_problem
+
+    problem = urllib3_future_problem(module)
+    if problem is not None:
+        raise RuntimeError(problem)
+    pools = module.connectionpool
+    undo: list[Undo] = []
+    for pool, name, base in (
+        (pools.HTTPConnectionPool, "EnvFastpathHTTPConnection", FastpathHTTPConnection),
+        (pools.HTTPSConnectionPool, "EnvFastpathHTTPSConnection", FastpathHTTPSConnection),
+    ):
+        attrs: dict[str, Any] = {"fastpath_options": options, "__module__": __name__}
+        if rules.restricts:
+            attrs["__new__"] = _choosing_new(pool.ConnectionCls, rules)
+        _set(pool, "ConnectionCls", type(name, (base,), attrs), undo)
+    return _undo_all(undo)
+
+
+def _caller_retries() -> int:
+    # httpcore evaluates ``SyncBackend()`` / ``AutoBackend()`` inside the pool's
+    # ``__init__``, whose ``retries`` argument our backend needs to retry a connect that
+    # failed on a TCP Fast Open first write exactly as httpcore retries any connect.
+    retries = sys._getframe(2).f_locals.get("retries", 0)
+    return retries if isinstance(retries, int) else 0
+
+
+#: httpcore modules that create a default backend when none is given.
+_HTTPCORE_MODULES = ("connection_pool", "connection", "socks_proxy")
+#: httpcore stack -> our modules with its sync and async backends
+_BACKENDS = {
+    "httpcore": ("_backends.httpcore_sync", "_backends.httpcore_anyio"),
+    "httpcore2": ("_backends.httpcore2_sync", "_backends.httpcore2_anyio"),
+}
+
+
+def _choosing_backend(base: type[Any], rules: HostRules) -> type[Any]:
+    """``base`` (a fastpath backend) handing the hosts left out to the stock backend.
+
+    The same ``connect_tcp`` serves the sync and the async backends: it returns what the
+    chosen backend's ``connect_tcp`` returns (a stream, or a coroutine to await).
+    """
+
+    def connect_tcp(
+        self: Any,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> Any:
+        target: Any = super(cls, self) if rules.allows(host, port) else self.fastpath_stock
+        return target.connect_tcp(
+            host=host,
+            port=port,
+            timeout=timeout,
+            local_address=local_address,
+            socket_options=socket_options,
+        )
+
+    cls: type[Any] = type(
+        f"Env{base.__name__}", (base,), {"connect_tcp": connect_tcp, "__module__": __name__}
+    )
+    return cls
+
+
+def _patch_httpcore(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
+    """Make httpcore (or httpcore2) create fastpath backends wherever it would create its own.
+
+    The stack is the module's real name, so ``httpx2.alias_httpx()`` (``import httpcore``
+    giving httpcore2) gets httpcore2's backends.
+    """
+    import importlib
+
+    package = module.__name__
+    sync_name, async_name = _BACKENDS[package]
+    sync_cls = importlib.import_module(f"http_fastpath.{sync_name}").FastpathBackend
+    undo: list[Undo] = []
+    try:
+        async_cls = importlib.import_module(f"http_fastpath.{async_name}").AsyncFastpathBackend
+    except ImportError:  # httpcore without anyio: only the sync side exists
+        async_cls = None
+    for side, attr, cls in (
+        ("_sync", "SyncBackend", sync_cls),
+        ("_async", "AutoBackend", async_cls),
+    ):
+        if cls is None:
+            continue
+        if rules.restricts:
+            cls = _choosing_backend(cls, rules)
+        for name in _HTTPCORE_MODULES:
+            sub = sys.modules.get(f"{package}.{side}.{name}")
+            if sub is not None:  # socks_proxy only exists when socksio is installed
+                _set(sub, attr, _backend_factory(cls, options, getattr(sub, attr), rules), undo)
+    return _undo_all(undo)
+
+
+def _backend_factory(
+    cls: type[Any], options: FastpathOptions, stock: Callable[[], Any], rules: HostRules
+) -> Callable[[], Any]:
+    """What the pool calls instead of ``SyncBackend()`` / ``AutoBackend()``."""
+
+    def backend() -> Any:
+        made = cls(options, retries=_caller_retries())
+        if rules.restricts:
+            made.fastpath_stock = stock()  # one stock backend per pool, as stock has
+        return made
+
+    return backend
+
+
+#: module whose import triggers the patch -> patcher
+_PATCHERS: dict[str, Patcher] = {
+    "urllib3": _patch_urllib3,
+    "httpcore": _patch_httpcore,
+    "httpcore2": _patch_httpcore,
+}
+
+
+@dataclasses.dataclass
+class _State:
+    options: FastpathOptions | None = None
+    source: str | None = None
+    rules: HostRules = dataclasses.field(default_factory=HostRules)
+    undo: dict[str, Undo] = dataclasses.field(default_factory=dict)
+    errors: dict[str, str] = dataclasses.field(default_factory=dict)
+    finder: _PostImportFinder | None = None
+
+
+_state = _State()
+_lock = threading.RLock()
+
+
+def _apply(name: str, module: ModuleType) -> None:
+    with _lock:
+        options = _state.options
+        if options is None or name in _state.undo:
+            return
+        try:
+            _state.undo[name] = _PATCHERS[name](module, options, _state.rules)
+        except Exception as exc:  # never break the program's own import
+            _state.errors[name] = f"{type(exc).__name__}: {exc}"
+            warn_env(f"http_fastpath: could not patch {name} ({exc}); it keeps its stock behaviour")
+
+
+# Plain classes rather than importlib.abc ones: importlib.abc costs milliseconds at
+# start-up (it imports importlib.resources, inspect, re...), and the import system only
+# needs the methods.
+class _PatchingLoader:
+    """Wraps a real loader; patches the module right after it has executed."""
+
+    def __init__(self, loader: Any, name: str) -> None:
+        self._loader = loader
+        self._name = name
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        module: ModuleType | None = self._loader.create_module(spec)
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        # The module keeps its real loader (importlib.resources and co. look at it).
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        _apply(self._name, module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+class _PostImportFinder:
+    """Finds nothing itself; wraps the loader of the modules we patch."""
+
+    #: marks the import hooks of http_fastpath (this one, and the start-up one of
+    #: ``_http_fastpath_env``): they never ask each other, so they cannot recurse
+    _http_fastpath_hook = True
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        if fullname not in _PATCHERS:
+            return None
+        for finder in sys.meta_path:
+            if getattr(finder, "_http_fastpath_hook", False) or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _PatchingLoader(spec.loader, fullname)  # type: ignore[assignment]
+                return spec
+        return None
+
+
+def _host_list(name: str, value: str | Iterable[str] | None) -> HostList | None:
+    if value is None:
+        return None
+    hosts, bad = parse_hosts(value)
+    if bad:
+        from .._core.exceptions import OptionError
+
+        raise OptionError(
+            name,
+            value,
+            "host names (and their subdomains), IP addresses or CIDR networks, each with an "
+            "optional :port, or * (NO_PROXY syntax: a string or a list of entries)",
+        )
+    return hosts
+
+
+def install(
+    options: FastpathOptions | None = None,
+    *,
+    hosts: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    source: str = "install()",
+) -> None:
+    """Route every new connection of urllib3, httpcore and httpcore2 through the fastpath.
+
+    Clients already imported are patched now; the others when they are imported.
+    Calling it again replaces the options.
+
+    ``hosts`` / ``exclude``: ``NO_PROXY``-style host lists (``"example.com,10.0.0.0/8"``
+    or a list of entries). Only connections to ``hosts`` (default: every host) and not to
+    ``exclude`` take the fast path; the others are stock connections. An empty ``hosts``
+    list matches no host.
+    """
+    if options is not None and not isinstance(options, FastpathOptions):
+        from .._core.exceptions import OptionError
+
+        raise OptionError("options", options, "a FastpathOptions instance or None")
+    opts = FastpathOptions() if options is None else options
+    rules = HostRules(_host_list("hosts", hosts), _host_list("exclude", exclude))
+    with _lock:
+        if _state.options is not None:
+            uninstall()
+        _state.options = opts
+        _state.source = source
+        _state.rules = rules
+        _state.errors.clear()
+        finder = _PostImportFinder()
+        _state.finder = finder
+        sys.meta_path.insert(0, finder)
+        for name in _PATCHERS:
+            module = sys.modules.get(name)
+            if module is not None:
+                _apply(name, module)
+
+
+def uninstall() -> None:
+    """Undo :func:`install`: restore the patched classes and remove the import hook."""
+    with _lock:
+        if _state.finder is not None and _state.finder in sys.meta_path:
+            sys.meta_path.remove(_state.finder)
+        for undo in reversed(list(_state.undo.values())):
+            undo()
+        _state.undo.clear()
+        _state.options = None
+        _state.source = None
+        _state.rules = HostRules()
+        _state.finder = None
+
+
+def status() -> dict[str, object]:
+    """Whether the process-wide fastpath is active, with which options, and what it patched.
+
+    ``hosts`` / ``exclude``: the host lists in force (None: every host / no host).
+    """
+    with _lock:
+        options = _state.options
+        rules = _state.rules
+        return {
+            "active": options is not None,
+            "source": _state.source,
+            "options": None if options is None else dataclasses.asdict(options),
+            "hosts": None if rules.hosts is None else list(rules.hosts.entries),
+            "exclude": None if rules.exclude is None else list(rules.exclude.entries),
+            "patched": sorted(_state.undo),
+            "waiting_for_import": sorted(n for n in _PATCHERS if n not in _state.undo)
+            if options is not None
+            else [],
+            "errors": dict(_state.errors),
+        }
+
+
+_activated = False
+_activation_lock = threading.Lock()
+
+
+def _log_to_stderr(level: str) -> None:
+    import logging
+
+    logger = logging.getLogger("http_fastpath")
+    # Marked, so a second activation (a .pth runs twice in a 3.11 venv) adds no second one.
+    if not any(getattr(h, "http_fastpath_env", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        handler.http_fastpath_env = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
+
+
+def activate_from_environ() -> None:
+    """Apply the ``HTTP_FASTPATH*`` variables, once per process; never raises.
+
+    Called by the start-up hook (``_http_fastpath_env``) when the program imports an HTTP
+    client or http_fastpath. Every valid part applies; each bad one gives one
+    :class:`~http_fastpath._integrations.env.FastpathEnvWarning` (printed, not raised, when warnings
+    are errors).
+    """
+    global _activated
+    with _activation_lock:
+        if _activated:
+            return
+        _activated = True
+    try:
+        config = read_environ(warn=True)
+        if config.log_level is not None:
+            _log_to_stderr(config.log_level)
+        if config.memory_size is not None:
+            from .._core.memory import MEMORY
+
+            MEMORY.max_entries = config.memory_size
+        if config.options is not None:
+            install(
+                config.options,
+                hosts=config.hosts,
+                exclude=config.exclude,
+                source=f"HTTP_FASTPATH={config.raw}",
+            )
+    except Exception as exc:  # the program must start whatever happens here
+        warn_env(f"http_fastpath: opt-in disabled: {type(exc).__name__}: {exc}")

@@ -1,0 +1,80 @@
+"""httpx transports on the fastpath dialer, and clients that keep environment proxies.
+
+The implementation is shared with httpx2 (:mod:`.transports`); this module gives it
+httpx's base classes and types. ``http_fastpath.connection_info(response)`` reads the
+proof every response carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpcore
+import httpx
+
+from .._backends.httpcore_anyio import AsyncFastpathBackend
+from .._backends.httpcore_sync import FastpathBackend
+from .transports import (
+    AsyncTransportImpl,
+    ClientStack,
+    SyncTransportImpl,
+    environment_proxies,
+    make_client,
+)
+
+__all__ = [
+    "AsyncFastpathTransport",
+    "FastpathTransport",
+    "async_fastpath_client",
+    "environment_proxies",
+    "fastpath_client",
+]
+
+STACK = ClientStack(httpx, httpcore, FastpathBackend, AsyncFastpathBackend)
+
+
+class FastpathTransport(SyncTransportImpl[httpx.Request, httpx.Response], httpx.BaseTransport):
+    """``httpx.HTTPTransport`` whose connections use TCP Fast Open and MPTCP when possible.
+
+    Takes every ``httpx.HTTPTransport`` argument (same meaning, same defaults) plus
+    ``tfo``, ``mptcp`` and ``tfo_policy`` (see :class:`http_fastpath.FastpathOptions`;
+    defaults ``True``, ``True``, ``"safe"``) or a ready ``options=FastpathOptions(...)``.
+    Exceptions are httpx's, exactly as with ``httpx.HTTPTransport``. Every response
+    carries its connection's proof: ``http_fastpath.connection_info(response)``.
+
+    ``httpx.Client(transport=...)`` ignores proxy environment variables; use
+    :func:`http_fastpath.fastpath_client` to keep them. ``proxy=`` given to the client
+    is routed through a fastpath transport with the same options.
+    """
+
+    _stack = STACK
+
+
+class AsyncFastpathTransport(
+    AsyncTransportImpl[httpx.Request, httpx.Response], httpx.AsyncBaseTransport
+):
+    """``httpx.AsyncHTTPTransport`` on the fastpath dialer; runs under asyncio and trio.
+
+    Same arguments and behaviour as :class:`FastpathTransport`.
+    """
+
+    _stack = STACK
+
+
+def fastpath_client(**kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` whose every route (direct and proxied) uses :class:`FastpathTransport`.
+
+    Takes ``httpx.Client`` arguments plus the transport-only ones (``uds``,
+    ``local_address``, ``retries``, ``socket_options``, ``tfo``, ``mptcp``, ``tfo_policy``,
+    ``options``). Proxies are chosen like a stock client: ``proxy=`` if given, else (with
+    ``trust_env=True``) ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` minus ``NO_PROXY``;
+    user ``mounts=`` come on top.
+    """
+    client: httpx.Client = make_client(httpx.Client, FastpathTransport, dict(kwargs))
+    return client
+
+
+def async_fastpath_client(**kwargs: Any) -> httpx.AsyncClient:
+    """The ``httpx.AsyncClient`` counterpart of :func:`fastpath_client`."""
+    client: httpx.AsyncClient = make_client(httpx.AsyncClient, AsyncFastpathTransport, dict(kwargs))
+    return client

@@ -1,0 +1,24 @@
+"""EXPERIMENTAL HTTP/3 transports for httpx (the implementation: :mod:`._transports`)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import ClassVar
+
+import httpx
+
+from ._transports import AsyncH3TransportImpl, H3TransportImpl
+
+__all__ = ["AsyncHTTP3Transport", "HTTP3Transport"]
+
+
+class HTTP3Transport(H3TransportImpl[httpx.Request, httpx.Response], httpx.BaseTransport):
+    __doc__ = H3TransportImpl.__doc__
+    _client: ClassVar[ModuleType] = httpx
+
+
+class AsyncHTTP3Transport(
+    AsyncH3TransportImpl[httpx.Request, httpx.Response], httpx.AsyncBaseTransport
+):
+    __doc__ = AsyncH3TransportImpl.__doc__
+    _client: ClassVar[ModuleType] = httpx

@@ -1,0 +1,245 @@
+"""EXPERIMENTAL HTTP/3 transports for httpx and httpx2: one implementation for both.
+
+Thin shells: configuration in, :mod:`._drivers` underneath, the client's exceptions out.
+:mod:`._httpx` and :mod:`._httpx2` give it each client's base classes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Generator, Iterator
+from types import ModuleType
+from typing import Any, ClassVar, Generic, TypeVar
+
+from .._core.exceptions import DialError, DialTimeout, OptionError
+from .._core.proof import INFO_EXTENSION
+from .._integrations.transports import derive
+from ._drivers import (
+    AsyncH3Connection,
+    AsyncH3Pool,
+    BackendName,
+    SyncH3Connection,
+    SyncH3Pool,
+    VerifyType,
+    quic_configuration,
+    select_backend,
+)
+from ._h3._client import StreamState
+from ._h3._errors import H3ReadTimeout, H3StreamError, H3TLSError
+
+__all__ = ["AsyncH3TransportImpl", "H3TransportImpl"]
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
+@contextlib.contextmanager
+def _map_errors(client: ModuleType, request: Any) -> Generator[None, None, None]:
+    try:
+        yield
+    except H3TLSError as exc:
+        raise client.ConnectError(str(exc), request=request) from exc
+    except DialTimeout as exc:
+        raise client.ConnectTimeout(str(exc), request=request) from exc
+    except (DialError, socket.gaierror) as exc:
+        raise client.ConnectError(str(exc), request=request) from exc
+    except H3ReadTimeout as exc:
+        raise client.ReadTimeout(str(exc), request=request) from exc
+    except H3StreamError as exc:
+        raise client.RemoteProtocolError(str(exc), request=request) from exc
+
+
+def _timeouts(request: Any) -> tuple[float | None, float | None]:
+    timeout: dict[str, Any] = request.extensions.get("timeout", {})
+    return timeout.get("connect"), timeout.get("read")
+
+
+def _target(request: Any) -> tuple[str, int, bytes, bytes]:
+    url = request.url
+    host = url.host
+    port = url.port or 443
+    authority = url.netloc
+    return host, port, authority, url.raw_path
+
+
+def _response(client: ModuleType, state: StreamState, stream: Any, conn: Any, request: Any) -> Any:
+    return client.Response(
+        state.status or 0,
+        headers=state.headers,
+        stream=stream,
+        extensions={"http_version": b"HTTP/3", INFO_EXTENSION: conn.info_for(state)},
+        request=request,
+    )
+
+
+class _SyncBody:
+    def __init__(
+        self,
+        client: ModuleType,
+        conn: SyncH3Connection,
+        state: StreamState,
+        read_timeout: float | None,
+        request: Any,
+    ) -> None:
+        self._client = client
+        self._chunks = conn.iter_body(state, read_timeout)
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _map_errors(self._client, self._request):
+            yield from self._chunks
+
+    def close(self) -> None:
+        self._chunks.close()
+
+
+class _AsyncBody:
+    def __init__(
+        self,
+        client: ModuleType,
+        conn: AsyncH3Connection,
+        state: StreamState,
+        read_timeout: float | None,
+        request: Any,
+    ) -> None:
+        self._client = client
+        self._chunks = conn.iter_body(state, read_timeout)
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _map_errors(self._client, self._request):
+            async for chunk in self._chunks:
+                yield chunk
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+
+
+class _H3Base:
+    """What the sync and async HTTP/3 transports share: arguments and the QUIC pool."""
+
+    _client: ClassVar[ModuleType]
+    _asynchronous: ClassVar[bool]
+
+    def __init__(
+        self,
+        *,
+        verify: VerifyType = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        backend: BackendName = "auto",
+        early_data: bool = True,
+    ) -> None:
+        if cert is not None:
+            raise OptionError("cert", cert, "None (HTTP/3 has no client certificates yet)")
+        quic_configuration("localhost", verify, trust_env=trust_env)  # validate early
+        if backend == "kernel":  # fail here, not at the first request
+            select_backend(backend)
+        client = self._client
+        if not isinstance(early_data, bool):
+            raise OptionError("early_data", early_data, "True or False")
+        if self._asynchronous:
+            self._pool: Any = AsyncH3Pool(backend, trust_env, early_data=early_data)
+            self._body = derive(_AsyncBody, client.AsyncByteStream)
+        else:
+            self._pool = SyncH3Pool(backend, trust_env, early_data=early_data)
+            self._body = derive(_SyncBody, client.SyncByteStream)
+        self._verify = verify
+        self._trust_env = trust_env
+        self._plain: Any = None
+
+
+class H3TransportImpl(_H3Base, Generic[_Req, _Resp]):
+    """EXPERIMENTAL: a transport that sends ``https://`` requests over HTTP/3 (QUIC).
+
+    ``backend``: ``"auto"`` (Linux kernel QUIC when the probe finds ``IPPROTO_QUIC`` sockets,
+    else userspace), ``"userspace"`` (aioquic over UDP) or ``"kernel"`` (raises
+    :class:`~http_fastpath.CapabilityError` where the kernel lacks the ``quic`` module).
+    ``verify`` takes what the client takes (True, False, a CA bundle path, an
+    ``ssl.SSLContext``); certificate and hostname checks are always on otherwise.
+    ``http://`` URLs go through the client's plain ``HTTPTransport``. Which backend
+    carried a response: ``http_fastpath.connection_info(response).quic_backend``.
+
+    Session resumption and 0-RTT (userspace backend): the transport keeps the session
+    tickets servers issue; a later connection to the same origin resumes, and a GET,
+    HEAD, OPTIONS or TRACE without a body rides in 0-RTT (one round trip to the first
+    byte). ``early_data=False``: never send a request in 0-RTT. Other requests always
+    wait for the handshake. ``connection_info(response)`` has ``resumed`` and
+    ``early_data``.
+
+    There is no fallback to TCP when the server does not speak HTTP/3: the request fails
+    with the client's ``ConnectError`` / ``ConnectTimeout``. See docs/http3.md.
+    """
+
+    _asynchronous = False
+
+    def handle_request(self, request: _Req) -> _Resp:
+        req: Any = request
+        client = self._client
+        if req.url.scheme != "https":
+            if self._plain is None:
+                self._plain = client.HTTPTransport(trust_env=self._trust_env)
+            response: _Resp = self._plain.handle_request(request)
+            return response
+        connect_timeout, read_timeout = _timeouts(req)
+        host, port, authority, path = _target(req)
+        body = req.read()
+        with _map_errors(client, request):
+            conn = self._pool.get(host, port, self._verify, connect_timeout)
+            state = conn.request(
+                req.method.encode("ascii"),
+                authority,
+                path,
+                req.headers.raw,
+                body,
+                read_timeout,
+            )
+        stream = self._body(client, conn, state, read_timeout, request)
+        response = _response(client, state, stream, conn, request)
+        return response
+
+    def close(self) -> None:
+        self._pool.close()
+        if self._plain is not None:
+            self._plain.close()
+
+
+class AsyncH3TransportImpl(_H3Base, Generic[_Req, _Resp]):
+    """EXPERIMENTAL: the async twin of :class:`H3TransportImpl` (asyncio and trio, via anyio).
+
+    Concurrent requests on one async client share one QUIC connection per origin, each
+    on its own HTTP/3 stream.
+    """
+
+    _asynchronous = True
+
+    async def handle_async_request(self, request: _Req) -> _Resp:
+        req: Any = request
+        client = self._client
+        if req.url.scheme != "https":
+            if self._plain is None:
+                self._plain = client.AsyncHTTPTransport(trust_env=self._trust_env)
+            response: _Resp = await self._plain.handle_async_request(request)
+            return response
+        connect_timeout, read_timeout = _timeouts(req)
+        host, port, authority, path = _target(req)
+        body = await req.aread()
+        with _map_errors(client, request):
+            conn = await self._pool.get(host, port, self._verify, connect_timeout)
+            state = await conn.request(
+                req.method.encode("ascii"),
+                authority,
+                path,
+                req.headers.raw,
+                body,
+                read_timeout,
+            )
+        stream = self._body(client, conn, state, read_timeout, request)
+        response = _response(client, state, stream, conn, request)
+        return response
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+        if self._plain is not None:
+            await self._plain.aclose()

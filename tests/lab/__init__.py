@@ -1,0 +1,1 @@
+"""Lab tests: the network lab, the reliability matrix and the demo."""

@@ -1,0 +1,1 @@
+"""Loopback tests: real servers in the private network namespace the run creates."""

@@ -1,0 +1,1 @@
+"""Unit tests: no network namespace, no server (tests/conftest.py is shared)."""

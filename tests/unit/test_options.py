@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from http_fastpath import FastpathError, FastpathOptions, OptionError
+from http_fastpath._core.policy import is_replay_safe, is_tls_client_hello, request_method
+
+
+def test_defaults() -> None:
+    opts = FastpathOptions()
+    assert (opts.tfo, opts.mptcp, opts.tfo_policy) == (True, True, "safe")
+    assert opts.enabled
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"tfo": "yes"}, "tfo"), ({"mptcp": 1}, "mptcp"), ({"tfo_policy": "sometimes"}, "tfo_policy")],
+)
+def test_invalid_values_name_the_field_value_and_allowed(
+    kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(OptionError) as info:
+        FastpathOptions(**kwargs)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert field in message and repr(next(iter(kwargs.values()))) in message
+    assert "allowed" in message
+    assert isinstance(info.value, ValueError) and isinstance(info.value, FastpathError)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert str(again) == message
+
+
+@given(st.one_of(st.text(), st.integers(), st.none(), st.booleans()))
+def test_fuzzed_policy_only_documented_errors(value: object) -> None:
+    try:
+        FastpathOptions(tfo_policy=value)  # type: ignore[arg-type]
+    except OptionError:
+        assert value not in ("safe", "always")
+    else:
+        assert value in ("safe", "always")
+
+
+def test_replace_validates() -> None:
+    assert FastpathOptions().replace(tfo=False).tfo is False
+    with pytest.raises(OptionError):
+        FastpathOptions().replace(tfo_policy="never")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("data", "safe"),
+    [
+        (b"GET / HTTP/1.1\r\n", True),
+        (b"HEAD / HTTP/1.1\r\n", True),
+        (b"PUT /x HTTP/1.1\r\n", True),
+        (b"DELETE /x HTTP/1.1\r\n", True),
+        (b"OPTIONS * HTTP/1.1\r\n", True),
+        (b"CONNECT example.test:443 HTTP/1.1\r\n", True),
+        (b"POST / HTTP/1.1\r\n", False),
+        (b"PATCH / HTTP/1.1\r\n", False),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", False),
+        (b"get / HTTP/1.1\r\n", False),
+        (b"", False),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", True),
+        (b"\x16\x03\x01\x02\x00\x02", False),
+        (b"\x17\x03\x03\x00\x10\x01", False),
+    ],
+)
+def test_replay_policy(data: bytes, safe: bool) -> None:
+    assert is_replay_safe(data) is safe
+
+
+@given(st.binary(max_size=64))
+def test_policy_never_raises(data: bytes) -> None:
+    result = is_replay_safe(data)
+    if result:
+        assert is_tls_client_hello(data) or request_method(data) is not None
