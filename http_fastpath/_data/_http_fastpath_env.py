@@ -104,7 +104,7 @@ class _Loader:
 class _Finder:
     """Finds nothing itself: wraps the loader of the watched modules (see the docstring)."""
 
-    _http_fastpath_hook = True  # see http_fastpath._integrations.autoinstall._PostImportFinder
+    _http_fastpath_hook = True  # see http_fastpath._integrations.hooks.PostImportFinder
 
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names

@@ -19,15 +19,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._core.options import FastpathOptions
 from .env import HostList, HostRules, parse_hosts, read_environ, warn_env
-
-if TYPE_CHECKING:
-    from importlib.machinery import ModuleSpec
+from .hooks import PostImportFinder
 
 __all__ = ["activate_from_environ", "install", "status", "uninstall"]
 
@@ -175,11 +173,56 @@ def _backend_factory(
     return backend
 
 
+def _patch_httpx(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
+    """Give ``httpx.Client()`` (httpx2's too) the process-wide TLS contexts.
+
+    httpx builds an ``SSLContext`` for every client, loading the CA bundle again (tens of
+    milliseconds of CPU; ``httpx.get()`` builds a client per call). The name its
+    transports call is replaced by one that hands out the shared context for the same
+    settings, built by httpx's own ``create_ssl_context`` (see :mod:`.._core.sslcache`);
+    the caller's own context and the deprecated ``cert=`` go to httpx's as they are. Not
+    with ``hosts``/``exclude``: connections left out get stock backends, which are given
+    exactly what stock gives them.
+    """
+    if rules.restricts:
+        return lambda: None
+    defaults = sys.modules.get(f"{module.__name__}._transports.default")
+    stock = getattr(defaults, "create_ssl_context", None)
+    if defaults is None or stock is None:
+        raise RuntimeError(f"{module.__name__}: no _transports.default.create_ssl_context")
+    stack_module = "httpx2" if module.__name__ == "httpx2" else "httpx"
+
+    def create_ssl_context(
+        verify: Any = True, cert: Any = None, trust_env: bool = True, *args: Any, **kwargs: Any
+    ) -> Any:
+        if args or kwargs:  # a signature we do not know: httpx's own
+            return stock(verify, cert, trust_env, *args, **kwargs)
+        import importlib
+
+        from .transports import shared_context
+
+        stack = importlib.import_module(f"http_fastpath._integrations.{stack_module}").STACK
+        # The ALPN list is part of the key: read http1/http2 where the transport's
+        # __init__ has them (otherwise httpx's defaults; the first connection then
+        # switches to the right context, once, as AlpnFixed does).
+        caller = sys._getframe(1).f_locals
+        http1, http2 = caller.get("http1", True), caller.get("http2", False)
+        if not isinstance(http1, bool) or not isinstance(http2, bool):
+            http1, http2 = True, False
+        return shared_context(stack, verify, cert, trust_env, http1=http1, http2=http2)
+
+    undo: list[Undo] = []
+    _set(defaults, "create_ssl_context", create_ssl_context, undo)
+    return _undo_all(undo)
+
+
 #: module whose import triggers the patch -> patcher
 _PATCHERS: dict[str, Patcher] = {
     "urllib3": _patch_urllib3,
     "httpcore": _patch_httpcore,
     "httpcore2": _patch_httpcore,
+    "httpx": _patch_httpx,
+    "httpx2": _patch_httpx,
 }
 
 
@@ -190,7 +233,7 @@ class _State:
     rules: HostRules = dataclasses.field(default_factory=HostRules)
     undo: dict[str, Undo] = dataclasses.field(default_factory=dict)
     errors: dict[str, str] = dataclasses.field(default_factory=dict)
-    finder: _PostImportFinder | None = None
+    finder: PostImportFinder | None = None
 
 
 _state = _State()
@@ -207,58 +250,6 @@ def _apply(name: str, module: ModuleType) -> None:
         except Exception as exc:  # never break the program's own import
             _state.errors[name] = f"{type(exc).__name__}: {exc}"
             warn_env(f"http_fastpath: could not patch {name} ({exc}); it keeps its stock behaviour")
-
-
-# Plain classes rather than importlib.abc ones: importlib.abc costs milliseconds at
-# start-up (it imports importlib.resources, inspect, re...), and the import system only
-# needs the methods.
-class _PatchingLoader:
-    """Wraps a real loader; patches the module right after it has executed."""
-
-    def __init__(self, loader: Any, name: str) -> None:
-        self._loader = loader
-        self._name = name
-
-    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
-        module: ModuleType | None = self._loader.create_module(spec)
-        return module
-
-    def exec_module(self, module: ModuleType) -> None:
-        # The module keeps its real loader (importlib.resources and co. look at it).
-        module.__loader__ = self._loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        self._loader.exec_module(module)
-        _apply(self._name, module)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-
-class _PostImportFinder:
-    """Finds nothing itself; wraps the loader of the modules we patch."""
-
-    #: marks the import hooks of http_fastpath (this one, and the start-up one of
-    #: ``_http_fastpath_env``): they never ask each other, so they cannot recurse
-    _http_fastpath_hook = True
-
-    def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None,
-        target: ModuleType | None = None,
-    ) -> ModuleSpec | None:
-        if fullname not in _PATCHERS:
-            return None
-        for finder in sys.meta_path:
-            if getattr(finder, "_http_fastpath_hook", False) or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _PatchingLoader(spec.loader, fullname)  # type: ignore[assignment]
-                return spec
-        return None
 
 
 def _host_list(name: str, value: str | Iterable[str] | None) -> HostList | None:
@@ -307,7 +298,7 @@ def install(
         _state.source = source
         _state.rules = rules
         _state.errors.clear()
-        finder = _PostImportFinder()
+        finder = PostImportFinder(_PATCHERS, _apply)
         _state.finder = finder
         sys.meta_path.insert(0, finder)
         for name in _PATCHERS:

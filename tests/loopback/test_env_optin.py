@@ -318,7 +318,9 @@ def test_install_status_uninstall_in_process(client_name: str, core_name: str) -
                 assert client.get(server.url + "/", timeout=5).status_code == 200
             patched = http_fastpath.status()["patched"]
             assert patched == sorted(
-                n for n in ("httpcore", "httpcore2", "urllib3") if n in sys.modules
+                n
+                for n in ("httpcore", "httpcore2", "httpx", "httpx2", "urllib3")
+                if n in sys.modules
             )
             assert core_name in patched
         finally:

@@ -62,7 +62,7 @@ INTEGRATIONS = {
     # httpx and httpx2 are one implementation (transports) with two sets of base classes
     "httpx": {"httpx", "httpx2", "transports"},
     # the process-wide opt-in: its environment parsing and its patcher
-    "env": {"env", "autoinstall"},
+    "env": {"env", "autoinstall", "hooks"},
 }
 
 #: (importer, imported) -> why it is allowed for now. Imported: a module, or a private
@@ -72,6 +72,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # (the httpcore side goes through _backends, which is allowed).
     ("http_fastpath._integrations.autoinstall", "http_fastpath._integrations.urllib3"): (
         "the opt-in patches urllib3 with FastpathHTTP(S)Connection"
+    ),
+    # ... and gives patched httpx clients the shared TLS contexts the transports build.
+    ("http_fastpath._integrations.autoinstall", "http_fastpath._integrations.transports"): (
+        "the opt-in builds httpx's contexts with shared_context()"
     ),
     # HTTP/3 borrows the helper that builds a transport class per httpx stack.
     ("http_fastpath.http3._transports", "http_fastpath._integrations.transports"): (
