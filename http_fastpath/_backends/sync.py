@@ -37,8 +37,9 @@ from typing import Any, ClassVar, cast
 from .._core import dialer as _dialer
 from .._core import sslcache as _sslcache
 from .._core.dialer import Address, Pending, Proof, SocketOption
+from .._core.exceptions import OptionError
 from .._core.info import ConnectionInfo
-from .._core.options import FastpathOptions
+from .._core.options import FastpathOptions, resolve_options
 from .._core.proof import INFO_EXTENSION
 from .._core.tls import TLSSocket
 
@@ -347,7 +348,9 @@ class BackendBase:
     """What the sync and async backends share: the options and the pool's ``retries``."""
 
     def __init__(self, options: FastpathOptions | None = None, *, retries: int = 0) -> None:
-        self.options = options if options is not None else FastpathOptions()
+        self.options = resolve_options(options)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise OptionError("retries", retries, "an int >= 0 (httpcore's pool retries)")
         self.retries = retries
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-from .._core.options import FastpathOptions
+from .._core.options import FastpathOptions, resolve_options
 from .env import HostList, HostRules, parse_hosts, read_environ, warn_env
 from .hooks import PostImportFinder
 
@@ -285,11 +285,7 @@ def install(
     ``exclude`` take the fast path; the others are stock connections. An empty ``hosts``
     list matches no host.
     """
-    if options is not None and not isinstance(options, FastpathOptions):
-        from .._core.exceptions import OptionError
-
-        raise OptionError("options", options, "a FastpathOptions instance or None")
-    opts = FastpathOptions() if options is None else options
+    opts = resolve_options(options)
     rules = HostRules(_host_list("hosts", hosts), _host_list("exclude", exclude))
     with _lock:
         if _state.options is not None:

@@ -13,9 +13,8 @@ from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRI
 from urllib3.poolmanager import PoolManager
 
 from .._core.log import log_fallback_once
-from .._core.options import FastpathOptions
+from .._core.options import FastpathOptions, TFOPolicy, resolve_options
 from .urllib3 import FastpathPoolManager, FastpathProxyManager, ensure_stock_urllib3
-from .urllib3 import resolve_options as _resolve_options
 
 __all__ = ["FastpathAdapter"]
 
@@ -59,10 +58,10 @@ class FastpathAdapter(HTTPAdapter):
         options: FastpathOptions | None = None,
         tfo: bool | None = None,
         mptcp: bool | None = None,
-        tfo_policy: str | None = None,
+        tfo_policy: TFOPolicy | None = None,
     ) -> None:
         ensure_stock_urllib3()
-        self.fastpath_options = _resolve_options(options, tfo, mptcp, tfo_policy)
+        self.fastpath_options = resolve_options(options, tfo, mptcp, tfo_policy)
         super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
 
     def __repr__(self) -> str:

@@ -34,7 +34,7 @@ from urllib.request import getproxies
 from .._backends.sync import CoreSocketOption
 from .._core import sslcache as _sslcache
 from .._core.exceptions import OptionError
-from .._core.options import FastpathOptions, TFOPolicy
+from .._core.options import FastpathOptions, TFOPolicy, resolve_options
 from .._core.proof import INFO_EXTENSION
 
 __all__ = [
@@ -186,22 +186,6 @@ def _proxy_route(original: Callable[..., Any]) -> Callable[..., Any]:
 
     _init_proxy_transport.__wrapped__ = original  # type: ignore[attr-defined]
     return _init_proxy_transport
-
-
-def _resolve_options(
-    options: FastpathOptions | None,
-    tfo: bool | None,
-    mptcp: bool | None,
-    tfo_policy: TFOPolicy | None,
-) -> FastpathOptions:
-    if options is None:
-        return FastpathOptions().replace(tfo=tfo, mptcp=mptcp, tfo_policy=tfo_policy)
-    if not isinstance(options, FastpathOptions):
-        raise OptionError("options", options, "a FastpathOptions instance or None")
-    for name, value in (("tfo", tfo), ("mptcp", mptcp), ("tfo_policy", tfo_policy)):
-        if value is not None:
-            raise OptionError(name, value, "None when options= is given (set it in options)")
-    return options
 
 
 #: what httpx and httpx2 say when ``verify`` is a path (deprecated); said on a cache hit too
@@ -450,7 +434,7 @@ class _TransportBase:
         tfo_policy: TFOPolicy | None = None,
         options: FastpathOptions | None = None,
     ) -> None:
-        self.options = _resolve_options(options, tfo, mptcp, tfo_policy)
+        self.options = resolve_options(options, tfo, mptcp, tfo_policy)
         stack, asynchronous = self._stack, self._asynchronous
         self._core = _build_pool(
             stack, asynchronous, self.options, verify, cert, trust_env, http1, http2, limits,

@@ -51,9 +51,9 @@ from urllib3.util.timeout import Timeout
 from .._core import dialer as _dialer
 from .._core import sslcache as _sslcache
 from .._core import trace as _trace
-from .._core.exceptions import DialError, DialTimeout, FastpathError, OptionError
+from .._core.exceptions import DialError, DialTimeout, FastpathError
 from .._core.info import ConnectionInfo
-from .._core.options import FastpathOptions
+from .._core.options import FastpathOptions, TFOPolicy, resolve_options
 from .._core.proof import INFO_ATTR
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ __all__ = [
     "FastpathPoolManager",
     "FastpathProxyManager",
     "ensure_stock_urllib3",
-    "resolve_options",
     "urllib3_future_problem",
 ]
 
@@ -107,31 +106,6 @@ def ensure_stock_urllib3(module: Any = urllib3) -> None:
     problem = urllib3_future_problem(module)
     if problem is not None:
         raise FastpathError(problem)
-
-
-def resolve_options(
-    options: FastpathOptions | None,
-    tfo: bool | None,
-    mptcp: bool | None,
-    tfo_policy: str | None,
-) -> FastpathOptions:
-    """``options=`` or the ``tfo``/``mptcp``/``tfo_policy`` keywords (not both), validated."""
-    if options is not None:
-        if not isinstance(options, FastpathOptions):
-            raise OptionError("options", options, "a FastpathOptions instance or None")
-        if tfo is not None or mptcp is not None or tfo_policy is not None:
-            raise OptionError(
-                "options",
-                options,
-                "either options=FastpathOptions(...) or the tfo/mptcp/tfo_policy keywords, "
-                "not both",
-            )
-        return options
-    return FastpathOptions(
-        tfo=True if tfo is None else tfo,
-        mptcp=True if mptcp is None else mptcp,
-        tfo_policy="safe" if tfo_policy is None else tfo_policy,  # type: ignore[arg-type]
-    )
 
 
 _DEFAULT_OPTIONS = FastpathOptions()
@@ -675,7 +649,7 @@ class FastpathPoolManager(_FastpathPools):
         options: FastpathOptions | None = None,
         tfo: bool | None = None,
         mptcp: bool | None = None,
-        tfo_policy: str | None = None,
+        tfo_policy: TFOPolicy | None = None,
         **connection_pool_kw: Any,
     ) -> None:
         ensure_stock_urllib3()
@@ -702,7 +676,7 @@ class FastpathProxyManager(_FastpathPools, ProxyManager):
         options: FastpathOptions | None = None,
         tfo: bool | None = None,
         mptcp: bool | None = None,
-        tfo_policy: str | None = None,
+        tfo_policy: TFOPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         ensure_stock_urllib3()
