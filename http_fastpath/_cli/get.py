@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Final
 
-from .._core.info import ConnectAttempt, ConnectionInfo, TFOStatus
+from http_fastpath import ConnectAttempt, ConnectionInfo, TFOStatus
+
 from .clients import (
     CLIENTS,
     Request,
@@ -178,7 +179,7 @@ def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
     for reason in info.fallbacks or ("none",):
         out.write(f"{star}   fallback  {reason}\n")
     if info.peer_address is not None and info.transport in ("tcp", "mptcp"):
-        from .._core.destinations import destinations
+        from http_fastpath import destinations
 
         for dest in destinations(*info.peer_address):
             out.write(f"{star}   memory    {dest}\n")

@@ -77,26 +77,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("http_fastpath.http3._transports", "http_fastpath._integrations.transports"): (
         "derive(): follow-up, move it to _core or give http3 its own"
     ),
-    # The CLI still imports private modules (issue #16 item 1 follow-up: the CLI imports
-    # only the public API -- no _LAZY string matching, no private modules).
-    ("http_fastpath._cli", "http_fastpath.netlab._demo"): "the demo command: netlab.demo()",
-    ("http_fastpath._cli.clients", "http_fastpath._core.info"): "ConnectionInfo (public)",
-    ("http_fastpath._cli.clients", "http_fastpath._core.options"): "FastpathOptions (public)",
-    ("http_fastpath._cli.clients", "http_fastpath._core.proof"): "connection_info (public)",
-    ("http_fastpath._cli.clients", "http_fastpath._core.trace"): "timing milestones of -v",
-    ("http_fastpath._cli.doctor", "http_fastpath._core.capabilities"): "probe (public)",
-    ("http_fastpath._cli.doctor", "http_fastpath._core.memory"): "the memory's size",
-    ("http_fastpath._cli.doctor", "http_fastpath._core.options"): "FastpathOptions (public)",
-    ("http_fastpath._cli.doctor", "http_fastpath._integrations.env"): "read_environ()",
-    ("http_fastpath._cli.doctor_kernel", "http_fastpath._core.capabilities"): "probe (public)",
-    ("http_fastpath._cli.doctor_kernel", "http_fastpath.http3._quic_kernel"): "uapi_mismatch()",
-    ("http_fastpath._cli.get", "http_fastpath._core.destinations"): "destinations (public)",
-    ("http_fastpath._cli.get", "http_fastpath._core.info"): "ConnectionInfo, TFOStatus (public)",
-    ("http_fastpath._cli.probe", "http_fastpath._core.dialer"): "dial(): probes one socket",
-    ("http_fastpath._cli.probe", "http_fastpath._core.exceptions"): "DialTimeout (public)",
-    ("http_fastpath._cli.probe", "http_fastpath._core.info"): "ConnectionInfo, TFOStatus (public)",
-    ("http_fastpath._cli.probe", "http_fastpath._core.options"): "FastpathOptions (public)",
-    ("http_fastpath._cli.probe", "http_fastpath._core.tls"): "TLSSocket over the probe socket",
 }
 
 #: the socket constructors of the standard library
