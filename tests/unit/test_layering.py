@@ -214,6 +214,12 @@ def test_imports_follow_the_layers() -> None:
     assert not violations(), "\n".join(violations())
 
 
+def test_the_cli_has_no_exception() -> None:
+    """The command line imports what users can import, nothing else (docs/architecture.md:
+    a need of the CLI becomes public API, or the CLI works from what is public)."""
+    assert not [pair for pair in EXCEPTIONS if pair[0].startswith("http_fastpath._cli")]
+
+
 def socket_constructions(path: Path) -> Iterator[tuple[int, str]]:
     """(line, what) for each socket the module makes itself (annotations do not count)."""
     tree = ast.parse(path.read_text(), str(path))
@@ -304,6 +310,8 @@ def test_the_rules_catch_a_violation(importer: str, imported: str, rule: str) ->
         ("http_fastpath._integrations.httpx2", "http_fastpath._integrations.transports"),
         ("http_fastpath._cli.get", "http_fastpath"),
         ("http_fastpath._cli.get", "http_fastpath:connection_info"),
+        ("http_fastpath._cli.probe", "http_fastpath:connect"),
+        ("http_fastpath._cli.doctor_kernel", "http_fastpath.http3:uapi_mismatch"),
         ("http_fastpath._cli", "http_fastpath.netlab"),
         ("http_fastpath.http3._drivers", "http_fastpath._core.dialer"),
     ],
