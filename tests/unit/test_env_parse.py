@@ -161,3 +161,18 @@ def test_bad_host_entries_are_named_and_the_valid_ones_apply() -> None:
     # Nothing valid left in HTTP_FASTPATH_HOSTS: no host gets the fast path (not every host).
     only_bad = parse_environ({"HTTP_FASTPATH": "tfo", "HTTP_FASTPATH_HOSTS": "a:b"})
     assert only_bad.hosts == () and len(only_bad.problems) == 1
+
+
+def test_read_environ_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``http_fastpath.read_environ()`` parses ``os.environ`` without applying it."""
+    import http_fastpath
+
+    monkeypatch.setenv("HTTP_FASTPATH", "tfo")
+    monkeypatch.setenv("HTTP_FASTPATH_MEMORY_SIZE", "12")
+    config = http_fastpath.read_environ(warn=False)
+    assert isinstance(config, http_fastpath.EnvConfig)
+    assert config.raw == "tfo" and config.memory_size == 12
+    assert config.options is not None and (config.options.tfo, config.options.mptcp) == (
+        True,
+        False,
+    )
