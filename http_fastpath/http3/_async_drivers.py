@@ -95,8 +95,7 @@ class AsyncH3Connection(ConnectionBase):
         try:
             await conn.wait_handshake()
         except BaseException:
-            with io.shield_cancellation():
-                await conn.aclose()
+            await conn.aclose()
             raise
         return conn
 
@@ -207,8 +206,11 @@ class AsyncH3Connection(ConnectionBase):
         return self.client.alive
 
     async def aclose(self) -> None:
-        async with self._lock:
-            self.client.close(time.monotonic())
+        """Close the connection and release its socket (shielded from cancellation: the
+        close always happens)."""
+        with io.shield_cancellation():
+            async with self._lock:
+                self.client.close(time.monotonic())
 
 
 class AsyncH3Pool(PoolBase):
@@ -258,19 +260,18 @@ class AsyncH3Pool(PoolBase):
             return conn
 
     async def aclose(self) -> None:
-        """Close every connection, under the pool's lock (a ``get`` under way finishes
-        first, and its connection is closed too) and shielded from cancellation. A failure
-        to close one connection does not leave the others open: the first error is raised
-        once all were closed."""
-        async with self._lock:
-            conns, self._conns = list(self._conns.values()), {}
-            error: Exception | None = None
-            with io.shield_cancellation():
+        """Close every connection: under the pool's lock (a ``get`` under way finishes
+        first, and its connection is closed too) and shielded from cancellation. One that
+        fails to close does not leave the others open: the first error is raised after."""
+        error: Exception | None = None
+        with io.shield_cancellation():
+            async with self._lock:
+                conns, self._conns = list(self._conns.values()), {}
                 for conn in conns:
                     try:
                         await conn.aclose()
                     except Exception as exc:
                         if error is None:
                             error = exc
-            if error is not None:
-                raise error
+        if error is not None:
+            raise error

@@ -44,9 +44,12 @@ class Lock:
         """Take the lock if it is free; False if it is not (never waits)."""
         import anyio
 
+        lock = self._get()
+        if lock.locked():
+            return False
         try:
-            self._get().acquire_nowait()
-        except anyio.WouldBlock:
+            lock.acquire_nowait()
+        except anyio.WouldBlock:  # free, but tasks are queued for it
             return False
         return True
 

@@ -97,8 +97,7 @@ class SyncH3Connection(ConnectionBase):
         try:
             conn.wait_handshake()
         except BaseException:
-            with io.shield_cancellation():
-                conn.close()
+            conn.close()
             raise
         return conn
 
@@ -209,8 +208,11 @@ class SyncH3Connection(ConnectionBase):
         return self.client.alive
 
     def close(self) -> None:
-        with self._lock:
-            self.client.close(time.monotonic())
+        """Close the connection and release its socket (shielded from cancellation: the
+        close always happens)."""
+        with io.shield_cancellation():
+            with self._lock:
+                self.client.close(time.monotonic())
 
 
 class SyncH3Pool(PoolBase):
@@ -260,19 +262,18 @@ class SyncH3Pool(PoolBase):
             return conn
 
     def close(self) -> None:
-        """Close every connection, under the pool's lock (a ``get`` under way finishes
-        first, and its connection is closed too) and shielded from cancellation. A failure
-        to close one connection does not leave the others open: the first error is raised
-        once all were closed."""
-        with self._lock:
-            conns, self._conns = list(self._conns.values()), {}
-            error: Exception | None = None
-            with io.shield_cancellation():
+        """Close every connection: under the pool's lock (a ``get`` under way finishes
+        first, and its connection is closed too) and shielded from cancellation. One that
+        fails to close does not leave the others open: the first error is raised after."""
+        error: Exception | None = None
+        with io.shield_cancellation():
+            with self._lock:
+                conns, self._conns = list(self._conns.values()), {}
                 for conn in conns:
                     try:
                         conn.close()
                     except Exception as exc:
                         if error is None:
                             error = exc
-            if error is not None:
-                raise error
+        if error is not None:
+            raise error
