@@ -48,9 +48,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import decide as _decide
 from . import eyeballs as _eyeballs
+from . import learn as _learning
 from . import linux as _linux
+from . import reasons as _reasons
 from . import trace as _trace
-from .decide import ConnectOutcome, FlightPlan, Learned, Now, Observation, Reason, Why
+from .decide import FlightPlan
 from .exceptions import DialError, DialTimeout
 from .info import (
     ConnectAttempt,
@@ -60,9 +62,11 @@ from .info import (
     read_connection_info,
     tfo_status,
 )
+from .learn import ConnectOutcome, Learned, Observation
 from .log import dial_logger, log_fallback_once
 from .memory import MEMORY, UNKNOWN, Destination, DestinationKey
 from .options import FastpathOptions
+from .reasons import Now, Reason, Why
 from .stats import COUNTERS
 
 __all__ = [
@@ -559,14 +563,14 @@ def _create_mptcp(
         sock = cls(family, socket.SOCK_STREAM, _MPTCP)
     except OSError as exc:
         record.mptcp_kernel_refused = True
-        record.fallback(_decide.mptcp_socket_refused(exc))
+        record.fallback(_reasons.mptcp_socket_refused(exc))
         return None
     try:
         for opt in socket_options:
             sock.setsockopt(*opt)
     except OSError as exc:
         sock.close()
-        why = _decide.mptcp_option_refused(exc)
+        why = _reasons.mptcp_option_refused(exc)
         if why is None:
             raise
         record.mptcp_kernel_refused = True
@@ -773,7 +777,7 @@ def _set_tfo(sock: socket.socket, record: DialRecord, plan: FlightPlan) -> None:
             sock.setsockopt(level, option, value)
         except OSError as exc:
             record.tfo_refused = True
-            record.fallback(_decide.tfo_kernel_refused(exc))
+            record.fallback(_reasons.tfo_kernel_refused(exc))
         else:
             record.tfo_requested = True
 
@@ -904,7 +908,7 @@ def _learn(
     plain_retry: bool,
     now: Now,
 ) -> Learned:
-    """Tell :func:`.decide.learn` what the kernel reported; store and record the result.
+    """Tell :func:`.learn.learn` what the kernel reported; store and record the result.
 
     On a completed handshake this is where ``TCP_INFO`` (TCP Fast Open asked for) and
     ``TCP_IS_MPTCP`` (an MPTCP socket) are read, once: the record keeps them for the
@@ -938,15 +942,15 @@ def _learn_connected(
                 # The SYN carried no data: connect() was not deferred (no cookie), so
                 # the first flight went out after the handshake.
                 syn_data = record.syn_data_bytes = 0
-    if proto != _MPTCP and _decide.only_counted(proto, plain_retry, syn_data, client_fail):
-        # What most connections teach: one more connection (:func:`.decide.learn` agrees).
+    if proto != _MPTCP and _learning.only_counted(proto, plain_retry, syn_data, client_fail):
+        # What most connections teach: one more connection (:func:`.learn.learn` agrees).
         kind = (syn_data > 0, acked, record.tfo_requested and not syn_data, False, False)
         dest = _peek(key, UNKNOWN)
         if dest[5] is None and dest[6] is None:  # no refusal or reset to clear: may wait
-            MEMORY.later(key, _decide.counted, acked)
+            MEMORY.later(key, _learning.counted, acked)
             COUNTERS.later(kind)
         else:
-            MEMORY.update(key, _decide.counted, acked)
+            MEMORY.update(key, _learning.counted, acked)
             COUNTERS.tally(kind)
         return _COUNTED
     return _learn_outcome(sock, record, key, None, plain_retry, now, acked, client_fail)
@@ -962,7 +966,7 @@ def _learn_outcome(
     acked: bool = False,
     client_fail: int = 0,
 ) -> Learned:
-    """:func:`_learn` through :func:`.decide.learn` (failures, MPTCP sockets, pauses)."""
+    """:func:`_learn` through :func:`.learn.learn` (failures, MPTCP sockets, pauses)."""
     outcome = _CONNECTED if exc is None else _outcome(exc)
     is_mptcp = None
     proto = sock.proto
@@ -974,7 +978,7 @@ def _learn_outcome(
     results: list[Learned] = []
 
     def change(dest: Destination) -> Destination:
-        learned = _decide.learn(options, dest, key, now, obs)
+        learned = _learning.learn(options, dest, key, now, obs)
         results.append(learned)
         return learned.dest
 
@@ -1141,7 +1145,7 @@ def _log_connection(sock: socket.socket, record: DialRecord, key: DestinationKey
     why = "; ".join((*info.fallbacks, *(str(n) for n in record.notes)))
     dial_logger.debug(
         "connected to %s: transport=%s socket=%s tfo=%s syn_data=%dB mptcp=%s%s",
-        _decide.describe(key),
+        _reasons.describe(key),
         info.transport,
         info.socket_protocol,
         info.tfo.value,

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from . import decide as _decide
 from . import dialer as _dialer
 from . import eyeballs as _eyeballs
+from . import reasons as _reasons
 from . import trace as _trace
 from .dialer import Address, Buffer, ConnectSteps, DialRecord
 from .exceptions import DialTimeout
@@ -317,7 +318,7 @@ def _won(
         for key, shown in zip(keys, main.attempts, strict=True):
             dial_logger.debug(
                 "attempt %s: %s at +%.1f ms (started at +%.1f ms)",
-                _decide.describe(key),
+                _reasons.describe(key),
                 shown.outcome,
                 shown.ended_ms,
                 shown.started_ms,

@@ -26,13 +26,12 @@ from http_fastpath._core import dialer as _dialer
 from http_fastpath._core import linux as _linux
 from http_fastpath._core.decide import (
     FlightPlan,
-    Now,
-    Why,
     connect_options,
     plan_first_flight,
     plan_socket,
 )
 from http_fastpath._core.memory import Destination, MptcpAnswer
+from http_fastpath._core.reasons import Now, Why
 from http_fastpath.netlab import Server, next_loopback
 
 NOW = Now(mono=1000.0, wall=1_700_000_000.0)
