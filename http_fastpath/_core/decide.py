@@ -6,8 +6,9 @@ the SYN, when TCP Fast Open pauses, what the process learns from an outcome — 
 here and in :mod:`.learn` (with the reasons in :mod:`.reasons`). Nothing there does I/O,
 reads a clock or calls the kernel: the options, the destination's
 :class:`~.memory.Destination`, the first flight and the time come in; a plan, the
-destination's next state and the reasons come out. :mod:`.dialer` is the shell that
-makes the syscalls these functions ask for and reports what the kernel said.
+destination's next state and the reasons come out. The dialer (:mod:`.sockets`,
+:mod:`.connect`) is the shell that makes the syscalls these functions ask for and
+reports what the kernel said.
 
 The three functions, in the order a connection meets them:
 

@@ -5,7 +5,7 @@ destination's next state, the reasons and what the shell does next (:class:`Lear
 TCP Fast Open pauses on evidence of a middlebox, MPTCP answers are remembered, a reset SYN
 with data is retried with a plain SYN. :func:`counted` is what most connections teach
 (one more connection), which the shell may store without calling :func:`learn`. The
-shell is :func:`.dialer._learn`; the plans before the connect are in :mod:`.decide`.
+shell is :func:`.record._learn`; the plans before the connect are in :mod:`.decide`.
 """
 
 from __future__ import annotations
