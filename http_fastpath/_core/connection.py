@@ -11,9 +11,10 @@ from __future__ import annotations
 import ssl
 from types import TracebackType
 
-from .dialer import FastpathSocket, dial
+from .dialer import dial
 from .info import ConnectionInfo
 from .options import FastpathOptions
+from .sockets import FastpathSocket
 from .tls import TLSSocket
 
 __all__ = ["FastpathConnection", "connect"]

@@ -6,9 +6,9 @@ import dataclasses
 import socket
 import time
 
-from .decide import describe
 from .eyeballs import PREFERENCE_TTL
 from .memory import MEMORY, Destination, DestinationKey
+from .reasons import describe
 
 __all__ = [
     "DestinationInfo",

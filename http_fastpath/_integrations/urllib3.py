@@ -54,7 +54,9 @@ from .._core import trace as _trace
 from .._core.exceptions import DialError, DialTimeout, FastpathError
 from .._core.info import ConnectionInfo
 from .._core.options import FastpathOptions, TFOPolicy, resolve_options
-from .._core.proof import INFO_ATTR
+from .._core.proof import INFO_ATTR, Proof
+from .._core.record import DialRecord
+from .._core.sockets import FastpathSocket
 
 if TYPE_CHECKING:
     from urllib3.response import HTTPResponse
@@ -143,8 +145,8 @@ class FastpathHTTPConnection(HTTPConnection):
 
     fastpath_options: FastpathOptions = _DEFAULT_OPTIONS
     #: What the dialer did for the current socket (None before the first connect).
-    fastpath_record: _dialer.DialRecord | None = None
-    _fastpath_proof: _dialer.Proof | None = None
+    fastpath_record: DialRecord | None = None
+    _fastpath_proof: Proof | None = None
     _fastpath_complete_on_dial: bool = False
 
     def __init__(
@@ -225,7 +227,7 @@ class FastpathHTTPConnection(HTTPConnection):
             if record is None or sock is None:
                 return None
             raw = getattr(sock, "socket", sock)  # SSLTransport keeps the TCP socket here
-            proof = self._fastpath_proof = _dialer.Proof(record, raw)
+            proof = self._fastpath_proof = Proof(record, raw)
         return proof.info()
 
     def close(self) -> None:
@@ -516,7 +518,7 @@ class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
         self.sock = sock = self._new_conn()
         server_hostname = self._server_hostname_checked()
         try:
-            if not in_syn and isinstance(sock, _dialer.FastpathSocket) and sock.is_pending:
+            if not in_syn and isinstance(sock, FastpathSocket) and sock.is_pending:
                 sock.complete(None)
             wrapped, is_verified = _wrap_verified(
                 sock,

@@ -21,8 +21,8 @@ require_aioquic()
 
 from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
 
+from .._core.addresses import Address  # noqa: E402
 from .._core.capabilities import probe  # noqa: E402
-from .._core.dialer import Address  # noqa: E402
 from .._core.exceptions import CapabilityError, OptionError  # noqa: E402
 from .._core.log import log_fallback_once  # noqa: E402
 from ._h3._errors import H3ConnectError, H3ConnectTimeout, H3ReadTimeout  # noqa: E402

@@ -10,7 +10,7 @@ import socket
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
-from .._core.dialer import Address
+from .._core.addresses import Address
 
 if TYPE_CHECKING:
     import anyio

@@ -14,7 +14,7 @@ import select
 import threading
 from collections.abc import Generator
 
-from .._core.dialer import Address, resolve
+from .._core.addresses import Address, resolve
 
 __all__ = ["Chunks", "Lock", "resolve_first", "shield_cancellation", "wait_socket"]
 

@@ -85,10 +85,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
 
 #: the socket constructors of the standard library
 SOCKET_MAKERS = {"socket", "create_connection", "create_server", "socketpair", "fromfd"}
-#: the only modules that call them: the dialer (the package's socket factory) and the lab's
-#: servers and proxy. Tests and scripts make their own listeners and are not checked.
+#: the only modules that call them: the package's socket factory (``_core.sockets``) and the
+#: lab's servers and proxy. Tests and scripts make their own listeners and are not checked.
 SOCKET_MAKERS_ALLOWED = {
-    "http_fastpath/_core/dialer.py",
+    "http_fastpath/_core/sockets.py",
     "http_fastpath/netlab/_servers.py",
     "http_fastpath/netlab/_proxy.py",
     # the CPU benchmark's server listens in a forked process (its own GIL), which netlab's
@@ -273,7 +273,7 @@ def socket_rule_violations() -> list[str]:
             if rel in SOCKET_MAKERS_ALLOWED:
                 allowed_seen.add(rel)
             else:
-                out.append(f"{rel}:{line}: {what} (sockets come from _core.dialer.new_socket)")
+                out.append(f"{rel}:{line}: {what} (sockets come from _core.sockets.new_socket)")
     out += [
         f"{rel}: makes no socket any more (remove it)"
         for rel in sorted(SOCKET_MAKERS_ALLOWED - allowed_seen)
