@@ -1,0 +1,264 @@
+"""EXPERIMENTAL: the Alt-Svc upgrade (``http3="auto"``) against real servers on loopback.
+
+A TCP origin (``tests/_altsvc_server.py``, TLS with a trustme certificate) sends
+``Alt-Svc: h3=":PORT"`` naming a real aioquic HTTP/3 server (``tests/_h3server.py``), or a
+UDP port that swallows every datagram, or one where nothing listens. Which transport
+carried each request is proven from the servers' side (each records what it served) and
+from the client's datagrams (the black hole counts them), and ``connection_info`` must
+agree. Runs with requests, httpx sync, httpx on asyncio and on trio (and httpx2 in the
+second leg of scripts/test).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+import requests
+import trustme
+
+from http_fastpath import FastpathAdapter, connection_info
+from http_fastpath._core.altsvc import BrokenAlternatives
+
+from .._altsvc_server import AltSvcOrigin, UdpBlackHole
+from .._h3server import H3TestServer
+from .._stack import AsyncFastpathTransport, FastpathTransport, httpx
+from ..conftest import server_tls
+
+pytestmark = pytest.mark.netns
+
+KINDS = ["requests", "httpx", "asyncio", "trio"]
+
+#: (method, url, body) -> (status, text, ConnectionInfo)
+Exchange = tuple[str, str, bytes | None]
+
+
+@pytest.fixture(autouse=True)
+def _no_ca_bundle_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def h3(ca: trustme.CA) -> Iterator[H3TestServer]:
+    with H3TestServer(ca, "127.0.0.1", "localhost") as server:
+        yield server
+
+
+def _origin(ca: trustme.CA, alt_svc: str | None) -> AltSvcOrigin:
+    return AltSvcOrigin(server_tls(ca, "127.0.0.1", "localhost"), alt_svc)
+
+
+class Client:
+    """One client of ``kind`` with ``http3="auto"``, kept across :meth:`run` calls (the
+    async ones keep their transport; each run is one event loop)."""
+
+    def __init__(self, kind: str, verify: Any) -> None:
+        self.kind = kind
+        self.verify = verify
+        if kind != "requests" and isinstance(verify, str):  # httpx: a path is deprecated
+            verify = ssl.create_default_context(cafile=verify)
+        if kind == "requests":
+            self.session = requests.Session()
+            self.adapter = FastpathAdapter(http3="auto")
+            self.session.mount("https://", self.adapter)
+            self.session.mount("http://", self.adapter)
+            self.upgrade: Any = self.adapter._upgrade
+        elif kind == "httpx":
+            self.transport: Any = FastpathTransport(verify=verify, http3="auto")
+            self.upgrade = self.transport._upgrade
+        else:
+            self.transport = AsyncFastpathTransport(verify=verify, http3="auto")
+            self.upgrade = self.transport._upgrade
+
+    def run(self, exchanges: list[Exchange]) -> list[tuple[int, str, Any]]:
+        if self.kind == "requests":
+            out = []
+            for method, url, body in exchanges:
+                r = self.session.request(method, url, data=body, verify=self.verify, timeout=5)
+                out.append((r.status_code, r.text, connection_info(r)))
+            return out
+        if self.kind == "httpx":
+            with httpx.Client(transport=self.transport, timeout=5) as client:
+                results = []
+                for method, url, body in exchanges:
+                    r = client.request(method, url, content=body)
+                    results.append((r.status_code, r.text, connection_info(r)))
+                return results
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        async def main() -> list[tuple[int, str, Any]]:
+            async with httpx.AsyncClient(transport=self.transport, timeout=5) as client:
+                results = []
+                for method, url, body in exchanges:
+                    r = await client.request(method, url, content=body)
+                    results.append((r.status_code, r.text, connection_info(r)))
+                return results
+
+        result: list[tuple[int, str, Any]] = anyio.run(main, backend=self.kind)
+        return result
+
+    def close(self) -> None:
+        if self.kind == "requests":
+            self.session.close()
+        elif self.kind == "httpx":
+            self.transport.close()
+
+
+@pytest.fixture(params=KINDS)
+def make_client(request: pytest.FixtureRequest, ca_file: str) -> Iterator[Callable[..., Client]]:
+    made: list[Client] = []
+
+    def make(verify: Any = ca_file) -> Client:
+        client = Client(request.param, verify)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def _gets(url: str, n: int) -> list[Exchange]:
+    return [("GET", url, None)] * n
+
+
+# -- the upgrade -------------------------------------------------------------------------------
+
+
+def test_first_over_tcp_then_http3(
+    make_client: Callable[..., Client], ca: trustme.CA, h3: H3TestServer
+) -> None:
+    with _origin(ca, f'h3=":{h3.port}"; ma=3600') as origin:
+        client = make_client()
+        results = client.run(_gets(origin.url("/"), 3))
+    assert [status for status, _, _ in results] == [200, 200, 200]
+    assert [text for _, text, _ in results] == ["hello over tcp"] + ["hello over h3"] * 2
+    transports = [info.transport for _, _, info in results]
+    assert transports[0] in ("tcp", "mptcp") and transports[1:] == ["quic", "quic"]
+    assert all(info.fallbacks == () for _, _, info in results[1:])
+    # the servers' side: one request over TCP, two over HTTP/3, on one QUIC connection
+    assert len(origin.requests) == 1
+    assert [(m, p) for m, p, _, _ in h3.requests] == [("GET", "/"), ("GET", "/")]
+    assert h3.connections == 1
+    # identity stays the origin's: :authority is the origin, not the alternative
+    authority = dict(h3.requests[0][2])[b":authority"]
+    assert authority == f"127.0.0.1:{origin.port}".encode()
+
+
+def test_alternative_host_changes_only_the_udp_destination(
+    make_client: Callable[..., Client], ca: trustme.CA, h3: H3TestServer
+) -> None:
+    with _origin(ca, f'h3="localhost:{h3.port}"') as origin:
+        results = make_client().run(_gets(origin.url("/"), 2))
+    assert [info.transport for _, _, info in results][1] == "quic"
+    assert results[1][1] == "hello over h3"
+    assert dict(h3.requests[0][2])[b":authority"] == f"127.0.0.1:{origin.port}".encode()
+
+
+def test_post_with_a_body_goes_over_http3_once_upgraded(
+    make_client: Callable[..., Client], ca: trustme.CA, h3: H3TestServer
+) -> None:
+    with _origin(ca, f'h3=":{h3.port}"') as origin:
+        results = make_client().run(
+            [("GET", origin.url("/"), None), ("POST", origin.url("/echo"), b"payload")]
+        )
+    assert results[1][:2] == (200, "payload") and results[1][2].transport == "quic"
+    assert [(m, p, b) for m, p, _, b in h3.requests] == [("POST", "/echo", b"payload")]
+    assert h3.epochs == ["1rtt"]  # a POST never rides in 0-RTT
+
+
+# -- what never teaches ------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_verify_false_never_teaches(
+    make_client: Callable[..., Client], ca: trustme.CA, h3: H3TestServer
+) -> None:
+    with _origin(ca, f'h3=":{h3.port}"') as origin:
+        client = make_client(verify=False)
+        results = client.run(_gets(origin.url("/"), 3))
+    assert all(info.transport in ("tcp", "mptcp") for _, _, info in results)
+    assert len(origin.requests) == 3 and h3.requests == [] and h3.connections == 0
+    assert len(client.upgrade.memory.altsvc) == 0
+
+
+def test_plain_http_never_upgrades(make_client: Callable[..., Client], h3: H3TestServer) -> None:
+    with AltSvcOrigin(None, f'h3=":{h3.port}"') as origin:
+        client = make_client()
+        results = client.run(_gets(origin.url("/"), 3))
+    assert all(info is None or info.transport in ("tcp", "mptcp") for _, _, info in results)
+    assert len(origin.requests) == 3 and h3.connections == 0
+    assert len(client.upgrade.memory.altsvc) == 0
+
+
+# -- fallback ---------------------------------------------------------------------------------
+
+
+def _fallback_round(client: Client, origin: AltSvcOrigin, hole: UdpBlackHole, n: int) -> Any:
+    results = client.run(_gets(origin.url("/"), n))
+    assert [(s, t) for s, t, _ in results] == [(200, "hello over tcp")] * n
+    assert all(info.transport in ("tcp", "mptcp") for _, _, info in results)
+    return results
+
+
+def test_udp_dropped_every_request_succeeds_over_tcp(
+    make_client: Callable[..., Client], ca: trustme.CA
+) -> None:
+    with UdpBlackHole() as hole, _origin(ca, f'h3=":{hole.port}"') as origin:
+        client = make_client()
+        clock = [1000.0]
+        client.upgrade.memory.clock = lambda: clock[0]
+        # 1st: learns the alternative (no QUIC yet)
+        _fallback_round(client, origin, hole, 1)
+        assert hole.datagrams() == 0
+        # 2nd: tries QUIC, which never completes: TCP within the bound, with a note
+        [(_, _, info)] = _fallback_round(client, origin, hole, 1)
+        assert hole.datagrams() >= 1
+        [note] = info.fallbacks
+        assert note.startswith(f"http3: QUIC to h3 alternative 127.0.0.1:{hole.port}")
+        assert "not tried for 300 s" in note
+        # later ones go straight to TCP: not one datagram
+        results = _fallback_round(client, origin, hole, 3)
+        assert hole.datagrams() == 0
+        assert all(info.fallbacks == () for _, _, info in results)
+        # once the back-off ran out, QUIC is tried again, and fails again (back-off doubled)
+        clock[0] += BrokenAlternatives().base + 1
+        [(_, _, info)] = _fallback_round(client, origin, hole, 1)
+        assert hole.datagrams() >= 1 and "not tried for 600 s" in info.fallbacks[0]
+        _fallback_round(client, origin, hole, 1)
+        assert hole.datagrams() == 0
+    assert len(origin.requests) == 7
+
+
+def test_nothing_listening_on_the_alternative(
+    make_client: Callable[..., Client], ca: trustme.CA
+) -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now: ICMP port unreachable
+    with _origin(ca, f'h3=":{closed_port}"') as origin:
+        client = make_client()
+        results = client.run(_gets(origin.url("/"), 3))
+    assert [(s, t) for s, t, _ in results] == [(200, "hello over tcp")] * 3
+    assert results[0][2].fallbacks == ()
+    assert len(results[1][2].fallbacks) == 1 and results[2][2].fallbacks == ()
+    assert len(origin.requests) == 3
+
+
+def test_post_falls_back_when_quic_never_completes(
+    make_client: Callable[..., Client], ca: trustme.CA
+) -> None:
+    with UdpBlackHole() as hole, _origin(ca, f'h3=":{hole.port}"') as origin:
+        client = make_client()
+        results = client.run(
+            [("GET", origin.url("/"), None), ("POST", origin.url("/echo"), b"once")]
+        )
+    assert results[1][:2] == (200, "once") and results[1][2].fallbacks
+    # the body reached the origin exactly once, over TCP
+    assert [(m, b) for m, _, b in origin.requests] == [("GET", b""), ("POST", b"once")]
