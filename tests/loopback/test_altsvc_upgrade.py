@@ -262,3 +262,107 @@ def test_post_falls_back_when_quic_never_completes(
     assert results[1][:2] == (200, "once") and results[1][2].fallbacks
     # the body reached the origin exactly once, over TCP
     assert [(m, b) for m, _, b in origin.requests] == [("GET", b""), ("POST", b"once")]
+
+
+# -- errors on the HTTP/3 path after the handshake ---------------------------------------------
+
+
+def test_get_reset_on_http3_is_sent_again_over_tcp(
+    make_client: Callable[..., Client], ca: trustme.CA, h3: H3TestServer
+) -> None:
+    with _origin(ca, f'h3=":{h3.port}"') as origin:
+        results = make_client().run(
+            [("GET", origin.url("/"), None), ("GET", origin.url("/reset-early"), None)]
+        )
+    # the HTTP/3 server reset the stream before any answer: a GET may go again, over TCP
+    assert results[1][:2] == (200, "hello over tcp")
+    assert "H3StreamError" in results[1][2].fallbacks[0]
+    assert [p for _, p, _ in origin.requests] == ["/", "/reset-early"]
+    assert [p for _, p, _, _ in h3.requests] == ["/reset-early"]
+
+
+def test_post_reset_on_http3_is_not_sent_twice(
+    make_client: Callable[..., Client], ca: trustme.CA, h3: H3TestServer
+) -> None:
+    with _origin(ca, f'h3=":{h3.port}"') as origin:
+        client = make_client()
+        client.run(_gets(origin.url("/"), 1))
+        with pytest.raises((requests.ConnectionError, httpx.RemoteProtocolError)):
+            client.run([("POST", origin.url("/reset-early"), b"once")])
+    # the server may have acted on it: the error is the caller's, as on TCP
+    assert [(m, b) for m, _, _, b in h3.requests] == [("POST", b"once")]
+    assert [m for m, _, _ in origin.requests] == ["GET"]
+
+
+# -- resumption on upgraded connections --------------------------------------------------------
+
+
+def test_upgraded_connection_resumes_with_0rtt(
+    make_client: Callable[..., Client], ca: trustme.CA, h3: H3TestServer
+) -> None:
+    with _origin(ca, f'h3=":{h3.port}"') as origin:
+        client = make_client()
+        client.run(_gets(origin.url("/"), 2))
+        assert h3.wait_for(lambda: h3.tickets_issued >= 1)
+        h3.close_connections()
+        [(status, text, info)] = client.run(_gets(origin.url("/"), 1))
+    assert (status, text, info.transport) == (200, "hello over h3", "quic")
+    assert info.resumed is True and info.early_data in ("accepted", "sent")
+    assert h3.wait_for(lambda: len(h3.handshakes) == 2)
+    assert h3.handshakes == [(False, False), (True, True)] and h3.epochs == ["1rtt", "0rtt"]
+
+
+# -- proxies -----------------------------------------------------------------------------------
+
+
+def test_requests_through_a_proxy_stay_on_tcp_and_never_teach(
+    ca: trustme.CA, ca_file: str, h3: H3TestServer
+) -> None:
+    from http_fastpath.netlab._proxy import Proxy
+
+    with Proxy() as proxy, _origin(ca, f'h3=":{h3.port}"') as origin:
+        proxies = {"https": proxy.url}
+        with requests.Session() as session:
+            adapter = FastpathAdapter(http3="auto")
+            session.mount("https://", adapter)
+            for _ in range(2):  # through the proxy: nothing learnt
+                r = session.get(origin.url("/"), verify=ca_file, proxies=proxies, timeout=5)
+                assert r.text == "hello over tcp"
+            assert adapter._upgrade is not None and len(adapter._upgrade.memory.altsvc) == 0
+            session.get(origin.url("/"), verify=ca_file, timeout=5)  # direct: learns
+            assert len(adapter._upgrade.memory.altsvc) == 1
+            r = session.get(origin.url("/"), verify=ca_file, proxies=proxies, timeout=5)
+            assert r.text == "hello over tcp"  # known, but through the proxy: TCP
+            assert session.get(origin.url("/"), verify=ca_file, timeout=5).text == "hello over h3"
+    assert len(origin.requests) == 4 and len(h3.requests) == 1
+
+
+def test_httpx_proxy_routes_stay_on_tcp(ca: trustme.CA, ca_file: str, h3: H3TestServer) -> None:
+    from http_fastpath.netlab._proxy import Proxy
+
+    from .._stack import fastpath_client
+
+    context = ssl.create_default_context(cafile=ca_file)
+    with Proxy() as proxy, _origin(ca, f'h3=":{h3.port}"') as origin:
+        with fastpath_client(proxy=proxy.url, verify=context, http3="auto") as client:
+            texts = [client.get(origin.url("/")).text for _ in range(3)]
+    assert texts == ["hello over tcp"] * 3 and h3.requests == []
+
+
+# -- arguments ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [True, "on", None, "h3"])
+def test_bad_http3_value_is_a_clear_value_error(value: object) -> None:
+    for build in (FastpathAdapter, FastpathTransport, AsyncFastpathTransport):
+        with pytest.raises(ValueError, match=r"http3.*allowed: False \(the default\) or 'auto'"):
+            build(http3=value)
+
+
+def test_default_is_off_and_pickled_adapter_keeps_http3() -> None:
+    import pickle
+
+    assert FastpathAdapter()._upgrade is None and FastpathTransport()._upgrade is None
+    adapter = pickle.loads(pickle.dumps(FastpathAdapter(http3="auto")))
+    assert adapter.fastpath_http3 == "auto" and adapter._upgrade is not None
+    assert pickle.loads(pickle.dumps(FastpathAdapter()))._upgrade is None
