@@ -17,17 +17,21 @@ start-up only when an ``HTTP_FASTPATH*`` variable asks for something; that modul
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .._core.options import FastpathOptions
 from .env import HostList, HostRules, parse_hosts, read_environ, warn_env
 
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
+
+    from .._core.upgrade import UpgradeMemory
 
 __all__ = ["activate_from_environ", "install", "status", "uninstall"]
 
@@ -175,12 +179,177 @@ def _backend_factory(
     return backend
 
 
+# -- the Alt-Svc upgrade (``h3``, EXPERIMENTAL) ------------------------------------------------
+
+_h3_memory_lock = threading.Lock()
+_h3_memory_made: list[UpgradeMemory] = []
+
+
+def h3_memory() -> UpgradeMemory:
+    """The process-wide Alt-Svc memory of the opt-in (shared by requests, httpx, httpx2)."""
+    with _h3_memory_lock:
+        if not _h3_memory_made:
+            from .._core.upgrade import UpgradeMemory
+
+            _h3_memory_made.append(UpgradeMemory())
+        return _h3_memory_made[0]
+
+
+def _patch_requests_adapters(
+    module: ModuleType, options: FastpathOptions, rules: HostRules
+) -> Undo:
+    """``HTTPAdapter.send`` with the upgrade (a ``FastpathAdapter`` with its own keeps it)."""
+    from urllib.parse import urlsplit
+
+    from ..http3._upgrade import RequestsUpgrade
+
+    adapter_cls = module.HTTPAdapter
+    original = adapter_cls.send
+    upgrade = RequestsUpgrade(memory=h3_memory())
+
+    def send(
+        self: Any,
+        request: Any,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> Any:
+        if getattr(self, "_upgrade", None) is not None or not _h3_allowed(rules, request.url):
+            return original(self, request, stream, timeout, verify, cert, proxies)
+        tcp = functools.partial(original, self)
+        return upgrade.send(self, request, tcp, stream, timeout, verify, cert, proxies)
+
+    def _h3_allowed(rules: HostRules, url: str | None) -> bool:
+        if not rules.restricts:
+            return True
+        parts = urlsplit(url or "")
+        return rules.allows(parts.hostname or "", parts.port or 443)
+
+    undo: list[Undo] = [upgrade.close]
+    _set(adapter_cls, "send", send, undo)
+    return _undo_all(undo)
+
+
+def _patch_httpx(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
+    """httpx's (or httpx2's) ``HTTPTransport`` / ``AsyncHTTPTransport`` with the upgrade.
+
+    Each transport built while the opt-in is active gets its own HTTP/3 pool, with the
+    process-wide memory; transports built before keep TCP only. Proxy and Unix-socket
+    transports never upgrade.
+    """
+    from ..http3._upgrade import HttpxUpgrade
+
+    memory = h3_memory()
+    undo: list[Undo] = []
+
+    def allowed(request: Any) -> bool:
+        url = request.url
+        return not rules.restricts or rules.allows(url.host, url.port or 443)
+
+    for cls, asynchronous in ((module.HTTPTransport, False), (module.AsyncHTTPTransport, True)):
+        init = cls.__init__
+        signature = inspect.signature(init)
+
+        def __init__(
+            self: Any,
+            *args: Any,
+            _init: Any = init,
+            _sig: inspect.Signature = signature,
+            _async: bool = asynchronous,
+            **kwargs: Any,
+        ) -> None:
+            _init(self, *args, **kwargs)
+            given = _sig.bind(self, *args, **kwargs)
+            given.apply_defaults()
+            arg = given.arguments
+            if arg.get("proxy") is None and arg.get("uds") is None:
+                self._fastpath_upgrade = HttpxUpgrade(
+                    module,
+                    asynchronous=_async,
+                    verify=arg.get("verify", True),
+                    cert=arg.get("cert"),
+                    trust_env=arg.get("trust_env", True),
+                    proxied=False,
+                    memory=memory,
+                )
+
+        _set(cls, "__init__", functools.wraps(init)(__init__), undo)
+        if asynchronous:
+            _patch_async_transport(cls, allowed, undo)
+        else:
+            _patch_sync_transport(cls, allowed, undo)
+    return _undo_all(undo)
+
+
+def _patch_sync_transport(cls: Any, allowed: Callable[[Any], bool], undo: list[Undo]) -> None:
+    handle, close, exit_ = cls.handle_request, cls.close, cls.__exit__
+
+    def handle_request(self: Any, request: Any) -> Any:
+        upgrade = self.__dict__.get("_fastpath_upgrade")
+        if upgrade is None or not allowed(request):
+            return handle(self, request)
+        return upgrade.handle(request, functools.partial(handle, self))
+
+    def close_(self: Any) -> None:
+        upgrade = self.__dict__.get("_fastpath_upgrade")
+        if upgrade is not None:
+            upgrade.close()
+        close(self)
+
+    def __exit__(self: Any, *exc: Any) -> None:
+        upgrade = self.__dict__.get("_fastpath_upgrade")
+        if upgrade is not None:
+            upgrade.close()
+        exit_(self, *exc)
+
+    _set(cls, "handle_request", handle_request, undo)
+    _set(cls, "close", close_, undo)
+    _set(cls, "__exit__", __exit__, undo)
+
+
+def _patch_async_transport(cls: Any, allowed: Callable[[Any], bool], undo: list[Undo]) -> None:
+    handle, aclose, aexit = cls.handle_async_request, cls.aclose, cls.__aexit__
+
+    async def handle_async_request(self: Any, request: Any) -> Any:
+        upgrade = self.__dict__.get("_fastpath_upgrade")
+        if upgrade is None or not allowed(request):
+            return await handle(self, request)
+        return await upgrade.ahandle(request, functools.partial(handle, self))
+
+    async def aclose_(self: Any) -> None:
+        upgrade = self.__dict__.get("_fastpath_upgrade")
+        if upgrade is not None:
+            await upgrade.aclose()
+        await aclose(self)
+
+    async def __aexit__(self: Any, *exc: Any) -> None:
+        upgrade = self.__dict__.get("_fastpath_upgrade")
+        if upgrade is not None:
+            await upgrade.aclose()
+        await aexit(self, *exc)
+
+    _set(cls, "handle_async_request", handle_async_request, undo)
+    _set(cls, "aclose", aclose_, undo)
+    _set(cls, "__aexit__", __aexit__, undo)
+
+
 #: module whose import triggers the patch -> patcher
 _PATCHERS: dict[str, Patcher] = {
     "urllib3": _patch_urllib3,
     "httpcore": _patch_httpcore,
     "httpcore2": _patch_httpcore,
+    "requests.adapters": _patch_requests_adapters,
+    "httpx": _patch_httpx,
+    "httpx2": _patch_httpx,
 }
+#: the patchers of the Alt-Svc upgrade: only with ``http3=True`` (``h3``)
+_H3_PATCHERS: Final = frozenset({"requests.adapters", "httpx", "httpx2"})
+
+
+def _wanted(name: str) -> bool:
+    return name not in _H3_PATCHERS or _state.http3
 
 
 @dataclasses.dataclass
@@ -191,6 +360,7 @@ class _State:
     undo: dict[str, Undo] = dataclasses.field(default_factory=dict)
     errors: dict[str, str] = dataclasses.field(default_factory=dict)
     finder: _PostImportFinder | None = None
+    http3: bool = False
 
 
 _state = _State()
@@ -200,7 +370,7 @@ _lock = threading.RLock()
 def _apply(name: str, module: ModuleType) -> None:
     with _lock:
         options = _state.options
-        if options is None or name in _state.undo:
+        if options is None or name in _state.undo or not _wanted(name):
             return
         try:
             _state.undo[name] = _PATCHERS[name](module, options, _state.rules)
@@ -283,6 +453,7 @@ def install(
     hosts: str | Iterable[str] | None = None,
     exclude: str | Iterable[str] | None = None,
     source: str = "install()",
+    http3: bool = False,
 ) -> None:
     """Route every new connection of urllib3, httpcore and httpcore2 through the fastpath.
 
@@ -293,6 +464,11 @@ def install(
     or a list of entries). Only connections to ``hosts`` (default: every host) and not to
     ``exclude`` take the fast path; the others are stock connections. An empty ``hosts``
     list matches no host.
+
+    ``http3=True`` (EXPERIMENTAL, extra ``http3``): also the Alt-Svc upgrade to HTTP/3 of
+    ``FastpathAdapter(http3="auto")`` for every requests ``HTTPAdapter`` and every httpx /
+    httpx2 ``HTTPTransport`` / ``AsyncHTTPTransport`` built from now on, with one
+    process-wide memory of the origins' alternatives.
     """
     if options is not None and not isinstance(options, FastpathOptions):
         from .._core.exceptions import OptionError
@@ -306,6 +482,7 @@ def install(
         _state.options = opts
         _state.source = source
         _state.rules = rules
+        _state.http3 = http3 is True
         _state.errors.clear()
         finder = _PostImportFinder()
         _state.finder = finder
@@ -327,6 +504,7 @@ def uninstall() -> None:
         _state.options = None
         _state.source = None
         _state.rules = HostRules()
+        _state.http3 = False
         _state.finder = None
 
 
@@ -344,8 +522,11 @@ def status() -> dict[str, object]:
             "options": None if options is None else dataclasses.asdict(options),
             "hosts": None if rules.hosts is None else list(rules.hosts.entries),
             "exclude": None if rules.exclude is None else list(rules.exclude.entries),
+            "http3": _state.http3,
             "patched": sorted(_state.undo),
-            "waiting_for_import": sorted(n for n in _PATCHERS if n not in _state.undo)
+            "waiting_for_import": sorted(
+                n for n in _PATCHERS if n not in _state.undo and _wanted(n)
+            )
             if options is not None
             else [],
             "errors": dict(_state.errors),
@@ -396,6 +577,7 @@ def activate_from_environ() -> None:
                 hosts=config.hosts,
                 exclude=config.exclude,
                 source=f"HTTP_FASTPATH={config.raw}",
+                http3=config.http3,
             )
     except Exception as exc:  # the program must start whatever happens here
         warn_env(f"http_fastpath: opt-in disabled: {type(exc).__name__}: {exc}")

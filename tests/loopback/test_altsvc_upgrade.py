@@ -366,3 +366,58 @@ def test_default_is_off_and_pickled_adapter_keeps_http3() -> None:
     adapter = pickle.loads(pickle.dumps(FastpathAdapter(http3="auto")))
     assert adapter.fastpath_http3 == "auto" and adapter._upgrade is not None
     assert pickle.loads(pickle.dumps(FastpathAdapter()))._upgrade is None
+
+
+# -- the process-wide opt-in (HTTP_FASTPATH=...,h3) --------------------------------------------
+
+
+def test_install_http3_upgrades_stock_clients_with_one_memory(
+    ca: trustme.CA, ca_file: str, h3: H3TestServer
+) -> None:
+    from http_fastpath import FastpathOptions
+    from http_fastpath._integrations import autoinstall
+
+    context = ssl.create_default_context(cafile=ca_file)
+    autoinstall.install(FastpathOptions(), http3=True)
+    try:
+        status = autoinstall.status()
+        assert status["http3"] is True and "requests.adapters" in status["patched"]
+        with _origin(ca, f'h3=":{h3.port}"') as origin:
+            with requests.Session() as session:  # the stock HTTPAdapter
+                infos = [
+                    connection_info(session.get(origin.url("/"), verify=ca_file, timeout=5))
+                    for _ in range(2)
+                ]
+            with httpx.Client(verify=context, timeout=5) as client:  # the stock HTTPTransport
+                infos += [connection_info(client.get(origin.url("/"))) for _ in range(2)]
+
+            async def main() -> list[Any]:
+                async with httpx.AsyncClient(verify=context, timeout=5) as client:
+                    return [connection_info(await client.get(origin.url("/")))]
+
+            infos += anyio.run(main)
+    finally:
+        autoinstall.uninstall()
+        autoinstall._h3_memory_made.clear()
+    assert infos[0].transport in ("tcp", "mptcp")
+    # the memory is the process's: httpx knew the alternative from requests' first answer
+    assert [info.transport for info in infos[1:]] == ["quic"] * 4
+    assert len(origin.requests) == 1 and len(h3.requests) == 4
+    assert autoinstall.status()["http3"] is False
+
+
+def test_install_without_http3_leaves_stock_clients_alone(
+    ca: trustme.CA, ca_file: str, h3: H3TestServer
+) -> None:
+    from http_fastpath import FastpathOptions
+    from http_fastpath._integrations import autoinstall
+
+    autoinstall.install(FastpathOptions())
+    try:
+        assert "requests.adapters" not in autoinstall.status()["patched"]
+        with _origin(ca, f'h3=":{h3.port}"') as origin, requests.Session() as session:
+            for _ in range(3):
+                session.get(origin.url("/"), verify=ca_file, timeout=5)
+    finally:
+        autoinstall.uninstall()
+    assert len(origin.requests) == 3 and h3.connections == 0
