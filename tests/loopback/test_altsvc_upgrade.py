@@ -421,3 +421,20 @@ def test_install_without_http3_leaves_stock_clients_alone(
     finally:
         autoinstall.uninstall()
     assert len(origin.requests) == 3 and h3.connections == 0
+
+
+def test_install_http3_keeps_excluded_hosts_on_tcp(
+    ca: trustme.CA, ca_file: str, h3: H3TestServer
+) -> None:
+    from http_fastpath import FastpathOptions
+    from http_fastpath._integrations import autoinstall
+
+    autoinstall.install(FastpathOptions(), http3=True, exclude="127.0.0.1")
+    try:
+        with _origin(ca, f'h3=":{h3.port}"') as origin, requests.Session() as session:
+            for _ in range(3):
+                session.get(origin.url("/"), verify=ca_file, timeout=5)
+    finally:
+        autoinstall.uninstall()
+        autoinstall._h3_memory_made.clear()
+    assert len(origin.requests) == 3 and h3.connections == 0
