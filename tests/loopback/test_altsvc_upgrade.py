@@ -438,3 +438,28 @@ def test_install_http3_keeps_excluded_hosts_on_tcp(
         autoinstall.uninstall()
         autoinstall._h3_memory_made.clear()
     assert len(origin.requests) == 3 and h3.connections == 0
+
+
+def test_read_timeout_before_the_headers_on_http3(
+    ca: trustme.CA, ca_file: str, h3: H3TestServer
+) -> None:
+    """No answer over HTTP/3 within the read timeout: a GET goes again over TCP, a POST
+    gets the read timeout (the server may be acting on it)."""
+    with _origin(ca, f'h3=":{h3.port}"') as origin, requests.Session() as session:
+        session.mount("https://", FastpathAdapter(http3="auto"))
+        session.get(origin.url("/"), verify=ca_file, timeout=5)
+        r = session.get(origin.url("/slow?s=2"), verify=ca_file, timeout=(5, 0.3))
+        assert r.text == "hello over tcp" and "H3ReadTimeout" in connection_info(r).fallbacks[0]
+        # the alternative is now kept out: wait it out with a clock that jumped ahead
+        upgrade: Any = session.get_adapter("https://").__dict__["_upgrade"]
+        now = upgrade.memory.clock()
+        upgrade.memory.clock = lambda: now + 301
+        assert session.get(origin.url("/"), verify=ca_file, timeout=5).text == "hello over h3"
+        with pytest.raises(requests.ReadTimeout):
+            session.post(origin.url("/slow?s=2"), data=b"once", verify=ca_file, timeout=(5, 0.3))
+    assert [m for m, _, _ in origin.requests] == ["GET", "GET"]
+    assert [(m, p) for m, p, _, _ in h3.requests] == [
+        ("GET", "/slow?s=2"),
+        ("GET", "/"),
+        ("POST", "/slow?s=2"),
+    ]
