@@ -13,7 +13,7 @@ import io
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 import urllib3
@@ -144,18 +144,10 @@ class HTTP3Adapter(HTTPAdapter):
         connect_timeout, read_timeout = _timeouts(timeout)
         host = parts.hostname or ""
         port = parts.port or 443
-        authority = parts.netloc.rsplit("@", 1)[-1].encode("idna")
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        body = _body_bytes(request.body)
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()]
-        if body and not any(k.lower() == b"content-length" for k, _ in headers):
-            headers.append((b"content-length", str(len(body)).encode("ascii")))
-        method = (request.method or "GET").encode("ascii")
+        method, authority, path, headers, body = h3_request(request, parts)
         try:
             conn = self._h3_pool.get(host, port, _verify(verify), connect_timeout)
-            state = conn.request(
-                method, authority, path.encode("ascii"), headers, body, read_timeout
-            )
+            state = conn.request(method, authority, path, headers, body, read_timeout)
         except Exception as exc:
             mapped = map_error(exc, request)
             if mapped is exc:
@@ -166,6 +158,24 @@ class HTTP3Adapter(HTTPAdapter):
     def close(self) -> None:
         self._h3_pool.close()
         super().close()
+
+
+def h3_request(
+    request: requests.PreparedRequest, parts: SplitResult
+) -> tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], bytes]:
+    """(method, authority, path, headers, body) of a request (``parts``: its URL, split)."""
+    body = _body_bytes(request.body)
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()]
+    if body and not any(k.lower() == b"content-length" for k, _ in headers):
+        headers.append((b"content-length", str(len(body)).encode("ascii")))
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (
+        (request.method or "GET").encode("ascii"),
+        parts.netloc.rsplit("@", 1)[-1].encode("idna"),
+        path.encode("ascii"),
+        headers,
+        body,
+    )
 
 
 def map_error(exc: Exception, request: requests.PreparedRequest) -> Exception:

@@ -57,10 +57,6 @@ class H3Failed(Exception):
         self.fall_back = fall_back
 
 
-def _udp_destination(origin: Origin, alternative: Alternative) -> tuple[str, int]:
-    return alternative.destination(origin)
-
-
 def exchange(
     pool: SyncH3Pool,
     origin: Origin,
@@ -79,7 +75,7 @@ def exchange(
             origin.port,
             verify,
             handshake_timeout(connect_timeout),
-            connect_to=_udp_destination(origin, alternative),
+            connect_to=alternative.destination(origin),
         )
     except Exception as exc:
         raise H3Failed(exc, fall_back=True) from exc
@@ -112,7 +108,7 @@ async def aexchange(
             origin.port,
             verify,
             handshake_timeout(connect_timeout),
-            connect_to=_udp_destination(origin, alternative),
+            connect_to=alternative.destination(origin),
         )
     except Exception as exc:
         raise H3Failed(exc, fall_back=True) from exc
@@ -340,7 +336,7 @@ class RequestsUpgrade(_Shell):
         """``adapter.send`` with the upgrade: ``tcp`` is the adapter's own TCP send."""
         from requests.utils import select_proxy
 
-        from ._requests import _body_bytes, _timeouts, map_error, raw_response
+        from ._requests import _timeouts, h3_request, map_error, raw_response
 
         url = request.url or ""
         parts = urlsplit(url)
@@ -361,27 +357,13 @@ class RequestsUpgrade(_Shell):
         alternative = decision.alternative
         if alternative is not None:
             connect_timeout, read_timeout = _timeouts(timeout)
-            body = _body_bytes(request.body)
-            headers = [
-                (k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()
-            ]
-            if body and not any(k.lower() == b"content-length" for k, _ in headers):
-                headers.append((b"content-length", str(len(body)).encode("ascii")))
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            h3_request = (
-                (request.method or "GET").encode("ascii"),
-                parts.netloc.rsplit("@", 1)[-1].encode("idna"),
-                path.encode("ascii"),
-                headers,
-                body,
-            )
             try:
                 conn, state = exchange(
                     self.pool,
                     origin,
                     alternative,
                     verify if isinstance(verify, str) else True,
-                    h3_request,
+                    h3_request(request, parts),
                     connect_timeout,
                     read_timeout,
                 )
