@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -239,6 +238,8 @@ def _patch_httpx(module: ModuleType, options: FastpathOptions, rules: HostRules)
     process-wide memory; transports built before keep TCP only. Proxy and Unix-socket
     transports never upgrade.
     """
+    import inspect
+
     from ..http3._upgrade import HttpxUpgrade
 
     memory = h3_memory()
