@@ -47,11 +47,14 @@ class AltSvcOrigin:
     """``with AltSvcOrigin(tls_context, 'h3=":443"') as srv: srv.url("/")``; ``tls``
     None serves plain ``http://``. ``alt_svc`` may be changed between requests."""
 
-    def __init__(self, tls: ssl.SSLContext | None, alt_svc: str | None) -> None:
+    def __init__(
+        self, tls: ssl.SSLContext | None, alt_svc: str | None, host: str = "127.0.0.1"
+    ) -> None:
         self.tls = tls
+        self.host = host
         self.alt_svc = alt_svc
         self.requests: list[tuple[str, str, bytes]] = []
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((host, 0), _Handler)
         self._server.origin = self
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
@@ -61,7 +64,7 @@ class AltSvcOrigin:
 
     def url(self, path: str) -> str:
         scheme = "http" if self.tls is None else "https"
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     def __enter__(self) -> AltSvcOrigin:
         self._thread.start()
