@@ -21,31 +21,20 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .._core.options import FastpathOptions, resolve_options
 from .env import HostList, HostRules, parse_hosts, read_environ, warn_env
-from .hooks import PostImportFinder
+from .hooks import PostImportFinder, Undo
+from .hooks import patch as _patch
+from .hooks import undo_all as _undo_all
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["activate_from_environ", "install", "status", "uninstall"]
 
-Undo = Callable[[], None]
 Patcher = Callable[[ModuleType, FastpathOptions, HostRules], Undo]
-
-
-def _set(owner: Any, name: str, value: Any, undo: list[Undo]) -> None:
-    """``setattr`` that records how to put the old value back."""
-    old = getattr(owner, name)
-    setattr(owner, name, value)
-    undo.append(lambda: setattr(owner, name, old))
-
-
-def _undo_all(undo: list[Undo]) -> Undo:
-    def run() -> None:
-        for step in reversed(undo):
-            step()
-
-    return run
 
 
 def _choosing_new(stock: type[Any], rules: HostRules) -> Callable[..., Any]:
@@ -77,7 +66,7 @@ def _patch_urllib3(module: ModuleType, options: FastpathOptions, rules: HostRule
         attrs: dict[str, Any] = {"fastpath_options": options, "__module__": __name__}
         if rules.restricts:
             attrs["__new__"] = _choosing_new(pool.ConnectionCls, rules)
-        _set(pool, "ConnectionCls", type(name, (base,), attrs), undo)
+        _patch(pool, "ConnectionCls", type(name, (base,), attrs), undo)
     return _undo_all(undo)
 
 
@@ -155,7 +144,7 @@ def _patch_httpcore(module: ModuleType, options: FastpathOptions, rules: HostRul
         for name in _HTTPCORE_MODULES:
             sub = sys.modules.get(f"{package}.{side}.{name}")
             if sub is not None:  # socks_proxy only exists when socksio is installed
-                _set(sub, attr, _backend_factory(cls, options, getattr(sub, attr), rules), undo)
+                _patch(sub, attr, _backend_factory(cls, options, getattr(sub, attr), rules), undo)
     return _undo_all(undo)
 
 
@@ -173,7 +162,7 @@ def _backend_factory(
     return backend
 
 
-def _patch_httpx(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
+def _patch_httpx_tls(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
     """Give ``httpx.Client()`` (httpx2's too) the process-wide TLS contexts.
 
     httpx builds an ``SSLContext`` for every client, loading the CA bundle again (tens of
@@ -212,8 +201,26 @@ def _patch_httpx(module: ModuleType, options: FastpathOptions, rules: HostRules)
         return shared_context(stack, verify, cert, trust_env, http1=http1, http2=http2)
 
     undo: list[Undo] = []
-    _set(defaults, "create_ssl_context", create_ssl_context, undo)
+    _patch(defaults, "create_ssl_context", create_ssl_context, undo)
     return _undo_all(undo)
+
+
+def _patch_httpx(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
+    """httpx (or httpx2): the shared TLS contexts, and with ``http3=True`` the upgrade."""
+    undo = [_patch_httpx_tls(module, options, rules)]
+    if _state.http3:
+        from .h3_optin import patch_httpx_transports
+
+        undo.append(patch_httpx_transports(module, options, rules))
+    return _undo_all(undo)
+
+
+def _patch_requests_adapters(
+    module: ModuleType, options: FastpathOptions, rules: HostRules
+) -> Undo:
+    from .h3_optin import patch_requests_adapters
+
+    return patch_requests_adapters(module, options, rules)
 
 
 #: module whose import triggers the patch -> patcher
@@ -221,9 +228,16 @@ _PATCHERS: dict[str, Patcher] = {
     "urllib3": _patch_urllib3,
     "httpcore": _patch_httpcore,
     "httpcore2": _patch_httpcore,
+    "requests.adapters": _patch_requests_adapters,
     "httpx": _patch_httpx,
     "httpx2": _patch_httpx,
 }
+#: the patchers only the Alt-Svc upgrade needs: only with ``http3=True`` (``h3``)
+_H3_PATCHERS: Final = frozenset({"requests.adapters"})
+
+
+def _wanted(name: str) -> bool:
+    return name not in _H3_PATCHERS or _state.http3
 
 
 @dataclasses.dataclass
@@ -234,6 +248,7 @@ class _State:
     undo: dict[str, Undo] = dataclasses.field(default_factory=dict)
     errors: dict[str, str] = dataclasses.field(default_factory=dict)
     finder: PostImportFinder | None = None
+    http3: bool = False
 
 
 _state = _State()
@@ -243,7 +258,7 @@ _lock = threading.RLock()
 def _apply(name: str, module: ModuleType) -> None:
     with _lock:
         options = _state.options
-        if options is None or name in _state.undo:
+        if options is None or name in _state.undo or not _wanted(name):
             return
         try:
             _state.undo[name] = _PATCHERS[name](module, options, _state.rules)
@@ -274,6 +289,7 @@ def install(
     hosts: str | Iterable[str] | None = None,
     exclude: str | Iterable[str] | None = None,
     source: str = "install()",
+    http3: bool = False,
 ) -> None:
     """Route every new connection of urllib3, httpcore and httpcore2 through the fastpath.
 
@@ -284,6 +300,11 @@ def install(
     or a list of entries). Only connections to ``hosts`` (default: every host) and not to
     ``exclude`` take the fast path; the others are stock connections. An empty ``hosts``
     list matches no host.
+
+    ``http3=True`` (EXPERIMENTAL, extra ``http3``): also the Alt-Svc upgrade to HTTP/3 of
+    ``FastpathAdapter(http3="auto")`` for every requests ``HTTPAdapter`` and every httpx /
+    httpx2 ``HTTPTransport`` / ``AsyncHTTPTransport`` built from now on, with one
+    process-wide memory of the origins' alternatives.
     """
     opts = resolve_options(options)
     rules = HostRules(_host_list("hosts", hosts), _host_list("exclude", exclude))
@@ -293,6 +314,7 @@ def install(
         _state.options = opts
         _state.source = source
         _state.rules = rules
+        _state.http3 = http3 is True
         _state.errors.clear()
         finder = PostImportFinder(_PATCHERS, _apply)
         _state.finder = finder
@@ -314,6 +336,7 @@ def uninstall() -> None:
         _state.options = None
         _state.source = None
         _state.rules = HostRules()
+        _state.http3 = False
         _state.finder = None
 
 
@@ -331,8 +354,11 @@ def status() -> dict[str, object]:
             "options": None if options is None else dataclasses.asdict(options),
             "hosts": None if rules.hosts is None else list(rules.hosts.entries),
             "exclude": None if rules.exclude is None else list(rules.exclude.entries),
+            "http3": _state.http3,
             "patched": sorted(_state.undo),
-            "waiting_for_import": sorted(n for n in _PATCHERS if n not in _state.undo)
+            "waiting_for_import": sorted(
+                n for n in _PATCHERS if n not in _state.undo and _wanted(n)
+            )
             if options is not None
             else [],
             "errors": dict(_state.errors),
@@ -383,6 +409,7 @@ def activate_from_environ() -> None:
                 hosts=config.hosts,
                 exclude=config.exclude,
                 source=f"HTTP_FASTPATH={config.raw}",
+                http3=config.http3,
             )
     except Exception as exc:  # the program must start whatever happens here
         warn_env(f"http_fastpath: opt-in disabled: {type(exc).__name__}: {exc}")

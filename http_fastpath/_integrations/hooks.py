@@ -2,7 +2,8 @@
 
 A :class:`PostImportFinder` on ``sys.meta_path`` finds nothing itself; for the module
 names it watches it asks the other finders and wraps the loader they return, so the
-module executes as usual and ``apply(name, module)`` runs right after.
+module executes as usual and ``apply(name, module)`` runs right after. :func:`patch`
+and :func:`undo_all` make every patch undoable.
 """
 
 from __future__ import annotations
@@ -15,9 +16,27 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
 
-__all__ = ["PatchingLoader", "PostImportFinder"]
+__all__ = ["PatchingLoader", "PostImportFinder", "Undo", "patch", "undo_all"]
 
 Apply = Callable[[str, ModuleType], None]
+Undo = Callable[[], None]
+
+
+def patch(owner: Any, name: str, value: Any, undo: list[Undo]) -> None:
+    """``setattr`` that records how to put the old value back."""
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    undo.append(lambda: setattr(owner, name, old))
+
+
+def undo_all(undo: list[Undo]) -> Undo:
+    """One undo that runs ``undo`` last to first."""
+
+    def run() -> None:
+        for step in reversed(undo):
+            step()
+
+    return run
 
 
 # Plain classes rather than importlib.abc ones: importlib.abc costs milliseconds at

@@ -7,7 +7,8 @@ import is still a dependency. The layers, lowest first::
 
     _core           the fast path: dialer, decisions, memory, options, errors, proof
     _backends       httpcore network backends                    -> _core
-    _integrations   requests/urllib3, httpx/httpx2, env opt-in   -> _core, _backends
+    _integrations   requests/urllib3, httpx/httpx2, env opt-in   -> _core, _backends,
+                                                                    http3 (lazily: http3="auto")
     http3           EXPERIMENTAL HTTP/3                          -> _core
     netlab          the network lab (public)                     -> _core, the public API
     _cli            the command line                             -> the public API only
@@ -48,7 +49,10 @@ PUBLIC = {
 ALLOWED = {
     "_core": {"_core"},
     "_backends": {"_core", "_backends"},
-    "_integrations": {"_core", "_backends", "_integrations"},
+    # http3: the Alt-Svc upgrade (issue #15). The requests adapter and the httpx
+    # transports import http3._upgrade lazily, only when built with http3="auto", and hand
+    # the requests HTTP/3 should carry to its pools; the decisions are in _core.upgrade.
+    "_integrations": {"_core", "_backends", "_integrations", "http3"},
     "http3": {"_core", "http3"},
     "netlab": {"_core", "netlab", "public"},
     "_cli": {"_cli", "public"},
@@ -62,7 +66,7 @@ INTEGRATIONS = {
     # httpx and httpx2 are one implementation (transports) with two sets of base classes
     "httpx": {"httpx", "httpx2", "transports"},
     # the process-wide opt-in: its environment parsing and its patcher
-    "env": {"env", "autoinstall", "hooks"},
+    "env": {"env", "autoinstall", "hooks", "h3_optin"},
 }
 
 #: (importer, imported) -> why it is allowed for now. Imported: a module, or a private
@@ -80,6 +84,9 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # HTTP/3 borrows the helper that builds a transport class per httpx stack.
     ("http_fastpath.http3._transports", "http_fastpath._integrations.transports"): (
         "derive(): follow-up, move it to _core or give http3 its own"
+    ),
+    ("http_fastpath.http3._upgrade", "http_fastpath._integrations.transports"): (
+        "derive(), as http3._transports: the same follow-up"
     ),
 }
 
