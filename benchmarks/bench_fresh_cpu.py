@@ -8,7 +8,9 @@ one connection; "bulk" downloads 32 MB over one connection. The fastpath runs wi
 default options (TFO + MPTCP) after a learning phase, so the destination memory has
 seen the server answer MPTCP in plain TCP. Stock and fastpath are interleaved in rounds
 (the order alternating); CPU is the client process's ``process_time``, wall the
-``perf_counter``; each figure is the median over the rounds of the per-request mean.
+``perf_counter``; each figure is the median over the rounds of the per-request mean, each
+ratio the median of the rounds' paired ratios, with its ~95 % confidence interval; rows
+``<client> A/A`` run stock against stock (the noise floor of the run).
 
     sudo python -m benchmarks.bench_fresh_cpu [--requests 2400] [--rounds 24]
 """
@@ -212,9 +214,9 @@ def interleaved(made: Made, per_round: int, rounds: int) -> dict[Any, dict[str, 
 
     Returns ``{fast: {"cpu_us": ..., "wall_us": ...}}``: the median over the rounds of
     the round's CPU (``process_time``) and wall (``perf_counter``) time per request; and
-    under ``"paired"`` the ratios of each round's fastpath to its stock figure (the two
-    ran back to back, so a slow moment of the machine hits both), with the median's
-    ~95 % confidence interval (:func:`median_ci`).
+    under ``"paired"`` the median of the ratios of each round's fastpath to its stock
+    figure (the two ran back to back, so a slow moment of the machine hits both: the
+    ratio the rows report), with its ~95 % confidence interval (:func:`median_ci`).
     """
     cpu: dict[bool, list[float]] = {False: [], True: []}
     wall: dict[bool, list[float]] = {False: [], True: []}
@@ -231,9 +233,12 @@ def interleaved(made: Made, per_round: int, rounds: int) -> dict[Any, dict[str, 
     }
     cpu_pairs = [f / s for f, s in zip(cpu[True], cpu[False], strict=True) if s > 0]
     wall_pairs = [f / s for f, s in zip(wall[True], wall[False], strict=True) if s > 0]
+    nan = (math.nan, math.nan)
     out["paired"] = {
-        "cpu_ci": median_ci(cpu_pairs) if cpu_pairs else (math.nan, math.nan),
-        "wall_ci": median_ci(wall_pairs) if wall_pairs else (math.nan, math.nan),
+        "cpu": statistics.median(cpu_pairs) if cpu_pairs else math.nan,
+        "wall": statistics.median(wall_pairs) if wall_pairs else math.nan,
+        "cpu_ci": median_ci(cpu_pairs) if cpu_pairs else nan,
+        "wall_ci": median_ci(wall_pairs) if wall_pairs else nan,
     }
     return out
 
@@ -293,10 +298,10 @@ def measure(
                             "client": f"{name} A/A" if same else name,
                             "stock_cpu_us": round(stock["cpu_us"], 1),
                             "fast_cpu_us": round(fast["cpu_us"], 1),
-                            "ratio": round(fast["cpu_us"] / stock["cpu_us"], 3),
+                            "ratio": round(paired["cpu"], 3),
                             "stock_wall_us": round(stock["wall_us"], 1),
                             "fast_wall_us": round(fast["wall_us"], 1),
-                            "wall_ratio": round(fast["wall_us"] / stock["wall_us"], 3),
+                            "wall_ratio": round(paired["wall"], 3),
                             "ratio_ci": [round(x, 3) for x in paired["cpu_ci"]],
                             "wall_ratio_ci": [round(x, 3) for x in paired["wall_ci"]],
                             "requests": per_round * n_rounds,
