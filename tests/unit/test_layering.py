@@ -61,8 +61,9 @@ ALLOWED = {
 
 #: integrations reach each other only through _core, except inside one integration
 INTEGRATIONS = {
-    # the requests adapter is a shell over the urllib3 pool managers
-    "requests": {"requests", "urllib3"},
+    # the requests adapter is a shell over the urllib3 pool managers (urllib3), their
+    # connections (urllib3_connection) and those connections' TLS (urllib3_tls)
+    "requests": {"requests", "urllib3", "urllib3_connection", "urllib3_tls"},
     # httpx and httpx2 are one implementation (transports) with two sets of base classes
     "httpx": {"httpx", "httpx2", "transports"},
     # the process-wide opt-in: its environment parsing and its patcher
