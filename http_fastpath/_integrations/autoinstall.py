@@ -188,7 +188,7 @@ def _patch_httpx_tls(module: ModuleType, options: FastpathOptions, rules: HostRu
             return stock(verify, cert, trust_env, *args, **kwargs)
         import importlib
 
-        from .transports import shared_context
+        from .transports_pool import shared_context
 
         stack = importlib.import_module(f"http_fastpath._integrations.{stack_module}").STACK
         # The ALPN list is part of the key: read http1/http2 where the transport's

@@ -64,8 +64,16 @@ INTEGRATIONS = {
     # the requests adapter is a shell over the urllib3 pool managers (urllib3), their
     # connections (urllib3_connection) and those connections' TLS (urllib3_tls)
     "requests": {"requests", "urllib3", "urllib3_connection", "urllib3_tls"},
-    # httpx and httpx2 are one implementation (transports) with two sets of base classes
-    "httpx": {"httpx", "httpx2", "transports"},
+    # httpx and httpx2 are one implementation (transports, with its mapping, its pool
+    # building and its clients) with two sets of base classes
+    "httpx": {
+        "httpx",
+        "httpx2",
+        "transports",
+        "transports_mapping",
+        "transports_pool",
+        "transports_clients",
+    },
     # the process-wide opt-in: its environment parsing and its patcher
     "env": {"env", "autoinstall", "hooks", "h3_optin"},
 }
@@ -79,7 +87,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "the opt-in patches urllib3 with FastpathHTTP(S)Connection"
     ),
     # ... and gives patched httpx clients the shared TLS contexts the transports build.
-    ("http_fastpath._integrations.autoinstall", "http_fastpath._integrations.transports"): (
+    ("http_fastpath._integrations.autoinstall", "http_fastpath._integrations.transports_pool"): (
         "the opt-in builds httpx's contexts with shared_context()"
     ),
     # HTTP/3 borrows the helper that builds a transport class per httpx stack.
