@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType, TracebackType
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
-from .._backends.sync import CoreSocketOption
+from .._backends.common import CoreSocketOption
 from .._core.options import FastpathOptions, TFOPolicy, resolve_options
 from .._core.upgrade import check_http3
 from .transports_mapping import (

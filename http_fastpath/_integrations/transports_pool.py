@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._backends.sync import CoreSocketOption
+from .._backends.common import CoreSocketOption
 from .._core import sslcache as _sslcache
 from .._core.exceptions import OptionError
 from .._core.options import FastpathOptions
