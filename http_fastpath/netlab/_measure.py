@@ -473,6 +473,6 @@ def ttfb_pairs(
 
 
 def _counters() -> dict[str, int]:
-    from ._lab import _read_netstat
+    from ._namespace import _read_netstat
 
     return _read_netstat()
