@@ -8,7 +8,7 @@ a few lines of I/O) and httpcore's exceptions as the client's (:class:`_Exceptio
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -84,12 +84,18 @@ def _extensions(resp: Any) -> dict[str, Any]:
     return extensions
 
 
-class _ResponseStream:
+class _Stream:
+    """A response body: the httpcore stream, its exceptions mapped to the client's."""
+
     __slots__ = ("_core_stream", "_stack")
 
-    def __init__(self, stack: ClientStack, core_stream: Iterable[bytes]) -> None:
+    def __init__(self, stack: ClientStack, core_stream: Any) -> None:
         self._stack = stack
         self._core_stream = core_stream
+
+
+class _ResponseStream(_Stream):
+    __slots__ = ()
 
     def __iter__(self) -> Iterator[bytes]:
         with self._stack.mapped_exceptions():
@@ -101,12 +107,8 @@ class _ResponseStream:
             close()
 
 
-class _AsyncResponseStream:
-    __slots__ = ("_core_stream", "_stack")
-
-    def __init__(self, stack: ClientStack, core_stream: Any) -> None:
-        self._stack = stack
-        self._core_stream = core_stream
+class _AsyncResponseStream(_Stream):
+    __slots__ = ()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with self._stack.mapped_exceptions():
