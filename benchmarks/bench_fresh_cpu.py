@@ -35,7 +35,7 @@ from typing import Any
 import trustme
 
 from http_fastpath.netlab import enter_private_netns, next_loopback
-from http_fastpath.netlab._measure import _stack
+from http_fastpath.netlab._kinds import _stack
 
 _BODY = b"x" * 64
 #: the body of ``GET /bulk``
