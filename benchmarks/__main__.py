@@ -36,10 +36,14 @@ def main(argv: list[str] | None = None) -> int:
             "mptcp",
             "eyeballs",
             "altsvc",
+            "http3",
             "startup",
         ],  # fmt: skip
         action="append",
         help="run only these parts (default: all)",
+    )
+    parser.add_argument(
+        "--http3-samples", type=int, default=10, help="HTTP/3 TTFB samples per row (1 to 30)"
     )
     parser.add_argument(
         "--startup-runs", type=int, default=60, help="interpreter start-up rounds (5 to 500)"
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         parts = args.only or [
             "calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp", "eyeballs",
-            "altsvc", "startup",
+            "altsvc", "http3", "startup",
         ]  # fmt: skip
         # Interpreter start-up needs no network: it runs without the lab too.
         reason = _netns.enter() if set(parts) - {"startup"} else None
@@ -104,17 +108,27 @@ def main(argv: list[str] | None = None) -> int:
 
                 results["altsvc"] = measure_altsvc(log)
                 results["altsvc"]["run"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            elif part == "http3":
+                from .bench_http3 import measure as measure_http3
+
+                results["http3"] = measure_http3(log, samples=args.http3_samples)
             else:
                 results["mptcp"] = _suite.mptcp(log)
             results.setdefault("durations_s", {})[part] = round(time.monotonic() - t0, 1)
-        results["meta"] = {
-            "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "kernel": platform.release(),
-            "python": platform.python_version(),
-            "cpus": _cpus(),
-            "command": "scripts/bench  (python -m benchmarks)",
-            "total_s": round(time.monotonic() - started, 1),
-        }
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        if args.only and "meta" in results:
+            # a partial run keeps the full run's header and names the parts it re-ran
+            for part in parts:
+                results.setdefault("partial_runs", {})[part] = stamp
+        else:
+            results["meta"] = {
+                "date_utc": stamp,
+                "kernel": platform.release(),
+                "python": platform.python_version(),
+                "cpus": _cpus(),
+                "command": "scripts/bench  (python -m benchmarks)",
+                "total_s": round(time.monotonic() - started, 1),
+            }
         results_file.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
         log(f"wrote {results_file}")
     results = json.loads(results_file.read_text())
