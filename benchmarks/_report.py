@@ -290,7 +290,7 @@ def _targets(results: dict[str, Any]) -> list[str]:
 
 def _bundle_row(r: dict[str, Any]) -> bool:
     """A TLS row where stock loads a CA bundle (httpx's ``verify=False`` loads none)."""
-    return r["verify"] != "verify=False" or r["client"] == "requests"
+    return bool(r["verify"] != "verify=False" or r["client"] == "requests")
 
 
 def write(results: dict[str, Any], out: Path) -> None:

@@ -173,7 +173,7 @@ def measure(log: Callable[[str], None] = print, *, rounds: int = 10) -> dict[str
                     for i, t in enumerate(one(client, True, url, ca_file)):
                         ours[i].append(t)
                 for i in range(REQUESTS):
-                    row = {
+                    row: dict[str, Any] = {
                         "scenario": name,
                         "client": client,
                         "request": i + 1,

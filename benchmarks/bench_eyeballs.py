@@ -153,7 +153,7 @@ def measure(
                     reset_destinations()
                     race.append(one(client, True, url, timeout))
                     remembered.append(one(client, True, url, timeout))
-                row = {
+                row: dict[str, Any] = {
                     "scenario": name,
                     "client": client,
                     "samples": n,

@@ -226,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"ours: tfo=True, mptcp={not args.no_mptcp} (server: plain TCP, so MPTCP falls back)")
     print("ratio = median over rounds of ours/stock (adjacent in time, so load noise cancels)")
-    head = f"{'stock':>9} {'ours':>9} {'ratio':>7}"
-    calls = f"{'stock':>6} {'ours':>6} {'ratio':>7}"
+    cols = f"{'stock':>9} {'ours':>9} {'ratio':>7}"
+    call_cols = f"{'stock':>6} {'ours':>6} {'ratio':>7}"
     print(f"{'':15} {'wall clock':^27}   {'client CPU':^27}   {'Python calls/req':^21}")
-    print(f"{'mode':8} {'scheme':6} {head}   {head}   {calls}")
+    print(f"{'mode':8} {'scheme':6} {cols}   {cols}   {call_cols}")
     for row in rows:
         print(row)
     return 0

@@ -89,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 child.terminate()
                 child.join(5)
-            stock = statistics.median(samples[False]) / 1000
-            fast = statistics.median(samples[True]) / 1000
+            wall_stock = statistics.median(samples[False]) / 1000
+            wall_fast = statistics.median(samples[True]) / 1000
             n = len(samples[False])
             cpu_stock, cpu_fast = cpu[False] / n / 1000, cpu[True] / n / 1000
             scheme = url.split(":", 1)[0]
             print(
-                f"{scheme:6} {stock:22.1f} {fast:9.1f} {fast / stock:6.3f}"
+                f"{scheme:6} {wall_stock:22.1f} {wall_fast:9.1f} {wall_fast / wall_stock:6.3f}"
                 f" {cpu_stock:19.1f} {cpu_fast:9.1f} {cpu_fast / cpu_stock:6.3f}"
             )
     return 0

@@ -64,7 +64,7 @@ class _Server(socketserver.ThreadingTCPServer):
         super().server_bind()
 
 
-def _serve(host: str) -> tuple[str, multiprocessing.Process]:
+def _serve(host: str) -> tuple[str, Any]:
     server = _Server((host, 0), _Responder)
     child = multiprocessing.get_context("fork").Process(target=server.serve_forever, daemon=True)
     child.start()
