@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final, Literal, NamedTuple
 
-from .altsvc import Alternative, AltSvcCache, BrokenAlternatives, Origin, parse_alt_svc
+from .altsvc import Alternative, Origin, parse_alt_svc
+from .altsvc_cache import AltSvcCache, BrokenAlternatives
 from .exceptions import OptionError
 
 __all__ = [
