@@ -3,7 +3,8 @@
 Pure: no I/O, no clock, no aioquic. :func:`parse_alt_svc` reads an ``Alt-Svc`` field
 value and keeps only ``h3`` alternatives. Anything malformed makes the whole field ignored
 (None): a field value replaces everything cached for the origin, so half of a broken one
-must not. The caches that remember what it returns are in :mod:`.altsvc_cache`.
+must not. The caches that remember what it returns are in :mod:`.altsvc_cache`, their file
+format in :mod:`.altsvc_file`.
 
 Identity stays the origin's: an alternative only names where the UDP packets go. TLS
 (SNI, certificate and hostname checks) and ``:authority`` remain the origin's, which is
@@ -29,6 +30,7 @@ __all__ = [
     "Origin",
     "ParsedAltSvc",
     "parse_alt_svc",
+    "parse_authority",
 ]
 
 #: RFC 7838 section 3.1: ``ma`` when absent (24 hours).
@@ -194,6 +196,15 @@ def _authority(text: str) -> Alternative:
     if not all(c in _HOST_CHARS for c in host):
         raise _Malformed
     return Alternative(host.lower(), port)
+
+
+def parse_authority(text: str) -> Alternative | None:
+    """An alt-authority (``host:port``, ``[v6]:port`` or ``:port``), checked as the parser
+    checks it; None when malformed."""
+    try:
+        return _authority(text)
+    except _Malformed:
+        return None
 
 
 def _delta_seconds(text: str) -> int:

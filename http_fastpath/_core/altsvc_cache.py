@@ -16,15 +16,20 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .altsvc import Alternative, Origin, ParsedAltSvc
+from .altsvc import MAX_ALTERNATIVES, Alternative, Origin, ParsedAltSvc
 
-__all__ = ["AltSvcCache", "BrokenAlternatives"]
+__all__ = ["AltSvcCache", "BrokenAlternatives", "CachedAlternative"]
 
 
-class _Entry(NamedTuple):
+class CachedAlternative(NamedTuple):
+    """One remembered alternative: until when (the cache's clock) and its ``persist``."""
+
     alternative: Alternative
     expires: float
     persist: bool
+
+
+_Entry = CachedAlternative
 
 
 class AltSvcCache:
@@ -75,6 +80,26 @@ class AltSvcCache:
                 self._origins[origin] = fresh
             self._origins.move_to_end(origin)
             return tuple(e.alternative for e in fresh)
+
+    def snapshot(self, now: float) -> list[tuple[Origin, tuple[CachedAlternative, ...]]]:
+        """Every origin's unexpired alternatives, least recently used first."""
+        with self._lock:
+            items = [
+                (o, tuple(e for e in es if e.expires > now)) for o, es in self._origins.items()
+            ]
+        return [(origin, entries) for origin, entries in items if entries]
+
+    def restore(self, origin: Origin, entries: Iterable[CachedAlternative], now: float) -> None:
+        """Put back what :meth:`snapshot` gave (from a file): kept unless the origin is known
+        already (what this process learnt is newer), at most :data:`.MAX_ALTERNATIVES`."""
+        fresh = tuple(e for e in entries if e.expires > now)[:MAX_ALTERNATIVES]
+        with self._lock:
+            if not fresh or origin in self._origins:
+                return
+            self._origins[origin] = fresh
+            self._origins.move_to_end(origin, last=False)  # older than anything learnt
+            while len(self._origins) > self._max:
+                self._origins.popitem(last=False)
 
     def forget(self, origin: Origin) -> None:
         with self._lock:

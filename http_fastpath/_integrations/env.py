@@ -19,6 +19,9 @@
     ``off``: :class:`FastpathOptions` ``happy_eyeballs_delay``.
 ``HTTP_FASTPATH_MEMORY_SIZE``
     How many destinations the process remembers (a whole number >= 1, default 4096).
+``HTTP_FASTPATH_ALTSVC_FILE`` / ``HTTP_FASTPATH_TICKET_FILE``
+    With ``h3``: a file that keeps the Alt-Svc alternatives / the TLS session tickets
+    across processes (``alt_svc_file=`` / ``ticket_file=``; docs/http3.md, "Persistence").
 
 A bad value never crashes the program: it produces one warning naming the bad token and
 the valid ones, and the valid part applies.
@@ -57,6 +60,8 @@ PAUSE_VAR: Final = "HTTP_FASTPATH_TFO_PAUSE"
 RELEARN_VAR: Final = "HTTP_FASTPATH_MPTCP_RELEARN"
 MEMORY_VAR: Final = "HTTP_FASTPATH_MEMORY_SIZE"
 DELAY_VAR: Final = "HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY"
+ALTSVC_FILE_VAR: Final = "HTTP_FASTPATH_ALTSVC_FILE"
+TICKET_FILE_VAR: Final = "HTTP_FASTPATH_TICKET_FILE"
 
 FEATURES: Final = ("tfo", "mptcp")
 #: EXPERIMENTAL features: only by name, never in ``all``
@@ -260,6 +265,9 @@ class EnvConfig:
     exclude: tuple[str, ...] | None = None
     #: ``h3`` in HTTP_FASTPATH: the Alt-Svc upgrade to HTTP/3 (EXPERIMENTAL)
     http3: bool = False
+    #: HTTP_FASTPATH_ALTSVC_FILE / HTTP_FASTPATH_TICKET_FILE (None: unset, or without h3)
+    alt_svc_file: str | None = None
+    ticket_file: str | None = None
 
     @property
     def active(self) -> bool:
@@ -279,6 +287,20 @@ def _host_list(environ: Mapping[str, str], var: str, problems: list[str]) -> tup
     for entry in bad:
         problems.append(f"{var}: {entry!r} ignored (valid: {_HOSTS_VALID})")
     return hosts.entries
+
+
+def _file(environ: Mapping[str, str], var: str, http3: bool, problems: list[str]) -> str | None:
+    """A file path variable of the upgrade: used only with ``h3``, as given (no ``~``)."""
+    raw = environ.get(var)
+    if raw is None or not raw.strip():
+        return None
+    if "\0" in raw:
+        problems.append(f"{var}: {raw!r} ignored (valid: a file path)")
+        return None
+    if not http3:
+        problems.append(f"{var}: ignored, {VAR} does not include h3 (e.g. {VAR}=tfo,mptcp,h3)")
+        return None
+    return raw
 
 
 def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
@@ -352,6 +374,9 @@ def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
             memory_size = int(memory_raw)
         else:
             problems.append(f"{MEMORY_VAR}: {memory_raw!r} ignored (valid: a whole number >= 1)")
+    files = [
+        _file(environ, var, "h3" in wanted, problems) for var in (ALTSVC_FILE_VAR, TICKET_FILE_VAR)
+    ]
     options = None
     if wanted:
         options = FastpathOptions(
@@ -364,6 +389,8 @@ def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
     return EnvConfig(
         options=options,
         http3="h3" in wanted,
+        alt_svc_file=files[0],
+        ticket_file=files[1],
         raw=raw,
         log_level=log_level,
         problems=tuple(problems),

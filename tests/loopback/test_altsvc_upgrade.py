@@ -375,7 +375,7 @@ def test_install_http3_upgrades_stock_clients_with_one_memory(
     ca: trustme.CA, ca_file: str, h3: H3TestServer
 ) -> None:
     from http_fastpath import FastpathOptions
-    from http_fastpath._integrations import autoinstall
+    from http_fastpath._integrations import autoinstall, h3_optin
 
     context = ssl.create_default_context(cafile=ca_file)
     autoinstall.install(FastpathOptions(), http3=True)
@@ -398,7 +398,7 @@ def test_install_http3_upgrades_stock_clients_with_one_memory(
             infos += anyio.run(main)
     finally:
         autoinstall.uninstall()
-        autoinstall._h3_memory_made.clear()
+        h3_optin._h3_memory_made.clear()
     assert infos[0].transport in ("tcp", "mptcp")
     # the memory is the process's: httpx knew the alternative from requests' first answer
     assert [info.transport for info in infos[1:]] == ["quic"] * 4
@@ -427,7 +427,7 @@ def test_install_http3_keeps_excluded_hosts_on_tcp(
     ca: trustme.CA, ca_file: str, h3: H3TestServer
 ) -> None:
     from http_fastpath import FastpathOptions
-    from http_fastpath._integrations import autoinstall
+    from http_fastpath._integrations import autoinstall, h3_optin
 
     autoinstall.install(FastpathOptions(), http3=True, exclude="127.0.0.1")
     try:
@@ -436,7 +436,7 @@ def test_install_http3_keeps_excluded_hosts_on_tcp(
                 session.get(origin.url("/"), verify=ca_file, timeout=5)
     finally:
         autoinstall.uninstall()
-        autoinstall._h3_memory_made.clear()
+        h3_optin._h3_memory_made.clear()
     assert len(origin.requests) == 3 and h3.connections == 0
 
 

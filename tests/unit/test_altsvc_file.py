@@ -1,0 +1,188 @@
+"""The Alt-Svc cache file (curl's line format) and the memory's file entries, without I/O."""
+
+from __future__ import annotations
+
+import calendar
+import os
+import re
+
+import pytest
+
+from http_fastpath._core.altsvc import MAX_ALTERNATIVES, MAX_MAX_AGE, Alternative, Origin
+from http_fastpath._core.altsvc_file import (
+    MAGIC,
+    MAX_FILE_BYTES,
+    FileEntry,
+    FileRejected,
+    format_alt_svc_file,
+    parse_alt_svc_file,
+)
+from http_fastpath._core.exceptions import OptionError
+from http_fastpath._core.upgrade import (
+    UpgradeMemory,
+    check_files,
+)
+
+NOW = float(calendar.timegm((2026, 11, 26, 6, 0, 0, 0, 0, 0)))
+LATER = '"20261126 07:00:00"'  # NOW + 3600
+ORIGIN = Origin("example.test", 443)
+
+
+def text(*lines: str) -> str:
+    return "\n".join([MAGIC, *lines]) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # the origin's own host: the alternative names only a port
+        (
+            f"h1 example.test 443 h3 example.test 8443 {LATER} 0 0",
+            FileEntry(ORIGIN, Alternative(None, 8443), NOW + 3600, False),
+        ),
+        (
+            f"h2 Example.TEST 443 h3 alt.example.test 443 {LATER} 1 0",
+            FileEntry(ORIGIN, Alternative("alt.example.test", 443), NOW + 3600, True),
+        ),
+        (
+            f"h1 [::1] 4443 h3 [::1] 4433 {LATER} 0 0",
+            FileEntry(Origin("::1", 4443), Alternative(None, 4433), NOW + 3600, False),
+        ),
+        # not h3 (a file curl wrote may hold them): skipped
+        (f"h1 example.test 443 h2 example.test 443 {LATER} 0 0", None),
+        # expired: dropped
+        ('h1 example.test 443 h3 example.test 443 "20261126 05:59:59" 0 0', None),
+        # far in the future: no longer than ma may be
+        (
+            'h1 example.test 443 h3 example.test 443 "20991231 00:00:00" 0 0',
+            FileEntry(ORIGIN, Alternative(None, 443), NOW + MAX_MAX_AGE, False),
+        ),
+    ],
+)
+def test_lines(line: str, expected: FileEntry | None) -> None:
+    assert parse_alt_svc_file(text("# a comment", "", line), NOW) == (
+        [] if expected is None else [expected]
+    )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",  # empty: no magic line
+        'h1 example.test 443 h3 example.test 443 "20261126 07:00:00" 0 0\n',  # curl's own file
+        "root:x:0:0:root:/root:/bin/bash\n",  # something else
+        text(f"h1 example.test 443 h3 example.test 443 {LATER} 0"),  # 8 fields
+        text(f"h1 example.test 443 h3 example.test 70000 {LATER} 0 0"),  # port
+        text(f"h1 example.test 0 h3 example.test 443 {LATER} 0 0"),  # port 0
+        text(f"h1 exa%mple.test 443 h3 example.test 443 {LATER} 0 0"),  # host
+        text(f"h1 [zz] 443 h3 example.test 443 {LATER} 0 0"),  # not an IPv6 address
+        text('h1 example.test 443 h3 example.test 443 "20261399 07:00:00" 0 0'),  # date
+        text(f"h1 example.test 443 h3 example.test 443 {LATER} 2 0"),  # persist
+        text(f"h1  example.test 443 h3 example.test 443 {LATER} 0 0"),  # two spaces
+        MAGIC + "\n" + "#" * MAX_FILE_BYTES,  # too large
+    ],
+)
+def test_rejected_whole(content: str) -> None:
+    with pytest.raises(FileRejected):
+        parse_alt_svc_file(content, NOW)
+
+
+def test_bounds_per_origin_and_origins() -> None:
+    lines = [f"h1 a.test 443 h3 a.test {1000 + i} {LATER} 0 0" for i in range(10)]
+    lines += [f"h1 a.test 443 h3 a.test 1000 {LATER} 0 0"]  # a duplicate
+    lines += [f"h1 o{i}.test 443 h3 o{i}.test 443 {LATER} 0 0" for i in range(5)]
+    entries = parse_alt_svc_file(text(*lines), NOW, max_origins=3)
+    assert [e.origin.host for e in entries] == ["o2.test", "o3.test", "o4.test"]
+    entries = parse_alt_svc_file(text(*lines), NOW)
+    assert [e.alternative.port for e in entries if e.origin.host == "a.test"] == [
+        1000 + i for i in range(MAX_ALTERNATIVES)
+    ]
+
+
+def test_round_trip() -> None:
+    entries = [
+        FileEntry(ORIGIN, Alternative(None, 8443), NOW + 60, False),
+        FileEntry(ORIGIN, Alternative("alt.test", 443), NOW + 7200, True),
+        FileEntry(Origin("::1", 4443), Alternative("::2", 4433), NOW + 10, False),
+    ]
+    written = format_alt_svc_file(entries)
+    assert written.splitlines() == [
+        MAGIC,
+        'h1 example.test 443 h3 example.test 8443 "20261126 06:01:00" 0 0',
+        'h1 example.test 443 h3 alt.test 443 "20261126 08:00:00" 1 0',
+        'h1 [::1] 4443 h3 [::2] 4433 "20261126 06:00:10" 0 0',
+    ]
+    assert parse_alt_svc_file(written, NOW) == entries
+    assert parse_alt_svc_file(written, NOW + 61) == [entries[1]]
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_memory_writes_and_reads_back_across_clocks() -> None:
+    """Process 1 (monotonic clock 100) learns; process 2 (monotonic clock 5000) reads the
+    file 10 s later: the same alternatives, with 10 s less to live."""
+    first = UpgradeMemory(clock=Clock(100.0))
+    changes: list[int] = []
+    first.on_change = lambda: changes.append(1)
+    first.learn(ORIGIN, ['h3=":8443"; ma=3600, h3="alt.test:443"; persist=1'])
+    first.learn(Origin("b.test", 443), ["clear"])
+    first.learn(Origin("c.test", 443), ["garbage ;;"])  # ignored: no change
+    assert len(changes) == 2
+    written = format_alt_svc_file(first.file_entries(NOW))
+    second = UpgradeMemory(clock=Clock(5000.0))
+    second.learn(Origin("new.test", 443), ['h3=":443"'])  # learnt before the file is read
+    second.load_file_entries(parse_alt_svc_file(written, NOW + 10), NOW + 10)
+    # what the process learnt itself stays the most recent
+    snapshot = second.altsvc.snapshot(5000.0)
+    assert [o.host for o, _ in snapshot] == ["example.test", "new.test"]
+    assert snapshot[0][1][0].expires == pytest.approx(5000.0 + 3590.0)
+    assert second.usable(ORIGIN) == (Alternative(None, 8443), Alternative("alt.test", 443))
+    # an origin known already keeps what this process learnt
+    second.learn(ORIGIN, ['h3=":9999"'])
+    second.load_file_entries(parse_alt_svc_file(written, NOW + 10), NOW + 10)
+    assert second.usable(ORIGIN) == (Alternative(None, 9999),)
+
+
+@pytest.mark.parametrize(
+    ("http3", "alt", "tickets", "expected"),
+    [
+        (True, None, None, (None, None)),
+        (False, None, None, (None, None)),
+        (True, "/tmp/a", None, ("/tmp/a", None)),
+        (True, None, "t", (None, "t")),
+        (True, os.path.join("d", "a"), "t", (os.path.join("d", "a"), "t")),
+    ],
+)
+def test_check_files(http3: bool, alt: str | None, tickets: str | None, expected: object) -> None:
+    assert check_files(http3, alt, tickets) == expected
+
+
+@pytest.mark.parametrize(
+    ("http3", "alt", "tickets", "message"),
+    [
+        (False, "/tmp/a", None, "alt_svc_file: '/tmp/a' (allowed: a file path only together"),
+        (False, None, "/tmp/t", "ticket_file: '/tmp/t' (allowed: a file path only together"),
+        (True, "", None, "alt_svc_file: '' (allowed: None (the default) or a file path)"),
+        (True, None, 3, "ticket_file: 3 (allowed: None"),
+        (True, "a\0b", None, "alt_svc_file: 'a\\x00b'"),
+        (True, b"/tmp/a", None, "alt_svc_file: b'/tmp/a'"),
+    ],
+)
+def test_check_files_errors(http3: bool, alt: object, tickets: object, message: str) -> None:
+    with pytest.raises(OptionError, match="invalid value for " + _escape(message)):
+        check_files(http3, alt, tickets)
+
+
+def _escape(text: str) -> str:
+    return re.escape(text)
+
+
+def test_expiry_is_gmt() -> None:
+    written = format_alt_svc_file([FileEntry(ORIGIN, Alternative(None, 1), 0.0, False)])
+    assert written.splitlines()[1].endswith('"19700101 00:00:00" 0 0')
