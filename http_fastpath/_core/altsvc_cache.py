@@ -101,6 +101,18 @@ class AltSvcCache:
             while len(self._origins) > self._max:
                 self._origins.popitem(last=False)
 
+    def remove(self, origin: Origin, alternative: Alternative) -> None:
+        """Drop one of the origin's alternatives (a 421 from it, RFC 7838 section 7)."""
+        with self._lock:
+            entries = self._origins.get(origin)
+            if entries is None:
+                return
+            kept = tuple(e for e in entries if e.alternative != alternative)
+            if kept:
+                self._origins[origin] = kept
+            else:
+                del self._origins[origin]
+
     def forget(self, origin: Origin) -> None:
         with self._lock:
             self._origins.pop(origin, None)

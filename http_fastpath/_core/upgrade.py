@@ -39,6 +39,7 @@ __all__ = [
     "choose_route",
     "fallback_note",
     "handshake_timeout",
+    "is_misdirected",
     "may_fall_back",
     "may_learn",
     "parse_age",
@@ -146,6 +147,16 @@ def may_fall_back(*, handshake_done: bool, method: str, has_body: bool) -> bool:
     return method.upper() in _IDEMPOTENT and not has_body
 
 
+def is_misdirected(status: int | None) -> bool:
+    """A ``421 Misdirected Request`` from the alternative (RFC 9110 section 15.5.20): the
+    server did not process the request and cannot answer for the origin. The request goes
+    to the origin over TCP, whatever its method (:func:`may_fall_back` does not apply),
+    and the alternative is removed from the origin's entries (RFC 7838 section 7: MUST) and
+    kept out as after a failed handshake, so the retry's own ``Alt-Svc`` does not bring it
+    straight back (:meth:`UpgradeMemory.misdirected`)."""
+    return status == 421
+
+
 def handshake_timeout(connect_timeout: float | None) -> float:
     """The handshake bound for one attempt: :data:`HANDSHAKE_BOUND`, or less when the
     caller's own connect timeout is shorter."""
@@ -160,6 +171,8 @@ def fallback_note(
     """The ``ConnectionInfo.fallbacks`` line of a request that went over TCP instead."""
     host, port = alternative.destination(origin)
     after = f"sent over TCP, alternative not tried for {back_off:.0f} s"
+    if type(error).__name__ == "MisdirectedRequest":
+        return f"http3: h3 alternative {host}:{port} answered 421 Misdirected Request; {after}"
     reason = type(error).__name__
     detail = str(error)
     if detail:
@@ -206,6 +219,14 @@ class UpgradeMemory:
         """Keep ``alternative`` out; returns for how many seconds."""
         now = self.clock()
         return self.broken.mark_broken(origin, alternative, now) - now
+
+    def misdirected(self, origin: Origin, alternative: Alternative) -> float:
+        """A 421 from ``alternative``: remove it from the origin's entries and keep it out
+        (see :func:`is_misdirected`); returns for how many seconds."""
+        self.altsvc.remove(origin, alternative)
+        if self.on_change is not None:
+            self.on_change()
+        return self.failed(origin, alternative)
 
     def worked(self, origin: Origin, alternative: Alternative) -> None:
         self.broken.mark_working(origin, alternative)

@@ -43,7 +43,7 @@ from .._integrations.transports import derive
 from ._drivers import AsyncH3Pool, SyncH3Pool, VerifyType
 from ._h3._resumption import TicketStore
 from ._transports import _AsyncBody, _map_errors, _response, _SyncBody
-from ._upgrade_h3 import H3Failed, aexchange, exchange
+from ._upgrade_h3 import H3Failed, MisdirectedRequest, aexchange, exchange
 
 __all__ = ["HttpxUpgrade", "RequestsUpgrade"]
 
@@ -63,7 +63,10 @@ class _Shell:
         self.tickets = tickets
 
     def failed(self, origin: Origin, alternative: Alternative, failure: H3Failed) -> str:
-        back_off = self.memory.failed(origin, alternative)
+        if isinstance(failure.cause, MisdirectedRequest):
+            back_off = self.memory.misdirected(origin, alternative)
+        else:
+            back_off = self.memory.failed(origin, alternative)
         return fallback_note(alternative, origin, failure.cause, back_off)
 
     @staticmethod

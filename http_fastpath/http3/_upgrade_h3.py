@@ -3,7 +3,10 @@
 The handshake with the alternative is bounded by
 :func:`~http_fastpath._core.upgrade.handshake_timeout`. A failure raises :class:`H3Failed`,
 which says whether TCP may carry the request
-(:func:`~http_fastpath._core.upgrade.may_fall_back`).
+(:func:`~http_fastpath._core.upgrade.may_fall_back`). A ``421 Misdirected Request``
+(RFC 9110 section 15.5.20) from the alternative is one too: the server did not process
+the request, so it goes to the origin over TCP whatever its method, and the alternative
+is removed from the origin's entries and kept out (RFC 7838 section 7; :mod:`._upgrade`).
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._core.altsvc import Alternative, Origin
-from .._core.upgrade import handshake_timeout, may_fall_back
+from .._core.upgrade import handshake_timeout, is_misdirected, may_fall_back
 from ._drivers import AsyncH3Connection, AsyncH3Pool, SyncH3Connection, SyncH3Pool, VerifyType
 from ._h3._client import StreamState
 
-__all__ = ["H3Failed", "aexchange", "exchange"]
+__all__ = ["H3Failed", "MisdirectedRequest", "aexchange", "exchange"]
 
 #: (method, authority, path, headers, body)
 Request = tuple[bytes, bytes, bytes, Sequence[tuple[bytes, bytes]], bytes]
@@ -30,6 +33,10 @@ class H3Failed(Exception):
         self.fall_back = fall_back
 
 
+class MisdirectedRequest(Exception):
+    """The alternative answered 421: it cannot speak for the origin."""
+
+
 def _failed(
     conn: SyncH3Connection | AsyncH3Connection, request: Request, exc: Exception
 ) -> H3Failed:
@@ -40,6 +47,12 @@ def _failed(
         has_body=bool(body),
     )
     return H3Failed(exc, fall_back=allowed)
+
+
+def _misdirected(conn: SyncH3Connection | AsyncH3Connection, state: StreamState) -> H3Failed:
+    conn.discard(state)
+    cause = MisdirectedRequest("the alternative answered 421 Misdirected Request")
+    return H3Failed(cause, fall_back=True)
 
 
 def exchange(
@@ -67,6 +80,8 @@ def exchange(
         state = conn.request(*request, read_timeout)
     except Exception as exc:
         raise _failed(conn, request, exc) from exc
+    if is_misdirected(state.status):
+        raise _misdirected(conn, state)
     return conn, state
 
 
@@ -94,4 +109,6 @@ async def aexchange(
         state = await conn.request(*request, read_timeout)
     except Exception as exc:
         raise _failed(conn, request, exc) from exc
+    if is_misdirected(state.status):
+        raise _misdirected(conn, state)
     return conn, state

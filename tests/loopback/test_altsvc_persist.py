@@ -20,7 +20,7 @@ import stat
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from http_fastpath._core.altsvc_file import MAGIC
 from .._altsvc_server import AltSvcOrigin
 from .._h3server import H3TestServer
 from ..conftest import server_tls
-from .test_altsvc_upgrade import KINDS
+from .test_altsvc_upgrade import KINDS, Client
 
 pytestmark = pytest.mark.netns
 
@@ -209,3 +209,51 @@ def test_optin_keeps_its_memory_and_tickets_in_the_named_files(
     flush_all()
     assert json.loads((tmp_path / "tickets.json").read_text())["tickets"]
     assert _mode(tmp_path / "tickets.json") == 0o600
+
+
+# -- 421 Misdirected Request -------------------------------------------------------------------
+
+
+@pytest.fixture(params=KINDS)
+def make_client(request: pytest.FixtureRequest, ca_file: str) -> Iterator[Callable[[], Client]]:
+    made: list[Client] = []
+
+    def make() -> Client:
+        made.append(Client(request.param, ca_file))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_421_goes_to_the_origin_over_tcp_and_drops_the_alternative(
+    make_client: Callable[[], Client], ca: trustme.CA, h3: H3TestServer, method: str
+) -> None:
+    body = b"once" if method == "POST" else None
+    with _origin(ca, f'h3=":{h3.port}"') as origin:
+        client = make_client()
+        results = client.run(
+            [
+                ("GET", origin.url("/"), None),  # learns
+                (method, origin.url("/status/421"), body),  # 421 over HTTP/3, then TCP
+                ("GET", origin.url("/"), None),  # the alternative is out: TCP
+            ]
+        )
+    assert [(s, t) for s, t, _ in results] == [(200, "hello over tcp")] * 3
+    assert [info.transport in ("tcp", "mptcp") for _, _, info in results] == [True] * 3
+    [note] = results[1][2].fallbacks
+    assert note == (
+        f"http3: h3 alternative 127.0.0.1:{h3.port} answered 421 Misdirected Request; "
+        "sent over TCP, alternative not tried for 300 s"
+    )
+    assert results[2][2].fallbacks == ()
+    # the alternative saw the request once and answered 421; the origin served it (its
+    # body once), and the next request too
+    assert [(m, p, b) for m, p, _, b in h3.requests] == [(method, "/status/421", body or b"")]
+    assert [(m, p, b) for m, p, b in origin.requests] == [
+        ("GET", "/", b""),
+        (method, "/status/421", body or b""),
+        ("GET", "/", b""),
+    ]

@@ -21,6 +21,8 @@ from http_fastpath._core.exceptions import OptionError
 from http_fastpath._core.upgrade import (
     UpgradeMemory,
     check_files,
+    fallback_note,
+    is_misdirected,
 )
 
 NOW = float(calendar.timegm((2026, 11, 26, 6, 0, 0, 0, 0, 0)))
@@ -147,6 +149,38 @@ def test_memory_writes_and_reads_back_across_clocks() -> None:
     second.learn(ORIGIN, ['h3=":9999"'])
     second.load_file_entries(parse_alt_svc_file(written, NOW + 10), NOW + 10)
     assert second.usable(ORIGIN) == (Alternative(None, 9999),)
+
+
+def test_misdirected_removes_the_entry_and_keeps_it_out() -> None:
+    clock = Clock(100.0)
+    memory = UpgradeMemory(clock=clock)
+    changes: list[int] = []
+    memory.on_change = lambda: changes.append(1)
+    memory.learn(ORIGIN, ['h3=":8443", h3=":9443"'])
+    assert memory.misdirected(ORIGIN, Alternative(None, 8443)) == pytest.approx(300.0)
+    assert memory.usable(ORIGIN) == (Alternative(None, 9443),)
+    assert len(changes) == 2  # the file forgets it too
+    # the retry's Alt-Svc names it again: still kept out during the back-off
+    memory.learn(ORIGIN, ['h3=":8443"'])
+    assert memory.usable(ORIGIN) == ()
+    clock.now += 301
+    assert memory.usable(ORIGIN) == (Alternative(None, 8443),)
+
+
+@pytest.mark.parametrize(("status", "misdirected"), [(421, True), (200, False), (None, False)])
+def test_is_misdirected(status: int | None, misdirected: bool) -> None:
+    assert is_misdirected(status) is misdirected
+
+
+def test_fallback_note_for_421() -> None:
+    class MisdirectedRequest(Exception):
+        pass
+
+    note = fallback_note(Alternative(None, 8443), ORIGIN, MisdirectedRequest("x"), 300.0)
+    assert note == (
+        "http3: h3 alternative example.test:8443 answered 421 Misdirected Request; "
+        "sent over TCP, alternative not tried for 300 s"
+    )
 
 
 @pytest.mark.parametrize(
