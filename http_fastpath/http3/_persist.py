@@ -6,10 +6,11 @@ The I/O shell of ``alt_svc_file=`` / ``ticket_file=`` (and ``HTTP_FASTPATH_ALTSV
 the same file shares :func:`memory_for` / :func:`tickets_for` of it, so their writes never
 undo each other.
 
-* read once, when the file is first named; a missing file is normal;
+* read once, when the file is first named; a missing or empty file is normal;
 * written on change (at most once per :data:`WRITE_INTERVAL` seconds), then when an
   adapter or transport closes and at interpreter exit: a temporary file in the same
-  directory, created 0600, ``fsync``, then ``os.replace`` (readers never see half a file);
+  directory, created 0600, ``fsync``, then ``os.replace`` (readers never see half a file).
+  The writes are small and synchronous (under asyncio and trio too);
 * a file that cannot be read, is too large, is not ours, or is malformed is ignored with
   one WARNING on the ``http_fastpath.http3`` logger; a file that is not ours is never
   overwritten. A failed write is one WARNING too. Nothing here raises into a request:
@@ -163,7 +164,7 @@ def _keep(kept: KeptFile) -> None:
 
 def memory_for(path: str | os.PathLike[str]) -> UpgradeMemory:
     """The process's Alt-Svc memory kept in ``path`` (read now, the first time)."""
-    key = os.path.abspath(os.fspath(path))
+    key = os.path.realpath(os.fspath(path))  # a link is written through, not replaced
     with _lock:
         memory = _memories.get(key)
         if memory is not None:
@@ -177,7 +178,7 @@ def memory_for(path: str | os.PathLike[str]) -> UpgradeMemory:
             dump=lambda: format_alt_svc_file(memory.file_entries(time.time())),
         )
         text = kept.read()
-        if text is not None:
+        if text:  # empty: as missing (a crash between create and write leaves one)
             try:
                 memory.load_file_entries(parse_alt_svc_file(text, time.time()), time.time())
             except FileRejected as exc:
@@ -207,7 +208,7 @@ def tickets_for(path: str | os.PathLike[str]) -> TicketStore:
             dump=lambda: format_ticket_file(store.snapshot()),
         )
         text = kept.read()
-        if text is not None:
+        if text:
             try:
                 for ticket_key, ticket, left in parse_ticket_file(text, time.time()):
                     store.put(ticket_key, ticket, lifetime=left)

@@ -211,6 +211,33 @@ def test_optin_keeps_its_memory_and_tickets_in_the_named_files(
     assert _mode(tmp_path / "tickets.json") == 0o600
 
 
+def test_file_keywords_are_checked_shared_and_pickled(tmp_path: Path) -> None:
+    import pickle
+
+    from http_fastpath import FastpathAdapter, OptionError
+
+    from .._stack import AsyncFastpathTransport, FastpathTransport
+
+    altsvc, tickets = tmp_path / "altsvc.txt", str(tmp_path / "tickets.json")
+    for make in (FastpathAdapter, FastpathTransport, AsyncFastpathTransport):
+        with pytest.raises(OptionError, match="only together with http3='auto'"):
+            make(alt_svc_file=altsvc)
+        with pytest.raises(OptionError, match="invalid value for ticket_file: ''"):
+            make(http3="auto", ticket_file="")
+    adapter = FastpathAdapter(http3="auto", alt_svc_file=altsvc, ticket_file=tickets)
+    transport = AsyncFastpathTransport(http3="auto", alt_svc_file=str(altsvc))
+    # one memory per file in the process, whoever names it
+    assert transport._upgrade.memory is adapter._upgrade.memory
+    assert adapter._upgrade.pool.tickets is adapter._upgrade.tickets is not None
+    copy = pickle.loads(pickle.dumps(adapter))
+    assert (copy.fastpath_alt_svc_file, copy.fastpath_ticket_file) == (str(altsvc), tickets)
+    assert copy._upgrade.memory is adapter._upgrade.memory
+    adapter.close()
+    copy.close()
+    FastpathTransport(http3="auto").close()  # no file: its own memory, nothing written
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- 421 Misdirected Request -------------------------------------------------------------------
 
 

@@ -173,6 +173,30 @@ def test_bad_alt_svc_file_is_ignored_with_one_warning(
     assert (path.read_bytes() != before) is overwritten
 
 
+@pytest.mark.parametrize("name", ["altsvc.txt", "tickets.json"])
+def test_empty_file_is_as_missing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    path = tmp_path / name
+    path.touch(mode=0o600)
+    with caplog.at_level(logging.WARNING, logger="http_fastpath.http3"):
+        if name == "altsvc.txt":
+            _persist.memory_for(path).learn(ORIGIN, ['h3=":4433"'])
+            assert path.read_text().startswith(MAGIC)
+        else:
+            _persist.tickets_for(path).put(KEY, ticket())
+            assert json.loads(path.read_text())["format"] == FORMAT
+    assert caplog.records == []
+
+
+def test_symlinked_alt_svc_file_is_written_through(tmp_path: Path) -> None:
+    real = tmp_path / "real.txt"
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    _persist.memory_for(link).learn(ORIGIN, ['h3=":4433"'])
+    assert link.is_symlink() and real.read_text().startswith(MAGIC)
+
+
 def test_unwritable_directory_is_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

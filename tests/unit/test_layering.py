@@ -66,7 +66,7 @@ INTEGRATIONS = {
     # httpx and httpx2 are one implementation (transports) with two sets of base classes
     "httpx": {"httpx", "httpx2", "transports"},
     # the process-wide opt-in: its environment parsing and its patcher
-    "env": {"env", "autoinstall", "hooks", "h3_optin"},
+    "env": {"env", "hosts", "autoinstall", "hooks", "h3_optin"},
 }
 
 #: (importer, imported) -> why it is allowed for now. Imported: a module, or a private
