@@ -166,12 +166,18 @@ def handshake_timeout(connect_timeout: float | None) -> float:
 
 
 def fallback_note(
-    alternative: Alternative, origin: Origin, error: BaseException, back_off: float
+    alternative: Alternative,
+    origin: Origin,
+    error: BaseException,
+    back_off: float,
+    *,
+    misdirected: bool = False,
 ) -> str:
-    """The ``ConnectionInfo.fallbacks`` line of a request that went over TCP instead."""
+    """The ``ConnectionInfo.fallbacks`` line of a request that went over TCP instead
+    (``misdirected``: because the alternative answered 421)."""
     host, port = alternative.destination(origin)
     after = f"sent over TCP, alternative not tried for {back_off:.0f} s"
-    if type(error).__name__ == "MisdirectedRequest":
+    if misdirected:
         return f"http3: h3 alternative {host}:{port} answered 421 Misdirected Request; {after}"
     reason = type(error).__name__
     detail = str(error)

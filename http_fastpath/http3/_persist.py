@@ -128,12 +128,14 @@ class KeptFile:
         self._last = time.monotonic()
         if not self.writable:
             return
+        # Defensive: called from a request; whatever goes wrong here is a warning, never
+        # the request's error (wrong or missing knowledge only means TCP first).
         try:
             text = self.dump()
             directory, name = os.path.split(self.path)
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
-        except OSError as exc:
-            self.warn(f"cannot be written ({exc.strerror or exc})")
+        except Exception as exc:
+            self.warn(f"cannot be written ({_why(exc)})")
             return
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -142,12 +144,16 @@ class KeptFile:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)
-        except OSError as exc:
-            self.warn(f"cannot be written ({exc.strerror or exc})")
+        except Exception as exc:
+            self.warn(f"cannot be written ({_why(exc)})")
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _why(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or f"{type(exc).__name__}: {exc}"
 
 
 _lock = threading.Lock()

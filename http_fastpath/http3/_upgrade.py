@@ -63,11 +63,12 @@ class _Shell:
         self.tickets = tickets
 
     def failed(self, origin: Origin, alternative: Alternative, failure: H3Failed) -> str:
-        if isinstance(failure.cause, MisdirectedRequest):
+        misdirected = isinstance(failure.cause, MisdirectedRequest)
+        if misdirected:
             back_off = self.memory.misdirected(origin, alternative)
         else:
             back_off = self.memory.failed(origin, alternative)
-        return fallback_note(alternative, origin, failure.cause, back_off)
+        return fallback_note(alternative, origin, failure.cause, back_off, misdirected=misdirected)
 
     @staticmethod
     def flush() -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import calendar
 import os
 import re
+import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from http_fastpath._core.altsvc import MAX_ALTERNATIVES, MAX_MAX_AGE, Alternative, Origin
 from http_fastpath._core.altsvc_file import (
@@ -173,10 +176,7 @@ def test_is_misdirected(status: int | None, misdirected: bool) -> None:
 
 
 def test_fallback_note_for_421() -> None:
-    class MisdirectedRequest(Exception):
-        pass
-
-    note = fallback_note(Alternative(None, 8443), ORIGIN, MisdirectedRequest("x"), 300.0)
+    note = fallback_note(Alternative(None, 8443), ORIGIN, Exception("421"), 300.0, misdirected=True)
     assert note == (
         "http3: h3 alternative example.test:8443 answered 421 Misdirected Request; "
         "sent over TCP, alternative not tried for 300 s"
@@ -220,3 +220,46 @@ def _escape(text: str) -> str:
 def test_expiry_is_gmt() -> None:
     written = format_alt_svc_file([FileEntry(ORIGIN, Alternative(None, 1), 0.0, False)])
     assert written.splitlines()[1].endswith('"19700101 00:00:00" 0 0')
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=80), max_size=8), st.booleans())
+def test_fuzzed_files_are_parsed_or_rejected(lines: list[str], magic: bool) -> None:
+    """Whatever is in the file: entries, or :class:`FileRejected`; nothing else."""
+    content = "\n".join(([MAGIC] if magic else []) + lines)
+    try:
+        entries = parse_alt_svc_file(content, NOW)
+    except FileRejected:
+        return
+    assert all(NOW < e.expires <= NOW + MAX_MAX_AGE for e in entries)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["h1", "h2", "h3", "x"]),
+            st.sampled_from(["a.test", "[::1]", "A.TEST", "1.2.3.4", "b_c.test"]),
+            st.integers(0, 70000),
+            st.sampled_from(["h3", "h2"]),
+            st.integers(0, 70000),
+            st.integers(0, 2**34),
+            st.sampled_from(["0", "1"]),
+        ),
+        max_size=10,
+    )
+)
+def test_fuzzed_lines(rows: list[tuple[str, str, int, str, int, int, str]]) -> None:
+    lines = [
+        f"{a} {h} {p} {b} {h} {q} "
+        f'"{time.strftime("%Y%m%d %H:%M:%S", time.gmtime(min(t, 253402300799)))}" {z} 0'
+        for a, h, p, b, q, t, z in rows
+    ]
+    try:
+        entries = parse_alt_svc_file(text(*lines), NOW)
+    except FileRejected:
+        return
+    assert len(entries) <= len(rows)
+    assert parse_alt_svc_file(format_alt_svc_file(entries), NOW) == [
+        e._replace(expires=float(int(e.expires))) for e in entries
+    ]

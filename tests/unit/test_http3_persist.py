@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from aioquic import tls
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from http_fastpath._core.altsvc import Alternative, Origin
 from http_fastpath._core.altsvc_file import MAGIC, FileRejected
@@ -90,6 +92,24 @@ def _mangled(**change: object) -> str:
 def test_ticket_file_rejected_whole(content: str) -> None:
     with pytest.raises(FileRejected):
         parse_ticket_file(content, _now())
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=20,
+)
+_FIELDS = ["key", "age_add", "cipher_suite", "not_valid_after", "ticket", "other_extensions"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_FIELDS), _JSON)
+def test_fuzzed_ticket_fields_are_parsed_or_rejected(field: str, value: object) -> None:
+    """A ticket with any field replaced by any JSON value: parsed, or FileRejected."""
+    try:
+        parse_ticket_file(_mangled(**{field: value}), _now())
+    except FileRejected:
+        pass
 
 
 def test_store_snapshot_order_and_notice() -> None:
