@@ -1,14 +1,10 @@
-"""Alt-Svc (RFC 7838) for the HTTP/3 upgrade: a bounded parser and two bounded caches.
+"""Alt-Svc (RFC 7838) for the HTTP/3 upgrade: the names and a bounded parser.
 
-Pure: no I/O, no clock (times are passed in, ``time.monotonic()`` seconds), no aioquic.
-
-* :func:`parse_alt_svc` reads an ``Alt-Svc`` field value and keeps only ``h3``
-  alternatives. Anything malformed makes the whole field ignored (None): a field value
-  replaces everything cached for the origin, so half of a broken one must not.
-* :class:`AltSvcCache` remembers, per origin, the alternatives of the last verified
-  response, until their ``ma`` (capped) runs out.
-* :class:`BrokenAlternatives` is the negative cache: an alternative that failed is not
-  tried again for an exponentially growing time.
+Pure: no I/O, no clock, no aioquic. :func:`parse_alt_svc` reads an ``Alt-Svc`` field
+value and keeps only ``h3`` alternatives. Anything malformed makes the whole field ignored
+(None): a field value replaces everything cached for the origin, so half of a broken one
+must not. The caches that remember what it returns are in :mod:`.altsvc_cache`, their file
+format in :mod:`.altsvc_file`.
 
 Identity stays the origin's: an alternative only names where the UDP packets go. TLS
 (SNI, certificate and hostname checks) and ``:authority`` remain the origin's, which is
@@ -20,8 +16,6 @@ caller's rule; see docs/http3.md.
 from __future__ import annotations
 
 import ipaddress
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
@@ -32,12 +26,11 @@ __all__ = [
     "MAX_MAX_AGE",
     "MAX_VALUES",
     "AltSvc",
-    "AltSvcCache",
     "Alternative",
-    "BrokenAlternatives",
     "Origin",
     "ParsedAltSvc",
     "parse_alt_svc",
+    "parse_authority",
 ]
 
 #: RFC 7838 section 3.1: ``ma`` when absent (24 hours).
@@ -205,6 +198,15 @@ def _authority(text: str) -> Alternative:
     return Alternative(host.lower(), port)
 
 
+def parse_authority(text: str) -> Alternative | None:
+    """An alt-authority (``host:port``, ``[v6]:port`` or ``:port``), checked as the parser
+    checks it; None when malformed."""
+    try:
+        return _authority(text)
+    except _Malformed:
+        return None
+
+
 def _delta_seconds(text: str) -> int:
     if not text.isascii() or not text.isdigit():
         raise _Malformed
@@ -285,141 +287,3 @@ def parse_alt_svc(values: str | Iterable[str]) -> ParsedAltSvc | None:
     except (_Malformed, UnicodeError):
         return None
     return ParsedAltSvc(False, tuple(found[:MAX_ALTERNATIVES]))
-
-
-class _Entry(NamedTuple):
-    alternative: Alternative
-    expires: float
-    persist: bool
-
-
-class AltSvcCache:
-    """The ``h3`` alternatives each origin advertised (bounded LRU, thread-safe).
-
-    RFC 7838 section 3.1: a field value replaces everything cached for the origin; a
-    value with no ``h3`` alternative, or ``clear``, leaves none.
-    """
-
-    def __init__(self, max_origins: int = 512) -> None:
-        if max_origins < 1:
-            raise ValueError("max_origins must be at least 1")
-        self._max = max_origins
-        self._lock = threading.Lock()
-        self._origins: OrderedDict[Origin, tuple[_Entry, ...]] = OrderedDict()
-
-    def update(
-        self, origin: Origin, parsed: ParsedAltSvc | None, now: float, *, age: float = 0.0
-    ) -> None:
-        """Apply a parsed field value from a response ``age`` seconds old (its ``Age``
-        header: ``ma`` counts from when the response was generated). None: ignored."""
-        if parsed is None:
-            return
-        age = max(0.0, age)
-        entries = tuple(
-            _Entry(alt.alternative, now + alt.max_age - age, alt.persist)
-            for alt in parsed.alternatives
-            if alt.max_age - age > 0
-        )
-        with self._lock:
-            self._origins.pop(origin, None)
-            if entries:
-                self._origins[origin] = entries
-                while len(self._origins) > self._max:
-                    self._origins.popitem(last=False)
-
-    def lookup(self, origin: Origin, now: float) -> tuple[Alternative, ...]:
-        """The origin's unexpired alternatives, most preferred first."""
-        with self._lock:
-            entries = self._origins.get(origin)
-            if entries is None:
-                return ()
-            fresh = tuple(e for e in entries if e.expires > now)
-            if not fresh:
-                del self._origins[origin]
-                return ()
-            if len(fresh) != len(entries):
-                self._origins[origin] = fresh
-            self._origins.move_to_end(origin)
-            return tuple(e.alternative for e in fresh)
-
-    def forget(self, origin: Origin) -> None:
-        with self._lock:
-            self._origins.pop(origin, None)
-
-    def network_changed(self) -> None:
-        """RFC 7838 section 2.2: drop what was not advertised with ``persist=1``."""
-        with self._lock:
-            for origin in list(self._origins):
-                kept = tuple(e for e in self._origins[origin] if e.persist)
-                if kept:
-                    self._origins[origin] = kept
-                else:
-                    del self._origins[origin]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._origins)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._origins.clear()
-
-
-class _Broken(NamedTuple):
-    failures: int
-    until: float
-
-
-class BrokenAlternatives:
-    """Negative cache: alternatives whose QUIC handshake did not complete.
-
-    The n-th failure in a row keeps the alternative out for ``base * 2**(n-1)`` seconds,
-    at most ``cap``; a success forgets it. Bounded LRU, thread-safe.
-    """
-
-    def __init__(self, *, base: float = 300.0, cap: float = 2 * 86400.0, max_entries: int = 512):
-        if not 0 < base <= cap or max_entries < 1:
-            raise ValueError("need 0 < base <= cap and max_entries >= 1")
-        self.base = base
-        self.cap = cap
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._broken: OrderedDict[tuple[Origin, Alternative], _Broken] = OrderedDict()
-
-    def mark_broken(self, origin: Origin, alternative: Alternative, now: float) -> float:
-        """Record a failure; returns until when the alternative is not tried."""
-        key = (origin, alternative)
-        with self._lock:
-            previous = self._broken.pop(key, None)
-            failures = 1 if previous is None else min(previous.failures + 1, 64)
-            delay = min(self.base * 2.0 ** (failures - 1), self.cap)
-            self._broken[key] = _Broken(failures, now + delay)
-            while len(self._broken) > self._max:
-                self._broken.popitem(last=False)
-            return now + delay
-
-    def mark_working(self, origin: Origin, alternative: Alternative) -> None:
-        with self._lock:
-            self._broken.pop((origin, alternative), None)
-
-    def is_broken(self, origin: Origin, alternative: Alternative, now: float) -> bool:
-        """True while the back-off runs (after it, the alternative may be tried again; a
-        new failure doubles the next back-off)."""
-        with self._lock:
-            entry = self._broken.get((origin, alternative))
-            return entry is not None and now < entry.until
-
-    def failures(self, origin: Origin, alternative: Alternative) -> int:
-        with self._lock:
-            entry = self._broken.get((origin, alternative))
-            return 0 if entry is None else entry.failures
-
-    def usable(
-        self, origin: Origin, alternatives: Iterable[Alternative], now: float
-    ) -> tuple[Alternative, ...]:
-        """``alternatives`` without the broken ones, order kept."""
-        return tuple(a for a in alternatives if not self.is_broken(origin, a, now))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._broken)

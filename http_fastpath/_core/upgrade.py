@@ -19,11 +19,14 @@ minutes doubling up to 2 days) so later requests go straight to TCP.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Final, Literal, NamedTuple
 
-from .altsvc import Alternative, AltSvcCache, BrokenAlternatives, Origin, parse_alt_svc
+from .altsvc import Alternative, Origin, parse_alt_svc
+from .altsvc_cache import AltSvcCache, BrokenAlternatives, CachedAlternative
+from .altsvc_file import FileEntry
 from .exceptions import OptionError
 
 __all__ = [
@@ -31,10 +34,12 @@ __all__ = [
     "BodyKind",
     "Decision",
     "UpgradeMemory",
+    "check_files",
     "check_http3",
     "choose_route",
     "fallback_note",
     "handshake_timeout",
+    "is_misdirected",
     "may_fall_back",
     "may_learn",
     "parse_age",
@@ -63,6 +68,26 @@ def check_http3(value: object) -> bool:
     if isinstance(value, str) and value == "auto":
         return True
     raise OptionError("http3", value, _HTTP3_ALLOWED)
+
+
+def check_files(
+    http3: bool, alt_svc_file: object, ticket_file: object
+) -> tuple[str | None, str | None]:
+    """Validate ``alt_svc_file=`` and ``ticket_file=``: None, or a path (``str`` or
+    ``os.PathLike``, not empty), and only with ``http3="auto"``; else :class:`OptionError`.
+    Returns them as strings."""
+    out: list[str | None] = []
+    for name, value in (("alt_svc_file", alt_svc_file), ("ticket_file", ticket_file)):
+        if value is None:
+            out.append(None)
+            continue
+        path = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+        if not isinstance(path, str) or not path or "\0" in path:
+            raise OptionError(name, value, "None (the default) or a file path")
+        if not http3:
+            raise OptionError(name, value, "a file path only together with http3='auto'")
+        out.append(path)
+    return out[0], out[1]
 
 
 class Decision(NamedTuple):
@@ -122,6 +147,16 @@ def may_fall_back(*, handshake_done: bool, method: str, has_body: bool) -> bool:
     return method.upper() in _IDEMPOTENT and not has_body
 
 
+def is_misdirected(status: int | None) -> bool:
+    """A ``421 Misdirected Request`` from the alternative (RFC 9110 section 15.5.20): the
+    server did not process the request and cannot answer for the origin. The request goes
+    to the origin over TCP, whatever its method (:func:`may_fall_back` does not apply),
+    and the alternative is removed from the origin's entries (RFC 7838 section 7: MUST) and
+    kept out as after a failed handshake, so the retry's own ``Alt-Svc`` does not bring it
+    straight back (:meth:`UpgradeMemory.misdirected`)."""
+    return status == 421
+
+
 def handshake_timeout(connect_timeout: float | None) -> float:
     """The handshake bound for one attempt: :data:`HANDSHAKE_BOUND`, or less when the
     caller's own connect timeout is shorter."""
@@ -131,18 +166,24 @@ def handshake_timeout(connect_timeout: float | None) -> float:
 
 
 def fallback_note(
-    alternative: Alternative, origin: Origin, error: BaseException, back_off: float
+    alternative: Alternative,
+    origin: Origin,
+    error: BaseException,
+    back_off: float,
+    *,
+    misdirected: bool = False,
 ) -> str:
-    """The ``ConnectionInfo.fallbacks`` line of a request that went over TCP instead."""
+    """The ``ConnectionInfo.fallbacks`` line of a request that went over TCP instead
+    (``misdirected``: because the alternative answered 421)."""
     host, port = alternative.destination(origin)
+    after = f"sent over TCP, alternative not tried for {back_off:.0f} s"
+    if misdirected:
+        return f"http3: h3 alternative {host}:{port} answered 421 Misdirected Request; {after}"
     reason = type(error).__name__
     detail = str(error)
     if detail:
         reason = f"{reason}: {detail}"
-    return (
-        f"http3: QUIC to h3 alternative {host}:{port} did not complete ({reason}); "
-        f"sent over TCP, alternative not tried for {back_off:.0f} s"
-    )
+    return f"http3: QUIC to h3 alternative {host}:{port} did not complete ({reason}); {after}"
 
 
 def parse_age(value: str | None) -> float:
@@ -158,12 +199,14 @@ def parse_age(value: str | None) -> float:
 class UpgradeMemory:
     """What one adapter or transport knows: origins' ``h3`` alternatives and the broken
     ones. Thread-safe (both caches are); ``clock`` is ``time.monotonic`` unless a test
-    hands another."""
+    hands another. ``on_change`` (set by a file that keeps the alternatives) is called
+    after a response changed them."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.altsvc = AltSvcCache()
         self.broken = BrokenAlternatives()
+        self.on_change: Callable[[], None] | None = None
 
     def usable(self, origin: Origin) -> tuple[Alternative, ...]:
         now = self.clock()
@@ -172,13 +215,46 @@ class UpgradeMemory:
     def learn(self, origin: Origin, values: Iterable[str], age: float = 0.0) -> None:
         """Apply the response's ``Alt-Svc`` field values (none: nothing changes)."""
         values = list(values)
-        if values:
-            self.altsvc.update(origin, parse_alt_svc(values), self.clock(), age=age)
+        parsed = parse_alt_svc(values) if values else None
+        if parsed is not None:
+            self.altsvc.update(origin, parsed, self.clock(), age=age)
+            if self.on_change is not None:
+                self.on_change()
 
     def failed(self, origin: Origin, alternative: Alternative) -> float:
         """Keep ``alternative`` out; returns for how many seconds."""
         now = self.clock()
         return self.broken.mark_broken(origin, alternative, now) - now
 
+    def misdirected(self, origin: Origin, alternative: Alternative) -> float:
+        """A 421 from ``alternative``: remove it from the origin's entries and keep it out
+        (see :func:`is_misdirected`); returns for how many seconds."""
+        self.altsvc.remove(origin, alternative)
+        if self.on_change is not None:
+            self.on_change()
+        return self.failed(origin, alternative)
+
     def worked(self, origin: Origin, alternative: Alternative) -> None:
         self.broken.mark_working(origin, alternative)
+
+    def file_entries(self, wall: float) -> list[FileEntry]:
+        """The alternatives to write to a file, expiry as wall-clock time ``wall`` + what
+        is left (least recently used origin first)."""
+        now = self.clock()
+        return [
+            FileEntry(origin, e.alternative, wall + (e.expires - now), e.persist)
+            for origin, entries in self.altsvc.snapshot(now)
+            for e in entries
+        ]
+
+    def load_file_entries(self, entries: list[FileEntry], wall: float) -> None:
+        """Remember what a file held (read at ``wall``), under what was learnt since."""
+        now = self.clock()
+        by_origin: dict[Origin, list[CachedAlternative]] = {}
+        for entry in entries:
+            cached = CachedAlternative(
+                entry.alternative, now + (entry.expires - wall), entry.persist
+            )
+            by_origin.setdefault(entry.origin, []).append(cached)
+        for origin in reversed(list(by_origin)):  # restore() puts each one oldest
+            self.altsvc.restore(origin, by_origin[origin], now)

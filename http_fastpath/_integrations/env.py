@@ -19,6 +19,9 @@
     ``off``: :class:`FastpathOptions` ``happy_eyeballs_delay``.
 ``HTTP_FASTPATH_MEMORY_SIZE``
     How many destinations the process remembers (a whole number >= 1, default 4096).
+``HTTP_FASTPATH_ALTSVC_FILE`` / ``HTTP_FASTPATH_TICKET_FILE``
+    With ``h3``: a file that keeps the Alt-Svc alternatives / the TLS session tickets
+    across processes (``alt_svc_file=`` / ``ticket_file=``; docs/http3.md, "Persistence").
 
 A bad value never crashes the program: it produces one warning naming the bad token and
 the valid ones, and the valid part applies.
@@ -27,15 +30,15 @@ the valid ones, and the valid part applies.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
-from typing import Final, TypeAlias
+from collections.abc import Mapping
+from typing import Final
 
 from .._core.exceptions import OptionError
 from .._core.options import MAX_SECONDS, FastpathOptions, TFOPolicy
+from .hosts import HOSTS_VALID, HostList, HostRules, parse_hosts
 
 __all__ = [
     "EnvConfig",
@@ -57,6 +60,8 @@ PAUSE_VAR: Final = "HTTP_FASTPATH_TFO_PAUSE"
 RELEARN_VAR: Final = "HTTP_FASTPATH_MPTCP_RELEARN"
 MEMORY_VAR: Final = "HTTP_FASTPATH_MEMORY_SIZE"
 DELAY_VAR: Final = "HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY"
+ALTSVC_FILE_VAR: Final = "HTTP_FASTPATH_ALTSVC_FILE"
+TICKET_FILE_VAR: Final = "HTTP_FASTPATH_TICKET_FILE"
 
 FEATURES: Final = ("tfo", "mptcp")
 #: EXPERIMENTAL features: only by name, never in ``all``
@@ -74,10 +79,6 @@ _LOG_LEVELS: Final = {
     "critical": "critical",
     "fatal": "critical",
 }
-_HOSTS_VALID: Final = (
-    "comma-separated host names (also matching their subdomains; a leading '.' is "
-    "ignored), IP addresses, CIDR networks, each with an optional :port, or *"
-)
 #: where the environment's warnings point (not at the line of library code that emits them)
 WARNING_SOURCE: Final = "<environment>"
 
@@ -105,143 +106,6 @@ def warn_env(message: str) -> None:
             pass
 
 
-# -- host lists (NO_PROXY rules) --------------------------------------------------------
-
-_Network: TypeAlias = "ipaddress.IPv4Network | ipaddress.IPv6Network"
-
-
-def _split_port(entry: str) -> tuple[str, int | None]:
-    """``host:port`` / ``[v6]:port`` / ``host`` -> (host, port or None); ValueError if bad."""
-    if entry.startswith("["):
-        host, sep, rest = entry[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")) or ":" not in host:
-            raise ValueError(entry)  # brackets hold an IPv6 address
-        port_text = rest[1:] if rest else None
-    elif entry.count(":") == 1:
-        host, port_text = entry.split(":")
-    else:  # a name, an IPv4 address, or a bare IPv6 address / network
-        host, port_text = entry, None
-    if port_text is None:
-        return host, None
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise ValueError(entry)
-    return host, int(port_text)
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _valid_name(name: str) -> bool:
-    labels = name.split(".")
-    return all(
-        label and len(label) <= 63 and all(c.isalnum() or c in "-_" for c in label)
-        for label in labels
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class HostList:
-    """A ``NO_PROXY``-style host list, matched the way requests matches ``NO_PROXY``.
-
-    Entries (case does not matter):
-
-    - ``*``: every host;
-    - a host name: that host and its subdomains (``example.com`` matches
-      ``example.com`` and ``api.example.com``, not ``badexample.com``); a leading ``.``
-      (or ``*.``) is ignored;
-    - an IP address, or a CIDR network (``10.0.0.0/8``, ``fd00::/8``): hosts given as an
-      address in it (names are not resolved: ``localhost`` does not match ``127.0.0.1``);
-    - any of these with ``:port`` (``[v6]:port`` for IPv6): only connections to that port.
-    """
-
-    entries: tuple[str, ...]
-    any_host: bool = False
-    names: tuple[tuple[str, int | None], ...] = ()
-    networks: tuple[tuple[_Network, int | None], ...] = ()
-
-    @classmethod
-    def parse(cls, entries: Iterable[str]) -> tuple[HostList, tuple[str, ...]]:
-        """(the list of the valid entries, the invalid entries); never raises."""
-        valid: list[str] = []
-        bad: list[str] = []
-        any_host = False
-        names: list[tuple[str, int | None]] = []
-        networks: list[tuple[_Network, int | None]] = []
-        for raw in entries:
-            entry = raw.strip().lower()
-            if not entry:
-                continue
-            if entry == "*":
-                any_host = True
-                valid.append(entry)
-                continue
-            try:
-                host, port = _split_port(entry)
-                if "/" in host or _ip(host) is not None:
-                    networks.append((ipaddress.ip_network(host, strict=False), port))
-                else:
-                    name = (host[2:] if host.startswith("*.") else host.lstrip(".")).rstrip(".")
-                    if not name or not _valid_name(name):
-                        raise ValueError(entry)
-                    names.append((name, port))
-            except ValueError:
-                bad.append(raw.strip())
-                continue
-            valid.append(entry)
-        return cls(tuple(valid), any_host, tuple(names), tuple(networks)), tuple(bad)
-
-    def matches(self, host: str, port: int | None = None) -> bool:
-        """Does a connection to ``host`` (a name or an address, as dialed) and ``port`` match?"""
-        if self.any_host:
-            return True
-        host = host.strip().lower()
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        address = _ip(host.split("%", 1)[0])
-        if address is not None:
-            return any(
-                address.version == net.version and address in net and (want is None or want == port)
-                for net, want in self.networks
-            )
-        host = host.rstrip(".")
-        return any(
-            (host == name or host.endswith("." + name)) and (want is None or want == port)
-            for name, want in self.names
-        )
-
-
-def parse_hosts(value: str | Iterable[str]) -> tuple[HostList, tuple[str, ...]]:
-    """A host list from a ``NO_PROXY``-style string (commas or spaces) or an iterable."""
-    entries = value.replace(",", " ").split() if isinstance(value, str) else value
-    return HostList.parse(entries)
-
-
-@dataclasses.dataclass(frozen=True)
-class HostRules:
-    """Which hosts get the fast path: ``hosts`` (None: every host) minus ``exclude``."""
-
-    hosts: HostList | None = None
-    exclude: HostList | None = None
-
-    @property
-    def restricts(self) -> bool:
-        """False when every host gets the fast path (nothing to decide per connection)."""
-        return self.hosts is not None or self.exclude is not None
-
-    def allows(self, host: str, port: int | None = None) -> bool:
-        """True when a connection to ``host``:``port`` may take the fast path.
-
-        ``exclude`` wins over ``hosts``.
-        """
-        if self.exclude is not None and self.exclude.matches(host, port):
-            return False
-        return self.hosts is None or self.hosts.matches(host, port)
-
-
 # -- the variables ------------------------------------------------------------------------
 
 
@@ -260,6 +124,9 @@ class EnvConfig:
     exclude: tuple[str, ...] | None = None
     #: ``h3`` in HTTP_FASTPATH: the Alt-Svc upgrade to HTTP/3 (EXPERIMENTAL)
     http3: bool = False
+    #: HTTP_FASTPATH_ALTSVC_FILE / HTTP_FASTPATH_TICKET_FILE (None: unset, or without h3)
+    alt_svc_file: str | None = None
+    ticket_file: str | None = None
 
     @property
     def active(self) -> bool:
@@ -277,8 +144,22 @@ def _host_list(environ: Mapping[str, str], var: str, problems: list[str]) -> tup
         return None
     hosts, bad = parse_hosts(raw)
     for entry in bad:
-        problems.append(f"{var}: {entry!r} ignored (valid: {_HOSTS_VALID})")
+        problems.append(f"{var}: {entry!r} ignored (valid: {HOSTS_VALID})")
     return hosts.entries
+
+
+def _file(environ: Mapping[str, str], var: str, http3: bool, problems: list[str]) -> str | None:
+    """A file path variable of the upgrade: used only with ``h3``, as given (no ``~``)."""
+    raw = environ.get(var)
+    if raw is None or not raw.strip():
+        return None
+    if "\0" in raw:
+        problems.append(f"{var}: {raw!r} ignored (valid: a file path)")
+        return None
+    if not http3:
+        problems.append(f"{var}: ignored, {VAR} does not include h3 (e.g. {VAR}=tfo,mptcp,h3)")
+        return None
+    return raw
 
 
 def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
@@ -352,6 +233,9 @@ def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
             memory_size = int(memory_raw)
         else:
             problems.append(f"{MEMORY_VAR}: {memory_raw!r} ignored (valid: a whole number >= 1)")
+    files = [
+        _file(environ, var, "h3" in wanted, problems) for var in (ALTSVC_FILE_VAR, TICKET_FILE_VAR)
+    ]
     options = None
     if wanted:
         options = FastpathOptions(
@@ -364,6 +248,8 @@ def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
     return EnvConfig(
         options=options,
         http3="h3" in wanted,
+        alt_svc_file=files[0],
+        ticket_file=files[1],
         raw=raw,
         log_level=log_level,
         problems=tuple(problems),

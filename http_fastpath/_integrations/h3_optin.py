@@ -16,13 +16,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .._core.options import FastpathOptions
-from .env import HostRules
+from .env import HostRules, read_environ
 from .hooks import Undo
 from .hooks import patch as _patch
 from .hooks import undo_all as _undo_all
 
 if TYPE_CHECKING:
     from .._core.upgrade import UpgradeMemory
+    from ..http3._h3._resumption import TicketStore
 
 __all__ = ["h3_memory", "patch_httpx_transports", "patch_requests_adapters"]
 
@@ -32,13 +33,31 @@ _h3_memory_made: list[UpgradeMemory] = []
 
 
 def h3_memory() -> UpgradeMemory:
-    """The process-wide Alt-Svc memory of the opt-in (shared by requests, httpx, httpx2)."""
+    """The process-wide Alt-Svc memory of the opt-in (shared by requests, httpx, httpx2):
+    the one kept in ``HTTP_FASTPATH_ALTSVC_FILE`` when it is set."""
     with _h3_memory_lock:
         if not _h3_memory_made:
             from .._core.upgrade import UpgradeMemory
 
-            _h3_memory_made.append(UpgradeMemory())
+            path = read_environ(warn=False).alt_svc_file
+            if path is None:
+                _h3_memory_made.append(UpgradeMemory())
+            else:
+                from ..http3._persist import memory_for
+
+                _h3_memory_made.append(memory_for(path))
         return _h3_memory_made[0]
+
+
+def h3_tickets() -> TicketStore | None:
+    """The opt-in's session tickets kept in ``HTTP_FASTPATH_TICKET_FILE``, if set (else
+    each adapter or transport keeps its own in memory)."""
+    path = read_environ(warn=False).ticket_file
+    if path is None:
+        return None
+    from ..http3._persist import tickets_for
+
+    return tickets_for(path)
 
 
 def patch_requests_adapters(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
@@ -49,7 +68,7 @@ def patch_requests_adapters(module: ModuleType, options: FastpathOptions, rules:
 
     adapter_cls = module.HTTPAdapter
     original = adapter_cls.send
-    upgrade = RequestsUpgrade(memory=h3_memory())
+    upgrade = RequestsUpgrade(memory=h3_memory(), tickets=h3_tickets())
 
     def send(
         self: Any,
@@ -88,6 +107,7 @@ def patch_httpx_transports(module: ModuleType, options: FastpathOptions, rules: 
     from ..http3._upgrade import HttpxUpgrade
 
     memory = h3_memory()
+    tickets = h3_tickets()
     undo: list[Undo] = []
 
     def allowed(request: Any) -> bool:
@@ -119,6 +139,7 @@ def patch_httpx_transports(module: ModuleType, options: FastpathOptions, rules: 
                     trust_env=arg.get("trust_env", True),
                     proxied=False,
                     memory=memory,
+                    tickets=tickets,
                 )
 
         _patch(cls, "__init__", functools.wraps(init)(__init__), undo)

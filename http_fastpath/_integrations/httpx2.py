@@ -43,7 +43,8 @@ class FastpathTransport(SyncTransportImpl[httpx2.Request, httpx2.Response], http
 
     ``http3="auto"`` (EXPERIMENTAL, extra ``http3``; default False): later requests to an
     origin that advertised ``Alt-Svc: h3`` go over HTTP/3, with a bounded fallback to
-    TCP (docs/http3.md, "Alt-Svc upgrade").
+    TCP (docs/http3.md, "Alt-Svc upgrade"); ``alt_svc_file`` / ``ticket_file`` keep what
+    it learnt across processes (docs/http3.md, "Persistence").
     """
 
     _stack = STACK

@@ -7,6 +7,7 @@ by the Session, retries, streaming, exception mapping) stays requests' own code.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,7 +18,7 @@ from urllib3.poolmanager import PoolManager
 
 from .._core.log import log_fallback_once
 from .._core.options import FastpathOptions, TFOPolicy, resolve_options
-from .._core.upgrade import check_http3
+from .._core.upgrade import check_files, check_http3
 from .urllib3 import FastpathPoolManager, FastpathProxyManager, ensure_stock_urllib3
 
 if TYPE_CHECKING:
@@ -52,14 +53,25 @@ class FastpathAdapter(HTTPAdapter):
     ``http3="auto"`` (EXPERIMENTAL, extra ``http3``; default False): an ``Alt-Svc: h3``
     advertised by a verified ``https://`` origin is remembered, and later requests to it
     go over HTTP/3; when QUIC does not complete within a short bound they go over TCP
-    (see docs/http3.md, "Alt-Svc upgrade").
+    (see docs/http3.md, "Alt-Svc upgrade"). With it, ``alt_svc_file`` (a path) keeps the
+    advertised alternatives across processes, and ``ticket_file`` (a path; secrets, 0600)
+    the TLS session tickets, so a new process resumes with 0-RTT (docs/http3.md,
+    "Persistence").
     Raises :class:`~http_fastpath.FastpathError` if ``urllib3`` is urllib3-future.
     """
 
-    __attrs__ = [*HTTPAdapter.__attrs__, "fastpath_options", "fastpath_http3"]
+    __attrs__ = [
+        *HTTPAdapter.__attrs__,
+        "fastpath_options",
+        "fastpath_http3",
+        "fastpath_alt_svc_file",
+        "fastpath_ticket_file",
+    ]
 
     fastpath_options: FastpathOptions
     fastpath_http3: Literal[False, "auto"]
+    fastpath_alt_svc_file: str | None
+    fastpath_ticket_file: str | None
 
     def __init__(
         self,
@@ -73,17 +85,26 @@ class FastpathAdapter(HTTPAdapter):
         mptcp: bool | None = None,
         tfo_policy: TFOPolicy | None = None,
         http3: Literal[False, "auto"] = False,
+        alt_svc_file: str | os.PathLike[str] | None = None,
+        ticket_file: str | os.PathLike[str] | None = None,
     ) -> None:
         ensure_stock_urllib3()
         self.fastpath_options = resolve_options(options, tfo, mptcp, tfo_policy)
         self.fastpath_http3 = "auto" if check_http3(http3) else False
-        self._upgrade = _upgrade(self.fastpath_http3)
+        files = check_files(self.fastpath_http3 == "auto", alt_svc_file, ticket_file)
+        self.fastpath_alt_svc_file, self.fastpath_ticket_file = files
+        self._upgrade = _upgrade(self.fastpath_http3, *files)
         super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         HTTPAdapter.__setstate__(self, state)  # type: ignore[attr-defined]
         self.fastpath_http3 = "auto" if getattr(self, "fastpath_http3", False) == "auto" else False
-        self._upgrade = _upgrade(self.fastpath_http3)
+        files = (
+            getattr(self, "fastpath_alt_svc_file", None),
+            getattr(self, "fastpath_ticket_file", None),
+        )
+        self.fastpath_alt_svc_file, self.fastpath_ticket_file = files
+        self._upgrade = _upgrade(self.fastpath_http3, *files)
 
     def __repr__(self) -> str:
         return f"<FastpathAdapter {self.fastpath_options!r}>"
@@ -151,10 +172,13 @@ class FastpathAdapter(HTTPAdapter):
         return manager
 
 
-def _upgrade(http3: object) -> RequestsUpgrade | None:
+def _upgrade(
+    http3: object, alt_svc_file: str | None, ticket_file: str | None
+) -> RequestsUpgrade | None:
     """The Alt-Svc upgrade's shell for ``http3="auto"`` (imports the HTTP/3 extra)."""
     if http3 != "auto":
         return None
+    from ..http3._persist import kept
     from ..http3._upgrade import RequestsUpgrade
 
-    return RequestsUpgrade()
+    return RequestsUpgrade(*kept(alt_svc_file, ticket_file))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -33,7 +34,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
 from .._backends.common import CoreSocketOption
 from .._core.options import FastpathOptions, TFOPolicy, resolve_options
-from .._core.upgrade import check_http3
+from .._core.upgrade import check_files, check_http3
 from .transports_mapping import (
     _EXC_NAMES,
     _AsyncResponseStream,
@@ -186,9 +187,12 @@ class _TransportBase:
         tfo_policy: TFOPolicy | None = None,
         options: FastpathOptions | None = None,
         http3: Literal[False, "auto"] = False,
+        alt_svc_file: str | os.PathLike[str] | None = None,
+        ticket_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.options = resolve_options(options, tfo, mptcp, tfo_policy)
         upgrade = check_http3(http3)
+        files = check_files(upgrade, alt_svc_file, ticket_file)
         stack, asynchronous = self._stack, self._asynchronous
         self._core = build_pool(
             stack, asynchronous, self.options, verify, cert, trust_env, http1, http2, limits,
@@ -197,8 +201,10 @@ class _TransportBase:
         #: the Alt-Svc upgrade (``http3="auto"``); never through a proxy or a Unix socket
         self._upgrade: Any = None
         if upgrade and proxy is None and uds is None:
+            from ..http3._persist import kept
             from ..http3._upgrade import HttpxUpgrade
 
+            memory, tickets = kept(*files)
             self._upgrade = HttpxUpgrade(
                 stack.client,
                 asynchronous=asynchronous,
@@ -206,6 +212,8 @@ class _TransportBase:
                 cert=cert,
                 trust_env=trust_env,
                 proxied=False,
+                memory=memory,
+                tickets=tickets,
             )
         client = stack.client
         base = client.AsyncByteStream if asynchronous else client.SyncByteStream
@@ -238,7 +246,9 @@ class SyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
     ``http3="auto"`` (EXPERIMENTAL, extra ``http3``; default False): an ``Alt-Svc: h3``
     advertised by a verified ``https://`` origin is remembered, and later requests to it
     go over HTTP/3; when QUIC does not complete within a short bound they go over TCP
-    (see docs/http3.md, "Alt-Svc upgrade").
+    (see docs/http3.md, "Alt-Svc upgrade"). With it, ``alt_svc_file`` (a path) keeps the
+    advertised alternatives across processes, and ``ticket_file`` (a path; secrets, 0600)
+    the TLS session tickets (docs/http3.md, "Persistence").
     """
 
     _asynchronous = False

@@ -18,7 +18,8 @@ __all__ = ["environment_proxies", "make_client"]
 
 _TRANSPORT_KEYS = frozenset(
     {"verify", "cert", "trust_env", "http1", "http2", "limits", "uds", "local_address",
-     "retries", "socket_options", "tfo", "mptcp", "tfo_policy", "options", "http3"}
+     "retries", "socket_options", "tfo", "mptcp", "tfo_policy", "options", "http3",
+     "alt_svc_file", "ticket_file"}
 )  # fmt: skip
 
 

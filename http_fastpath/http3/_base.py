@@ -84,6 +84,11 @@ class ConnectionBase:
             return True
         return False
 
+    def discard(self, state: StreamState) -> None:
+        """A response not wanted (a 421 the caller retries elsewhere): its stream is
+        cancelled (STOP_SENDING) at the connection's next step."""
+        self._forgotten.append(state)
+
     def _connect_timeout(self) -> Exception:
         return connect_timeout_error(self.client)
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+import sys
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,93 +36,16 @@ from .._core.upgrade import (
     UpgradeMemory,
     choose_route,
     fallback_note,
-    handshake_timeout,
-    may_fall_back,
     may_learn,
     parse_age,
 )
 from .._integrations.transports import derive
-from ._drivers import AsyncH3Connection, AsyncH3Pool, SyncH3Connection, SyncH3Pool, VerifyType
-from ._h3._client import StreamState
+from ._drivers import AsyncH3Pool, SyncH3Pool, VerifyType
+from ._h3._resumption import TicketStore
 from ._transports import _AsyncBody, _map_errors, _response, _SyncBody
+from ._upgrade_h3 import H3Failed, MisdirectedRequest, aexchange, exchange
 
 __all__ = ["HttpxUpgrade", "RequestsUpgrade"]
-
-
-class H3Failed(Exception):
-    """The HTTP/3 attempt failed with ``cause``; ``fall_back``: TCP may carry the request."""
-
-    def __init__(self, cause: Exception, fall_back: bool) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.fall_back = fall_back
-
-
-def exchange(
-    pool: SyncH3Pool,
-    origin: Origin,
-    alternative: Alternative,
-    verify: VerifyType,
-    request: tuple[bytes, bytes, bytes, Sequence[tuple[bytes, bytes]], bytes],
-    connect_timeout: float | None,
-    read_timeout: float | None,
-) -> tuple[SyncH3Connection, StreamState]:
-    """One request over HTTP/3 to ``alternative``, up to the response headers; raises
-    :class:`H3Failed`. ``request``: (method, authority, path, headers, body)."""
-    method, authority, path, headers, body = request
-    try:
-        conn = pool.get(
-            origin.host,
-            origin.port,
-            verify,
-            handshake_timeout(connect_timeout),
-            connect_to=alternative.destination(origin),
-        )
-    except Exception as exc:
-        raise H3Failed(exc, fall_back=True) from exc
-    try:
-        state = conn.request(method, authority, path, headers, body, read_timeout)
-    except Exception as exc:
-        allowed = may_fall_back(
-            handshake_done=conn.client.handshake_done,
-            method=method.decode("ascii"),
-            has_body=bool(body),
-        )
-        raise H3Failed(exc, fall_back=allowed) from exc
-    return conn, state
-
-
-async def aexchange(
-    pool: AsyncH3Pool,
-    origin: Origin,
-    alternative: Alternative,
-    verify: VerifyType,
-    request: tuple[bytes, bytes, bytes, Sequence[tuple[bytes, bytes]], bytes],
-    connect_timeout: float | None,
-    read_timeout: float | None,
-) -> tuple[AsyncH3Connection, StreamState]:
-    """The async twin of :func:`exchange`."""
-    method, authority, path, headers, body = request
-    try:
-        conn = await pool.get(
-            origin.host,
-            origin.port,
-            verify,
-            handshake_timeout(connect_timeout),
-            connect_to=alternative.destination(origin),
-        )
-    except Exception as exc:
-        raise H3Failed(exc, fall_back=True) from exc
-    try:
-        state = await conn.request(method, authority, path, headers, body, read_timeout)
-    except Exception as exc:
-        allowed = may_fall_back(
-            handshake_done=conn.client.handshake_done,
-            method=method.decode("ascii"),
-            has_body=bool(body),
-        )
-        raise H3Failed(exc, fall_back=allowed) from exc
-    return conn, state
 
 
 def _with_note(info: ConnectionInfo, note: str) -> ConnectionInfo:
@@ -129,14 +53,29 @@ def _with_note(info: ConnectionInfo, note: str) -> ConnectionInfo:
 
 
 class _Shell:
-    """What the requests and httpx shells share: the memory and the failure bookkeeping."""
+    """What the requests and httpx shells share: the memory and the failure bookkeeping.
 
-    def __init__(self, memory: UpgradeMemory | None) -> None:
+    ``memory`` / ``tickets``: shared ones (the opt-in's, or those kept in a file by
+    :mod:`._persist`), else the shell's own."""
+
+    def __init__(self, memory: UpgradeMemory | None, tickets: TicketStore | None) -> None:
         self.memory = UpgradeMemory() if memory is None else memory
+        self.tickets = tickets
 
     def failed(self, origin: Origin, alternative: Alternative, failure: H3Failed) -> str:
-        back_off = self.memory.failed(origin, alternative)
-        return fallback_note(alternative, origin, failure.cause, back_off)
+        misdirected = isinstance(failure.cause, MisdirectedRequest)
+        if misdirected:
+            back_off = self.memory.misdirected(origin, alternative)
+        else:
+            back_off = self.memory.failed(origin, alternative)
+        return fallback_note(alternative, origin, failure.cause, back_off, misdirected=misdirected)
+
+    @staticmethod
+    def flush() -> None:
+        """Write the files that keep the memory and tickets (at close), if any."""
+        persist = sys.modules.get(f"{__package__}._persist")
+        if persist is not None:
+            persist.flush_all()
 
     def learn(
         self,
@@ -181,8 +120,9 @@ class HttpxUpgrade(_Shell):
         trust_env: bool,
         proxied: bool,
         memory: UpgradeMemory | None = None,
+        tickets: TicketStore | None = None,
     ) -> None:
-        super().__init__(memory)
+        super().__init__(memory, tickets)
         self.client = client
         self.verify: VerifyType = verify
         self.verified = _verified(verify)
@@ -190,10 +130,10 @@ class HttpxUpgrade(_Shell):
         self.proxied = proxied
         self.pool: Any
         if asynchronous:
-            self.pool = AsyncH3Pool("auto", trust_env)
+            self.pool = AsyncH3Pool("auto", trust_env, tickets=tickets)
             self.body = derive(_AsyncBody, client.AsyncByteStream)
         else:
-            self.pool = SyncH3Pool("auto", trust_env)
+            self.pool = SyncH3Pool("auto", trust_env, tickets=tickets)
             self.body = derive(_SyncBody, client.SyncByteStream)
 
     def _decide(self, request: Any) -> tuple[Origin, Decision]:
@@ -299,9 +239,11 @@ class HttpxUpgrade(_Shell):
 
     def close(self) -> None:
         self.pool.close()
+        self.flush()
 
     async def aclose(self) -> None:
         await self.pool.aclose()
+        self.flush()
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -318,9 +260,11 @@ def _requests_body(body: object) -> BodyKind:
 class RequestsUpgrade(_Shell):
     """The upgrade for one requests adapter (``FastpathAdapter(http3="auto")``)."""
 
-    def __init__(self, memory: UpgradeMemory | None = None) -> None:
-        super().__init__(memory)
-        self.pool = SyncH3Pool("auto", trust_env=False)
+    def __init__(
+        self, memory: UpgradeMemory | None = None, tickets: TicketStore | None = None
+    ) -> None:
+        super().__init__(memory, tickets)
+        self.pool = SyncH3Pool("auto", trust_env=False, tickets=tickets)
 
     def send(
         self,
@@ -400,3 +344,4 @@ class RequestsUpgrade(_Shell):
 
     def close(self) -> None:
         self.pool.close()
+        self.flush()

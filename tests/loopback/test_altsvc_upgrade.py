@@ -22,7 +22,7 @@ import requests
 import trustme
 
 from http_fastpath import FastpathAdapter, connection_info
-from http_fastpath._core.altsvc import BrokenAlternatives
+from http_fastpath._core.altsvc_cache import BrokenAlternatives
 
 from .._altsvc_server import AltSvcOrigin, UdpBlackHole
 from .._h3server import H3TestServer

@@ -17,12 +17,11 @@ from http_fastpath._core.altsvc import (
     MAX_VALUES,
     Alternative,
     AltSvc,
-    AltSvcCache,
-    BrokenAlternatives,
     Origin,
     ParsedAltSvc,
     parse_alt_svc,
 )
+from http_fastpath._core.altsvc_cache import AltSvcCache, BrokenAlternatives
 
 ORIGIN = Origin.of("Example.TEST", 443)
 

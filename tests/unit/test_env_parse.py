@@ -193,3 +193,48 @@ def test_read_environ_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
         True,
         False,
     )
+
+
+@pytest.mark.parametrize(
+    ("environ", "alt_svc_file", "ticket_file", "problem"),
+    [
+        ({"HTTP_FASTPATH": "tfo,h3"}, None, None, None),
+        (
+            {
+                "HTTP_FASTPATH": "tfo,h3",
+                "HTTP_FASTPATH_ALTSVC_FILE": "/var/cache/app/altsvc.txt",
+                "HTTP_FASTPATH_TICKET_FILE": "tickets.json",
+            },
+            "/var/cache/app/altsvc.txt",
+            "tickets.json",
+            None,
+        ),
+        ({"HTTP_FASTPATH": "h3", "HTTP_FASTPATH_ALTSVC_FILE": "  "}, None, None, None),
+        (
+            {"HTTP_FASTPATH": "tfo", "HTTP_FASTPATH_ALTSVC_FILE": "/tmp/a"},
+            None,
+            None,
+            "HTTP_FASTPATH_ALTSVC_FILE: ignored, HTTP_FASTPATH does not include h3 "
+            "(e.g. HTTP_FASTPATH=tfo,mptcp,h3)",
+        ),
+        (
+            {"HTTP_FASTPATH_TICKET_FILE": "/tmp/t"},
+            None,
+            None,
+            "HTTP_FASTPATH_TICKET_FILE: ignored, HTTP_FASTPATH does not include h3 "
+            "(e.g. HTTP_FASTPATH=tfo,mptcp,h3)",
+        ),
+        (
+            {"HTTP_FASTPATH": "h3", "HTTP_FASTPATH_TICKET_FILE": "a\0b"},
+            None,
+            None,
+            "HTTP_FASTPATH_TICKET_FILE: 'a\\x00b' ignored (valid: a file path)",
+        ),
+    ],
+)
+def test_persistence_files(
+    environ: dict[str, str], alt_svc_file: str | None, ticket_file: str | None, problem: str | None
+) -> None:
+    config = parse_environ(environ)
+    assert (config.alt_svc_file, config.ticket_file) == (alt_svc_file, ticket_file)
+    assert config.problems == (() if problem is None else (problem,))

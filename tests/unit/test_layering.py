@@ -75,7 +75,7 @@ INTEGRATIONS = {
         "transports_clients",
     },
     # the process-wide opt-in: its environment parsing and its patcher
-    "env": {"env", "autoinstall", "autoinstall_patchers", "hooks", "h3_optin"},
+    "env": {"env", "hosts", "autoinstall", "autoinstall_patchers", "hooks", "h3_optin"},
 }
 
 #: (importer, imported) -> why it is allowed for now. Imported: a module, or a private

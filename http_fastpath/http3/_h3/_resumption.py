@@ -95,10 +95,14 @@ class TicketStore:
         self._tickets: collections.OrderedDict[TicketKey, collections.deque[_Entry]] = (
             collections.OrderedDict()
         )
+        #: called after a ticket was stored or taken (set by a file that keeps them)
+        self.on_change: Callable[[], None] | None = None
 
-    def put(self, key: TicketKey, ticket: SessionTicket) -> None:
-        """Keep ``ticket`` for ``key`` (a ticket with no lifetime left is dropped)."""
-        lifetime = (ticket.not_valid_after - ticket.not_valid_before).total_seconds()
+    def put(self, key: TicketKey, ticket: SessionTicket, *, lifetime: float | None = None) -> None:
+        """Keep ``ticket`` for ``key`` (a ticket with no lifetime left is dropped).
+        ``lifetime``: what is left of it (a ticket read from a file), else all of it."""
+        if lifetime is None:
+            lifetime = (ticket.not_valid_after - ticket.not_valid_before).total_seconds()
         lifetime = min(lifetime, MAX_LIFETIME)
         if lifetime <= 0:
             return
@@ -111,6 +115,8 @@ class TicketStore:
             self._tickets[key] = entries
             while len(self._tickets) > self._max_keys:
                 self._tickets.popitem(last=False)
+        if self.on_change is not None:
+            self.on_change()
 
     def take(self, key: TicketKey) -> SessionTicket | None:
         """Remove and return the newest unexpired ticket for ``key``, or None."""
@@ -124,7 +130,21 @@ class TicketStore:
                     ticket = entry.ticket
             if entries is not None and not entries:
                 del self._tickets[key]
-            return ticket
+        if ticket is not None and self.on_change is not None:
+            self.on_change()
+        return ticket
+
+    def snapshot(self) -> list[tuple[TicketKey, SessionTicket]]:
+        """The unexpired tickets, oldest first (putting them back in this order rebuilds
+        the store)."""
+        now = self._clock()
+        with self._lock:
+            return [
+                (key, entry.ticket)
+                for key, entries in self._tickets.items()
+                for entry in reversed(entries)
+                if entry.expires > now
+            ]
 
     def count(self, key: TicketKey) -> int:
         """Tickets held for ``key`` (expired ones included until taken or evicted)."""
