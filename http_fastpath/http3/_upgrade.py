@@ -43,7 +43,7 @@ from .._integrations.transports import derive
 from ._drivers import AsyncH3Pool, SyncH3Pool, VerifyType
 from ._h3._resumption import TicketStore
 from ._transports import _AsyncBody, _map_errors, _response, _SyncBody
-from ._upgrade_h3 import H3Failed, MisdirectedRequest, aexchange, exchange
+from ._upgrade_h3 import H3Call, H3Failed, MisdirectedRequest, aexchange, exchange
 
 __all__ = ["HttpxUpgrade", "RequestsUpgrade"]
 
@@ -176,65 +176,56 @@ class HttpxUpgrade(_Shell):
         )
         return response
 
+    def _call(self, request: Any) -> tuple[Origin, H3Call[Any] | None]:
+        """The origin, and the HTTP/3 attempt when the decision says so."""
+        origin, decision = self._decide(request)
+        if decision.alternative is None:
+            return origin, None
+        timeout: dict[str, Any] = request.extensions.get("timeout", {})
+        h3 = self._h3_request(request)
+        return origin, H3Call(
+            self.pool, origin, decision.alternative, self.verify, h3,
+            timeout.get("connect"), timeout.get("read"),
+        )  # fmt: skip
+
+    def _not_sent(self, request: Any, call: H3Call[Any], failure: H3Failed) -> str:
+        """The note for TCP; or the client's exception when TCP may not carry it."""
+        if not failure.fall_back:
+            with _map_errors(self.client, request):
+                raise failure.cause from None
+        return self.failed(call.origin, call.alternative, failure)
+
+    def _sent(self, request: Any, call: H3Call[Any], conn: Any, state: Any) -> Any:
+        self.memory.worked(call.origin, call.alternative)
+        stream = self.body(self.client, conn, state, call.read_timeout, request)
+        response = _response(self.client, state, stream, conn, request)
+        return self._finish(request, call.origin, response, None)
+
     def handle(self, request: Any, tcp: Callable[[Any], Any]) -> Any:
         """Send ``request`` over HTTP/3 when the decision says so, else (or on a failure
         that allows it) with ``tcp``."""
-        origin, decision = self._decide(request)
+        origin, call = self._call(request)
         note = None
-        alternative = decision.alternative
-        if alternative is not None:
-            timeout: dict[str, Any] = request.extensions.get("timeout", {})
-            read_timeout = timeout.get("read")
+        if call is not None:
             try:
-                conn, state = exchange(
-                    self.pool,
-                    origin,
-                    alternative,
-                    self.verify,
-                    self._h3_request(request),
-                    timeout.get("connect"),
-                    read_timeout,
-                )
+                conn, state = exchange(call)
             except H3Failed as failure:
-                if not failure.fall_back:
-                    with _map_errors(self.client, request):
-                        raise failure.cause from None
-                note = self.failed(origin, alternative, failure)
+                note = self._not_sent(request, call, failure)
             else:
-                self.memory.worked(origin, alternative)
-                stream = self.body(self.client, conn, state, read_timeout, request)
-                response = _response(self.client, state, stream, conn, request)
-                return self._finish(request, origin, response, None)
+                return self._sent(request, call, conn, state)
         return self._finish(request, origin, tcp(request), note)
 
     async def ahandle(self, request: Any, tcp: Callable[[Any], Awaitable[Any]]) -> Any:
         """The async twin of :meth:`handle`."""
-        origin, decision = self._decide(request)
+        origin, call = self._call(request)
         note = None
-        alternative = decision.alternative
-        if alternative is not None:
-            timeout: dict[str, Any] = request.extensions.get("timeout", {})
-            read_timeout = timeout.get("read")
+        if call is not None:
             try:
-                conn, state = await aexchange(
-                    self.pool,
-                    origin,
-                    alternative,
-                    self.verify,
-                    self._h3_request(request),
-                    timeout.get("connect"),
-                    read_timeout,
-                )
+                conn, state = await aexchange(call)
             except H3Failed as failure:
-                if not failure.fall_back:
-                    with _map_errors(self.client, request):
-                        raise failure.cause from None
-                note = self.failed(origin, alternative, failure)
+                note = self._not_sent(request, call, failure)
             else:
-                self.memory.worked(origin, alternative)
-                stream = self.body(self.client, conn, state, read_timeout, request)
-                response = _response(self.client, state, stream, conn, request)
-                return self._finish(request, origin, response, None)
+                return self._sent(request, call, conn, state)
         return self._finish(request, origin, await tcp(request), note)
 
     def close(self) -> None:
@@ -302,15 +293,12 @@ class RequestsUpgrade(_Shell):
         if alternative is not None:
             connect_timeout, read_timeout = _timeouts(timeout)
             try:
-                conn, state = exchange(
-                    self.pool,
-                    origin,
-                    alternative,
-                    verify if isinstance(verify, str) else True,
-                    h3_request(request, parts),
-                    connect_timeout,
-                    read_timeout,
-                )
+                trust = verify if isinstance(verify, str) else True
+                call = H3Call(
+                    self.pool, origin, alternative, trust, h3_request(request, parts),
+                    connect_timeout, read_timeout,
+                )  # fmt: skip
+                conn, state = exchange(call)
             except H3Failed as failure:
                 if not failure.fall_back:
                     raise map_error(failure.cause, request) from failure.cause

@@ -11,14 +11,18 @@ is removed from the origin's entries and kept out (RFC 7838 section 7; :mod:`._u
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 from .._core.altsvc import Alternative, Origin
 from .._core.upgrade import handshake_timeout, is_misdirected, may_fall_back
 from ._drivers import AsyncH3Connection, AsyncH3Pool, SyncH3Connection, SyncH3Pool, VerifyType
 from ._h3._client import StreamState
 
-__all__ = ["H3Failed", "MisdirectedRequest", "aexchange", "exchange"]
+__all__ = ["H3Call", "H3Failed", "MisdirectedRequest", "aexchange", "exchange"]
+
+P = TypeVar("P", SyncH3Pool, AsyncH3Pool)
 
 #: (method, authority, path, headers, body)
 Request = tuple[bytes, bytes, bytes, Sequence[tuple[bytes, bytes]], bytes]
@@ -55,60 +59,56 @@ def _misdirected(conn: SyncH3Connection | AsyncH3Connection, state: StreamState)
     return H3Failed(cause, fall_back=True)
 
 
-def exchange(
-    pool: SyncH3Pool,
-    origin: Origin,
-    alternative: Alternative,
-    verify: VerifyType,
-    request: Request,
-    connect_timeout: float | None,
-    read_timeout: float | None,
-) -> tuple[SyncH3Connection, StreamState]:
-    """One request over HTTP/3 to ``alternative``, up to the response headers; raises
+@dataclasses.dataclass(frozen=True)
+class H3Call(Generic[P]):
+    """One request's HTTP/3 attempt: which pool, origin, alternative, trust and timeouts."""
+
+    pool: P
+    origin: Origin
+    alternative: Alternative
+    verify: VerifyType
+    request: Request
+    connect_timeout: float | None
+    read_timeout: float | None
+
+    def where(self) -> tuple[str, int, VerifyType, float]:
+        """The pool's ``get`` arguments: the origin's identity, a bounded handshake."""
+        origin = self.origin
+        return origin.host, origin.port, self.verify, handshake_timeout(self.connect_timeout)
+
+    def connect_to(self) -> tuple[str, int]:
+        """The UDP destination: the alternative's."""
+        return self.alternative.destination(self.origin)
+
+
+def _answered(conn: SyncH3Connection | AsyncH3Connection, state: StreamState) -> StreamState:
+    if is_misdirected(state.status):
+        raise _misdirected(conn, state)
+    return state
+
+
+def exchange(call: H3Call[SyncH3Pool]) -> tuple[SyncH3Connection, StreamState]:
+    """One request over HTTP/3 to the alternative, up to the response headers; raises
     :class:`H3Failed`."""
     try:
-        conn = pool.get(
-            origin.host,
-            origin.port,
-            verify,
-            handshake_timeout(connect_timeout),
-            connect_to=alternative.destination(origin),
-        )
+        conn = call.pool.get(*call.where(), connect_to=call.connect_to())
     except Exception as exc:
         raise H3Failed(exc, fall_back=True) from exc
     try:
-        state = conn.request(*request, read_timeout)
+        state = conn.request(*call.request, call.read_timeout)
     except Exception as exc:
-        raise _failed(conn, request, exc) from exc
-    if is_misdirected(state.status):
-        raise _misdirected(conn, state)
-    return conn, state
+        raise _failed(conn, call.request, exc) from exc
+    return conn, _answered(conn, state)
 
 
-async def aexchange(
-    pool: AsyncH3Pool,
-    origin: Origin,
-    alternative: Alternative,
-    verify: VerifyType,
-    request: Request,
-    connect_timeout: float | None,
-    read_timeout: float | None,
-) -> tuple[AsyncH3Connection, StreamState]:
+async def aexchange(call: H3Call[AsyncH3Pool]) -> tuple[AsyncH3Connection, StreamState]:
     """The async twin of :func:`exchange`."""
     try:
-        conn = await pool.get(
-            origin.host,
-            origin.port,
-            verify,
-            handshake_timeout(connect_timeout),
-            connect_to=alternative.destination(origin),
-        )
+        conn = await call.pool.get(*call.where(), connect_to=call.connect_to())
     except Exception as exc:
         raise H3Failed(exc, fall_back=True) from exc
     try:
-        state = await conn.request(*request, read_timeout)
+        state = await conn.request(*call.request, call.read_timeout)
     except Exception as exc:
-        raise _failed(conn, request, exc) from exc
-    if is_misdirected(state.status):
-        raise _misdirected(conn, state)
-    return conn, state
+        raise _failed(conn, call.request, exc) from exc
+    return conn, _answered(conn, state)
