@@ -126,7 +126,7 @@ class ScriptedQuicSocket:
         self.secrets_matched: set[tuple[bool, int]] = set()
         self._config_size = config_size
         self.state = "new"
-        self.log: list[tuple[str, Any]] = []
+        self.log: list[tuple[Any, ...]] = []
         self.send_keys: set[int] = set()
         self.recv_keys: set[int] = set()
         self.peer_tp_ext: bytes | None = None

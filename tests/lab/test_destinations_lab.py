@@ -87,7 +87,7 @@ def test_a_destination_that_flips_between_mptcp_and_plain(lab: Lab, kind: str) -
     """The same address:port served alternately by an MPTCP and a plain listener."""
     lab.client.ip("tcp_metrics flush all")
     port = 0
-    kinds: list[bool] = []
+    kinds: list[bool | None] = []
     for mptcp in (False, True, False, True, True, False, False):
         with _serve(lab, mptcp=mptcp, port=port) as server:
             port = server.port

@@ -272,7 +272,7 @@ def test_probe_alt_svc_h3(capsys: pytest.CaptureFixture[str]) -> None:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        host, port = httpd.server_address[:2]
+        host, port = httpd.socket.getsockname()[:2]
         status, out, _ = run_cli(capsys, "probe", f"http://{host}:{port}/", "--json")
     finally:
         httpd.shutdown()

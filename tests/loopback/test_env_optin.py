@@ -309,9 +309,11 @@ def test_install_status_uninstall_in_process(client_name: str, core_name: str) -
         try:
             state = http_fastpath.status()
             assert state["active"] is True
-            assert "urllib3" in state["patched"]  # imported already: patched at once
+            patched = state["patched"]
+            assert isinstance(patched, list)
+            assert "urllib3" in patched  # imported already: patched at once
             # httpx imports httpcore lazily: patched by the post-import hook when it is.
-            assert (core_name in sys.modules) == (core_name in state["patched"])
+            assert (core_name in sys.modules) == (core_name in patched)
             for _ in range(2):
                 assert requests.get(server.url + "/", timeout=5).status_code == 200
             for _ in range(2):

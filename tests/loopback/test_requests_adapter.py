@@ -9,6 +9,7 @@ import ssl
 import threading
 import time
 import types
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -188,6 +189,7 @@ def test_http_proxy_forward_and_connect_carry_syn_data(
                     assert info is not None
                     assert info.peer_address == (proxy.host, proxy.port)
                     adapter = session.get_adapter(server.url)
+                    assert isinstance(adapter, FastpathAdapter)
                     assert isinstance(adapter.proxy_manager[proxy.url], FastpathProxyManager)
         records = proxy.records
     assert len(records) == 6
@@ -261,7 +263,7 @@ def test_redirect_across_hosts(
     target = https_server.url + "/bytes?n=3"
     with make() as session:
         resp = session.get(
-            http_server.url + "/redirect?to=" + requests.utils.quote(target, safe=""),
+            http_server.url + "/redirect?to=" + urllib.parse.quote(target, safe=""),
             verify=ca_file,
         )
     assert resp.status_code == 200 and resp.content == b"xxx"
@@ -419,7 +421,7 @@ def test_connect_timeout_is_connect_timeout(make: Factory, sysctl: Any) -> None:
         primer = dial(host, port, options=FastpathOptions(mptcp=False), timeout=2)
         primer.sendall(b"GET / HTTP/1.1\r\n\r\n")
         assert primer.connection_info().tfo is TFOStatus.COOKIE_REQUESTED
-        fillers = [primer]
+        fillers: list[socket.socket] = [primer]
         for _ in range(3):  # the accept queue is full: further SYNs are dropped
             s = socket.socket()
             s.setblocking(False)

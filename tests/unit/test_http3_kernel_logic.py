@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from typing import Any
 
 import pytest
 import trustme
@@ -71,7 +72,7 @@ def _h3_start(
     return client, sock
 
 
-def _h3_client(ca: trustme.CA, ca_file: str, **kw: object) -> tuple[H3Client, ScriptedQuicSocket]:
+def _h3_client(ca: trustme.CA, ca_file: str, **kw: Any) -> tuple[H3Client, ScriptedQuicSocket]:
     """An H3Client on the kernel backend over a scripted socket, handshake done."""
     client, sock = _h3_start(ca, ca_file, **kw)
     assert client.handshake_done
