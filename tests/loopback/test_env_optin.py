@@ -87,11 +87,19 @@ def wheel_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(
-    python: Path, script: str, urls: list[str], env: dict[str, str], cwd: Path
+    python: Path,
+    script: str,
+    urls: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    measured: bool = True,
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in ``python``; ``measured=False``: without coverage even under --cov."""
     path = cwd / "app.py"
     path.write_text(textwrap.dedent(script))
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HTTP_FASTPATH")}
+    drop = ("HTTP_FASTPATH",) if measured else ("HTTP_FASTPATH", "COVERAGE_")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     full_env.update(env)
     return subprocess.run(
         [str(python), str(path), *urls],
@@ -203,8 +211,9 @@ def test_start_up_adds_only_the_hook(
 ) -> None:
     """With the opt-in set, start-up imports one small module; the rest waits for a client."""
     others = {k: v for k, v in env.items() if not k.startswith("HTTP_FASTPATH")}
-    base = _run(wheel_python, _MODULES, [], others, tmp_path)
-    with_env = _run(wheel_python, _MODULES, [], env, tmp_path)
+    # Unmeasured: coverage itself would import the modules this test looks for.
+    base = _run(wheel_python, _MODULES, [], others, tmp_path, measured=False)
+    with_env = _run(wheel_python, _MODULES, [], env, tmp_path, measured=False)
     assert base.returncode == 0 and with_env.returncode == 0, with_env.stderr
     assert with_env.stderr == ""
     added = set(with_env.stdout.split()) - set(base.stdout.split())
