@@ -230,9 +230,36 @@ def test_env_proxies_and_no_proxy_as_stock(
 
 @BOTH
 def test_socks_proxy_behaves_as_stock(make: Factory, http_server: Server) -> None:
+    """Without PySocks both arms end in requests' own error (ours reaches it through stock's
+    ``proxy_manager_for``; the next test checks that branch itself)."""
     with make() as session, pytest.raises(requests.exceptions.InvalidSchema) as err:
         session.get(http_server.url, proxies={"http": "socks5://127.0.0.1:9"})
     assert "SOCKS" in str(err.value)
+
+
+def test_socks_proxy_goes_to_stocks_manager_with_one_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``proxy_manager_for``: stock's manager for SOCKS (logged once per process), ours else."""
+    from http_fastpath._core import log as fp_log
+
+    stock_made: list[str] = []
+
+    def stock(self: HTTPAdapter, proxy: str, **kw: Any) -> urllib3.PoolManager:
+        stock_made.append(proxy)  # what requests builds here needs PySocks: stand in for it
+        return urllib3.PoolManager()
+
+    monkeypatch.setattr(HTTPAdapter, "proxy_manager_for", stock)
+    monkeypatch.setattr(fp_log, "_seen", set())
+    adapter = FastpathAdapter()
+    with caplog.at_level("INFO", logger="http_fastpath.dial"):
+        for proxy in ("socks5://127.0.0.1:9", "SOCKS5H://127.0.0.2:9"):
+            assert type(adapter.proxy_manager_for(proxy)) is urllib3.PoolManager
+        assert isinstance(adapter.proxy_manager_for("http://127.0.0.3:9"), FastpathProxyManager)
+    assert stock_made == ["socks5://127.0.0.1:9", "SOCKS5H://127.0.0.2:9"]
+    lines = [r.getMessage() for r in caplog.records if "SOCKS" in r.getMessage()]
+    assert len(lines) == 1 and "stock SOCKS connections" in lines[0], lines
+    adapter.close()
 
 
 # -- everything requests does, as stock --------------------------------------------------
