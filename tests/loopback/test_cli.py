@@ -25,6 +25,7 @@ from http_fastpath._cli import main
 from http_fastpath._core import capabilities as _capabilities
 from http_fastpath.netlab import Server, full_backlog, next_loopback, silent_listener
 
+from .._kernel import MPTCP_INFO, TCP_IS_MPTCP
 from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
@@ -68,10 +69,7 @@ def _fresh_probe() -> Iterator[None]:
 # -- doctor ---------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    tuple(int(p) for p in platform.release().split(".")[:2]) < (6, 10),
-    reason=f"TCP_IS_MPTCP needs Linux >= 6.10 (this is {platform.release()})",
-)
+@TCP_IS_MPTCP.mark
 def test_doctor_all_on_require_passes(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_cli(capsys, "doctor", "--require", "tfo,mptcp,tcp_is_mptcp")
     assert status == 0, out
@@ -1162,6 +1160,7 @@ def test_every_command_help_has_a_description(
     assert needle in " ".join(description.split()), description
 
 
+@MPTCP_INFO.mark
 def test_doctor_one_mptcp_proof_option_is_enough() -> None:
     """A kernel older than 6.10 (no TCP_IS_MPTCP) still proves MPTCP with MPTCP_INFO."""
     import dataclasses

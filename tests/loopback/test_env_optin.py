@@ -17,6 +17,7 @@ import trustme
 
 from http_fastpath.netlab import Server, next_loopback
 
+from .._kernel import MPTCP_TFO
 from ..conftest import server_tls
 from ..wheel import build_wheel, fresh_venv
 
@@ -123,6 +124,8 @@ def test_unmodified_script(
 ) -> None:
     if client.startswith("httpx2"):
         pytest.importorskip("httpx2", reason="httpx2 is not installed (it needs Python >= 3.11)")
+    if variable == "tfo,mptcp":
+        MPTCP_TFO.require()  # data in MPTCP SYNs
     env = {"SSL_CERT_FILE": ca_file, "REQUESTS_CA_BUNDLE": ca_file}
     if variable is not None:
         env["HTTP_FASTPATH"] = variable
@@ -434,6 +437,7 @@ def test_hosts_left_out_get_stock_connections(
     ca_file: str,
 ) -> None:
     """A host left out by HTTP_FASTPATH_EXCLUDE / _HOSTS gets no SYN data and no MPTCP."""
+    MPTCP_TFO.require()  # the others get data in MPTCP SYNs
     if client.startswith("httpx2"):
         pytest.importorskip("httpx2", reason="httpx2 is not installed (it needs Python >= 3.11)")
     left_out, fast = next_loopback(), next_loopback()
