@@ -59,6 +59,12 @@ class KernelFeature:
 TCP_IS_MPTCP = KernelFeature("TCP_IS_MPTCP", 6, 10)
 #: getsockopt(SOL_MPTCP, MPTCP_INFO): proof of MPTCP where TCP_IS_MPTCP is missing
 MPTCP_INFO = KernelFeature("MPTCP_INFO", 5, 16)
+#: a lab path that drops SYNs with data: before 5.13 the kernel's own blackhole detection
+#: (net.ipv4.tcp_fastopen_blackhole_timeout_sec, then 3600 by default) switches TCP Fast Open
+#: off for the whole namespace after it, and for the later tests in the same lab too
+TFO_NO_KERNEL_BLACKHOLE = KernelFeature(
+    "tcp_fastopen_blackhole_timeout_sec=0 by default (no kernel-wide TFO pause)", 5, 13
+)
 #: data in the SYN of an MPTCP connection: TCP Fast Open on MPTCP sockets, the listener's
 #: side included (client side 6.1, server side 6.2)
 MPTCP_TFO = KernelFeature("TCP Fast Open on MPTCP sockets at both ends", 6, 2)
