@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             "tls",
             "mptcp",
             "eyeballs",
+            "altsvc",
             "startup",
         ],  # fmt: skip
         action="append",
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         parts = args.only or [
             "calibration", "cold", "keepalive", "cpu", "memory", "tls", "mptcp", "eyeballs",
-            "startup",
+            "altsvc", "startup",
         ]  # fmt: skip
         # Interpreter start-up needs no network: it runs without the lab too.
         reason = _netns.enter() if set(parts) - {"startup"} else None
@@ -98,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
                 from .bench_eyeballs import measure as measure_eyeballs
 
                 results["eyeballs"] = measure_eyeballs(log)
+            elif part == "altsvc":
+                from .bench_altsvc import measure as measure_altsvc
+
+                results["altsvc"] = measure_altsvc(log)
+                results["altsvc"]["run"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             else:
                 results["mptcp"] = _suite.mptcp(log)
             results.setdefault("durations_s", {})[part] = round(time.monotonic() - t0, 1)

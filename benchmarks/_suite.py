@@ -16,8 +16,9 @@ from typing import Any
 import trustme
 
 from http_fastpath import FastpathOptions
-from http_fastpath._core.dialer import dial, new_socket
+from http_fastpath._core.dialer import dial
 from http_fastpath._core.linux import read_tcp_info
+from http_fastpath._core.sockets import new_socket
 from http_fastpath.netlab import Lab, PathSpec, Server, counters_delta
 from http_fastpath.netlab._lab import _read_netstat
 from http_fastpath.netlab._measure import (

@@ -8,7 +8,9 @@ settings and hands it out again (``http_fastpath._core.sslcache``). Rows:
 - *requests, new connection*: one Session, every request on a new connection (the
   server answers ``Connection: close``);
 - *httpx / httpx async, new client*: a new client per request (build, GET, close);
-- *httpx / httpx2, client construction*: build and close a client, no request.
+- *httpx / httpx2, client construction*: build and close a client, no request;
+- *httpx opt-in construction*: ``httpx.Client()`` of an unmodified program, stock vs
+  under ``http_fastpath.install()`` (what ``HTTP_FASTPATH=…`` does).
 
 For each of ``verify=True``, ``verify=<path>`` and ``verify=False``, without the
 environment (``trust_env=False``: no ``SSL_CERT_FILE``, ``REQUESTS_CA_BUNDLE``). The bundles are
@@ -164,6 +166,27 @@ def _construction(
     return run, lambda: None
 
 
+def _opt_in_construction(
+    fast: bool, url: str, verify: bool | str, stack: str = "httpx"
+) -> tuple[Runner, Callable[[], None]]:
+    """``httpx.Client()`` of an unmodified program, with and without ``install()``."""
+    import http_fastpath
+
+    httpx, _ = _stack(stack)
+
+    def run(n: int) -> None:
+        if fast:
+            http_fastpath.install()
+        try:
+            for _ in range(n):
+                httpx.Client(verify=verify, trust_env=False).close()
+        finally:
+            if fast:
+                http_fastpath.uninstall()
+
+    return run, lambda: None
+
+
 ROWS: dict[str, tuple[str, Callable[..., tuple[Runner, Callable[[], None]]], int]] = {
     # name: (what one "request" is, runner factory, requests per round)
     "requests": ("new connection", _requests, 20),
@@ -177,6 +200,11 @@ ROWS: dict[str, tuple[str, Callable[..., tuple[Runner, Callable[[], None]]], int
     "httpx2 construction": (
         "client construction",
         lambda fast, url, verify: _construction(fast, url, verify, "httpx2"),
+        20,
+    ),
+    "httpx opt-in construction": (
+        "client construction",
+        lambda fast, url, verify: _opt_in_construction(fast, url, verify, "httpx"),
         20,
     ),
 }

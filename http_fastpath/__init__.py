@@ -17,15 +17,19 @@ if typing.TYPE_CHECKING:  # what type checkers see; at run time the names load o
     from ._backends.httpcore_anyio import AsyncFastpathBackend
     from ._backends.httpcore_sync import FastpathBackend
     from ._core.capabilities import Capabilities, probe
+    from ._core.connection import FastpathConnection, connect
     from ._core.destinations import (
         DestinationInfo,
+        destination_limit,
         destinations,
         reset_destinations,
         set_destination_limit,
     )
     from ._core.proof import connection_info
     from ._core.stats import FastpathStats, stats
+    from ._core.trace import milestones
     from ._integrations.autoinstall import install, status, uninstall
+    from ._integrations.env import EnvConfig, read_environ
     from ._integrations.httpx import (
         AsyncFastpathTransport,
         FastpathTransport,
@@ -48,14 +52,19 @@ __all__ = [
     "connection_info",
     "probe",
     "Capabilities",
-    # process-wide counters
+    # process-wide counters and timings
     "stats",
     "FastpathStats",
+    "milestones",
     # destination memory
     "destinations",
     "reset_destinations",
+    "destination_limit",
     "set_destination_limit",
     "DestinationInfo",
+    # one connection for any protocol
+    "connect",
+    "FastpathConnection",
     # adapters
     "FastpathAdapter",
     "FastpathPoolManager",
@@ -64,6 +73,8 @@ __all__ = [
     "install",
     "uninstall",
     "status",
+    "read_environ",
+    "EnvConfig",
     # httpx / httpcore
     "FastpathTransport",
     "AsyncFastpathTransport",
@@ -93,16 +104,22 @@ _LAZY = {
     "connection_info": "_core.proof",
     "stats": "_core.stats",
     "FastpathStats": "_core.stats",
+    "milestones": "_core.trace",
     "destinations": "_core.destinations",
     "reset_destinations": "_core.destinations",
+    "destination_limit": "_core.destinations",
     "set_destination_limit": "_core.destinations",
     "DestinationInfo": "_core.destinations",
+    "connect": "_core.connection",
+    "FastpathConnection": "_core.connection",
     "FastpathAdapter": "_integrations.requests",
     "FastpathPoolManager": "_integrations.urllib3",
     "FastpathProxyManager": "_integrations.urllib3",
     "install": "_integrations.autoinstall",
     "uninstall": "_integrations.autoinstall",
     "status": "_integrations.autoinstall",
+    "read_environ": "_integrations.env",
+    "EnvConfig": "_integrations.env",
     "HTTP3Transport": "http3._httpx",
     "AsyncHTTP3Transport": "http3._httpx",
     "HTTP3Adapter": "http3._requests",

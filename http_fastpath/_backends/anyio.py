@@ -22,10 +22,12 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from .._core import dialer as _dialer
+from .._core import addresses as _addresses
+from .._core import connect as _connect
+from .._core import handshake as _handshake
 from .._core import sslcache as _sslcache
-from .._core.dialer import Pending, Proof
-from .._core.proof import INFO_EXTENSION
+from .._core.proof import INFO_EXTENSION, Proof
+from .._core.sockets import Pending
 from .sync import (
     BackendBase,
     CoreErrors,
@@ -79,7 +81,7 @@ async def _writable(sock: socket.socket, ready: list[socket.socket], scope: Any)
     scope.cancel()
 
 
-async def _wait_any(wait: _dialer.WaitWritable) -> tuple[socket.socket, ...]:
+async def _wait_any(wait: _connect.WaitWritable) -> tuple[socket.socket, ...]:
     """Wait until some of ``wait.socks`` are writable; return those (empty: timeout).
 
     A connect that is already over (loopback, or a fast path) is seen with a
@@ -87,7 +89,7 @@ async def _wait_any(wait: _dialer.WaitWritable) -> tuple[socket.socket, ...]:
     """
     socks, timeout = wait
     if len(socks) == 1:
-        if _dialer._wait_writable(socks[0], 0):
+        if _handshake._wait_writable(socks[0], 0):
             return socks
         with anyio.move_on_after(timeout):
             await anyio.wait_writable(socks[0])
@@ -108,7 +110,7 @@ async def _drive_async(sock: socket.socket, pending: Pending, data: bytes | None
     On any exception (a cancellation included) the generator is closed, which closes
     every socket a Happy Eyeballs race opened, and ``sock`` is closed.
     """
-    steps = _dialer.connect_steps(sock, pending, data)
+    steps = _connect.connect_steps(sock, pending, data)
     try:
         wait = next(steps)
         while True:
@@ -356,7 +358,7 @@ class AsyncBackendImpl(BackendBase):
         stream_cls = self._stream_cls
         options = self.options
         with _map(stream_cls._errors.async_connect):
-            addresses = _dialer.literal_addresses(host.strip("[]"), port)
+            addresses = _addresses.literal_addresses(host.strip("[]"), port)
             if addresses is None:
                 with anyio.fail_after(timeout):
                     infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)

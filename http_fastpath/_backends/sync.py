@@ -34,12 +34,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, cast
 
+from .._core import connect as _connect
 from .._core import dialer as _dialer
 from .._core import sslcache as _sslcache
-from .._core.dialer import Address, Pending, Proof, SocketOption
+from .._core.addresses import Address, resolve
+from .._core.exceptions import OptionError
 from .._core.info import ConnectionInfo
-from .._core.options import FastpathOptions
-from .._core.proof import INFO_EXTENSION
+from .._core.options import FastpathOptions, resolve_options
+from .._core.proof import INFO_EXTENSION, Proof
+from .._core.sockets import Pending, SocketOption
 from .._core.tls import TLSSocket
 
 __all__ = ["BackendBase", "CoreErrors", "CoreSocketOption", "SyncBackendImpl", "SyncStreamImpl"]
@@ -177,7 +180,7 @@ class _InfoMixin:
 
         Read when first looked at (the transports attach it to every response), once;
         a connection closed before anyone looked keeps what its connect saw (see
-        :class:`http_fastpath._core.dialer.Proof`).
+        :class:`http_fastpath._core.proof.Proof`).
         """
         proof = self._proof
         return None if proof is None else proof.info()
@@ -248,7 +251,7 @@ class SyncStreamImpl(_InfoMixin):
             assert pending is not None
             self._pending = None
             try:
-                sent = _dialer.complete_sync(sock, pending, data)
+                sent = _connect.complete_sync(sock, pending, data)
             except Exception as exc:
                 sock.close()
                 mapped = _mapped(errors.connect, exc)
@@ -347,7 +350,9 @@ class BackendBase:
     """What the sync and async backends share: the options and the pool's ``retries``."""
 
     def __init__(self, options: FastpathOptions | None = None, *, retries: int = 0) -> None:
-        self.options = options if options is not None else FastpathOptions()
+        self.options = resolve_options(options)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise OptionError("retries", retries, "an int >= 0 (httpcore's pool retries)")
         self.retries = retries
 
 
@@ -376,7 +381,7 @@ class SyncBackendImpl(BackendBase):
         options = self.options
         try:
             sock, pending = _dialer.open_plain(
-                _dialer.resolve(host, port),
+                resolve(host, port),
                 options=options,
                 timeout=timeout,
                 source_address=None if local_address is None else (local_address, 0),

@@ -20,9 +20,9 @@ _DEMO_DESCRIPTION = (
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ..netlab._demo import run
+    from http_fastpath.netlab import demo
 
-    return run()
+    return demo()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="http-fastpath", description="TCP Fast Open and Multipath TCP for HTTP clients."
     )
-    from .. import __version__
+    from http_fastpath import __version__
 
     parser.add_argument("--version", action="version", version=f"http-fastpath {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -2,8 +2,9 @@
 requests + ``FastpathAdapter`` (or the experimental HTTP/3 transport), one request each,
 with timings.
 
-The proof comes from ``http_fastpath.connection_info(response)``; the timings from the
-dialer's milestones (:mod:`.._core.trace`) plus, for httpx, httpcore's ``trace`` extension.
+The proof comes from ``http_fastpath.connection_info(response)``; the timings from
+``http_fastpath.milestones()`` plus, for httpx, httpcore's ``trace`` extension. Like all of
+the command line, it uses only the public API.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import inspect
 import time
 from typing import Any, Final
 
-from .._core.info import ConnectionInfo
+from http_fastpath import ConnectionInfo
+
 from .output import CLIError, describe_error, one_line, ssl_context
 
 __all__ = [
@@ -31,11 +32,11 @@ __all__ = [
     "timeout_phase",
 ]
 
-#: client name -> (library, module holding the fastpath class, class name, extra)
+#: client name -> (library, extra that installs it)
 _CLIENTS: Final = {
-    "httpx": ("httpx", "http_fastpath", "FastpathTransport", "httpx"),
-    "requests": ("requests", "http_fastpath", "FastpathAdapter", "requests"),
-    "httpx2": ("httpx2", "http_fastpath.httpx2", "FastpathTransport", "httpx2"),
+    "httpx": ("httpx", "httpx"),
+    "requests": ("requests", "requests"),
+    "httpx2": ("httpx2", "httpx2"),
 }
 #: ``--client`` choices; without one, the first installed in this order (httpx2 last:
 #: earlier releases chose requests when httpx was missing).
@@ -77,17 +78,19 @@ class Result:
 # -- choosing the client ------------------------------------------------------------------
 
 
-def _fastpath_name(module_name: str, name: str) -> Any:
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    if name not in getattr(module, "__all__", ()):
-        return None
-    try:
-        return getattr(module, name)
-    except (AttributeError, ImportError):
-        return None
+def _fastpath_class(name: str) -> Any:
+    """The adapter or transport ``--client name`` mounts (ImportError: it cannot load)."""
+    if name == "httpx2":
+        from http_fastpath.httpx2 import FastpathTransport as Httpx2Transport
+
+        return Httpx2Transport
+    if name == "requests":
+        from http_fastpath import FastpathAdapter
+
+        return FastpathAdapter
+    from http_fastpath import FastpathTransport
+
+    return FastpathTransport
 
 
 def choose_client(wanted: str | None) -> tuple[str, Any]:
@@ -95,7 +98,7 @@ def choose_client(wanted: str | None) -> tuple[str, Any]:
     order = [wanted] if wanted else list(CLIENTS)
     problems = []
     for name in order:
-        library, home, cls_name, extra = _CLIENTS[name]
+        library, extra = _CLIENTS[name]
         try:
             found = importlib.util.find_spec(library) is not None
         except (ImportError, ValueError):
@@ -103,11 +106,10 @@ def choose_client(wanted: str | None) -> tuple[str, Any]:
         if not found:
             problems.append(f"{library} is not installed (pip install 'http_fastpath[{extra}]')")
             continue
-        cls = _fastpath_name(home, cls_name)
-        if cls is None:
-            problems.append(f"this build of http_fastpath has no {cls_name} for {library}")
-            continue
-        return name, cls
+        try:
+            return name, _fastpath_class(name)
+        except ImportError as exc:  # e.g. httpx without httpcore: the hint names the extra
+            problems.append(one_line(exc))
     raise CLIError("no HTTP client available: " + "; ".join(problems))
 
 
@@ -122,19 +124,11 @@ def http3_transport() -> Any:
         raise CLIError(f"--http3: the HTTP/3 transport cannot load: {exc}") from None
 
 
-def _fastpath_kwargs(cls: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments selecting TFO/MPTCP, in whichever form ``cls`` accepts."""
+def _fastpath_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords selecting TFO/MPTCP (every adapter and transport takes them)."""
     chosen: dict[str, Any] = {"tfo": not args.no_tfo, "mptcp": not args.no_mptcp}
     if args.tfo_policy is not None:
         chosen["tfo_policy"] = args.tfo_policy
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        params = {}  # type: ignore[assignment]
-    if "tfo" not in params and "mptcp" not in params and "options" in params:
-        from .._core.options import FastpathOptions
-
-        return {"options": FastpathOptions(**chosen)}
     return chosen
 
 
@@ -165,8 +159,7 @@ def send_httpx(cls: Any, req: Request, args: argparse.Namespace, library: str = 
     """One request through httpx (or httpx2: ``library``, the same API)."""
     httpx: Any = importlib.import_module(library)
 
-    from .._core import trace as _trace
-    from .._core.proof import connection_info
+    from http_fastpath import connection_info, milestones
 
     kwargs: dict[str, Any]
     if args.http3:
@@ -174,7 +167,7 @@ def send_httpx(cls: Any, req: Request, args: argparse.Namespace, library: str = 
         kwargs = {"verify": False if args.insecure else (args.cacert or True)}
     else:
         kwargs = {"verify": ssl_context(args.cacert, args.insecure)}
-        kwargs.update(_fastpath_kwargs(cls, args))
+        kwargs.update(_fastpath_kwargs(args))
     extra: dict[str, float] = {}
 
     def trace(event: str, info: object) -> None:
@@ -187,7 +180,7 @@ def send_httpx(cls: Any, req: Request, args: argparse.Namespace, library: str = 
         request = client.build_request(
             req.method, req.url, headers=req.headers, content=req.body, extensions={"trace": trace}
         )
-        with _trace.collect() as marks:
+        with milestones() as marks:
             start = time.perf_counter()
             response = client.send(request, stream=True)
             try:
@@ -210,20 +203,19 @@ def send_httpx(cls: Any, req: Request, args: argparse.Namespace, library: str = 
 def send_requests(cls: Any, req: Request, args: argparse.Namespace) -> Result:
     import requests
 
-    from .._core import trace as _trace
-    from .._core.proof import connection_info
+    from http_fastpath import connection_info, milestones
 
     if args.insecure:
         import urllib3
 
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    adapter = cls(**_fastpath_kwargs(cls, args))
+    adapter = cls(**_fastpath_kwargs(args))
     extra: dict[str, float] = {}
     with requests.Session() as session:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         verify: bool | str = False if args.insecure else (args.cacert or True)
-        with _trace.collect() as marks:
+        with milestones() as marks:
             start = time.perf_counter()
             response = session.request(
                 req.method,

@@ -18,7 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-from .._core.options import FastpathOptions
+from http_fastpath import FastpathOptions
+
 from .doctor_kernel import Check, http3_checks, mptcp_checks, tfo_checks
 from .output import Style, one_line
 
@@ -133,10 +134,8 @@ def _status_text(status: object) -> str:
 def _env_checks() -> list[Check]:
     import http_fastpath
 
-    from .._integrations.env import read_environ
-
     section = "Environment"
-    config = read_environ(warn=False)
+    config = http_fastpath.read_environ(warn=False)
     raw = config.raw
     extra = ""
     try:
@@ -163,9 +162,7 @@ def _env_checks() -> list[Check]:
         detail += f" (tfo_policy={opts.tfo_policy!r})"
         checks = [Check(section, "HTTP_FASTPATH", "ok", detail + extra)]
     opts = config.options or FastpathOptions()
-    from .._core.memory import MEMORY
-
-    size = config.memory_size or MEMORY.max_entries
+    size = config.memory_size or http_fastpath.destination_limit()
     checks.append(
         Check(
             section,
@@ -299,7 +296,7 @@ def render(checks: Sequence[Check], style: Style, header: str) -> str:
 
 def _capabilities_dict() -> dict[str, object]:
     """``http_fastpath.probe().as_dict()`` (the stable schema of earlier releases)."""
-    from .._core.capabilities import probe
+    from http_fastpath import probe
 
     return probe().as_dict()
 

@@ -104,7 +104,7 @@ def _netstat_counters(prefix: str = "TcpExt") -> dict[str, int]:
 
 
 def tfo_checks() -> list[Check]:
-    from .._core.capabilities import probe
+    from http_fastpath import probe
 
     caps = probe(refresh=True)
     section = "TCP Fast Open"
@@ -211,7 +211,7 @@ def _blackhole_check(section: str) -> Check:
 def mptcp_checks(caps: Any = None) -> list[Check]:
     """``caps``: a :class:`http_fastpath.Capabilities` (default: this host's)."""
     if caps is None:
-        from .._core.capabilities import probe
+        from http_fastpath import probe
 
         caps = probe()
     section = "Multipath TCP"
@@ -342,9 +342,7 @@ def _ip_mptcp_checks(section: str) -> list[Check]:
 def http3_checks() -> list[Check]:
     import http_fastpath
 
-    from .._core.capabilities import probe
-
-    quic = probe().kernel_quic
+    quic = http_fastpath.probe().kernel_quic
     detail = quic.detail
     if Path("/sys/module/quic").exists():
         detail += " (module 'quic' is loaded)"
@@ -371,7 +369,7 @@ def http3_checks() -> list[Check]:
 
 def _uapi_mismatch() -> str | None:
     try:
-        from ..http3._quic_kernel import uapi_mismatch
+        from http_fastpath.http3 import uapi_mismatch
     except ImportError as exc:  # the kernel backend needs aioquic (the http3 extra)
         return f"cannot check: {exc}"
     return uapi_mismatch()

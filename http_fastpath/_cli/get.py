@@ -2,7 +2,9 @@
 
 The client is httpx or httpx2 with ``FastpathTransport`` or requests with
 ``FastpathAdapter`` (``--client NAME``; by default whichever is installed, httpx first);
-see :mod:`.clients`.
+see :mod:`.clients`. This module reads the command line, sends and writes the body or the
+JSON report; the lines about each response (``-v``, ``--repeat``, ``-i``) are
+:mod:`.get_report`'s.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
-from .._core.info import ConnectAttempt, ConnectionInfo, TFOStatus
 from .clients import (
     CLIENTS,
     Request,
@@ -29,6 +30,7 @@ from .clients import (
     send_requests,
     timeout_phase,
 )
+from .get_report import summary, verbose, write_head
 from .output import (
     EXIT_HTTP,
     EXIT_INTERRUPTED,
@@ -38,7 +40,6 @@ from .output import (
     Style,
     Target,
     describe_error,
-    endpoint,
     parse_url,
     ssl_context,
     timeout_error,
@@ -46,32 +47,12 @@ from .output import (
 
 __all__ = ["add_parser", "run"]
 
-_TIMING_ORDER: Final = ("dns", "connect", "tls", "first_byte", "total")
 #: RFC 9110 section 5.6.2: a method is a token (``M-SEARCH``, ``BASELINE-CONTROL``, ...).
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TFO_POLICIES: Final = {
     "safe": "only replay-safe requests ride in the SYN",
     "always": "any request may ride in the SYN",
 }
-#: ConnectionInfo fields -v prints by name; any other (newer) field is listed as is.
-_SHOWN_FIELDS: Final = frozenset(
-    {
-        "transport",
-        "socket_protocol",
-        "tfo",
-        "tfo_used",
-        "syn_data_bytes",
-        "mptcp",
-        "mptcp_subflows",
-        "fallbacks",
-        "rtt_ms",
-        "local_address",
-        "peer_address",
-        "early_data_safe",
-        "attempts",
-    }
-)
-
 # -- input --------------------------------------------------------------------------------
 
 
@@ -110,108 +91,6 @@ def _build_request(target: Target, args: argparse.Namespace) -> Request:
     if body is not None and not any(k.lower() == "content-type" for k, _ in headers):
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
     return Request(method, target.url, headers, body)
-
-
-# -- output -------------------------------------------------------------------------------
-
-
-def _tfo_text(info: ConnectionInfo) -> str:
-    if info.tfo is TFOStatus.SYN_DATA_ACKED:
-        return f"{info.tfo.value} ({info.syn_data_bytes} bytes rode in the SYN, acked)"
-    if info.tfo is TFOStatus.COOKIE_REQUESTED:
-        return f"{info.tfo.value} (no cookie yet: the next connection can use it)"
-    return str(info.tfo.value)
-
-
-def _mptcp_text(info: ConnectionInfo) -> str:
-    if info.socket_protocol != "mptcp":
-        return "not used (plain TCP socket)"
-    if info.mptcp:
-        return f"yes ({info.mptcp_subflows or 1} subflow(s))"
-    if info.mptcp is False:
-        return "no (the server did not answer MP_CAPABLE: fell back to TCP)"
-    return "unknown (the kernel cannot tell)"
-
-
-def _attempt_text(attempt: ConnectAttempt) -> str:
-    """``Trying [::1]:8080 at +0.0 ms: abandoned at +250.4 ms ...`` (one connect attempt)."""
-    text = (
-        f"Trying {endpoint(attempt.address)} at +{attempt.started_ms:.1f} ms: "
-        f"{attempt.outcome} at +{attempt.ended_ms:.1f} ms"
-    )
-    if attempt.outcome == "abandoned":
-        text += " (another address connected first)"
-    if attempt.syn_data_bytes:
-        text += f" ({attempt.syn_data_bytes} bytes rode in its SYN)"
-    if attempt.error:
-        text += f" ({attempt.error})"
-    return text
-
-
-def _verbose(result: Result, client: str, out: IO[str], style: Style) -> None:
-    star = style("dim", "*")
-    out.write(f"{star} client: {client}\n")
-    out.write(f"{star} timings (seconds since the request started, like curl -w):\n")
-    for key in _TIMING_ORDER:
-        value = result.timings.get(key)
-        shown = f"{value:.6f}" if value is not None else "n/a"
-        out.write(f"{star}   {key.replace('_', ' '):<11} {shown}\n")
-    info = result.info
-    if info is None:
-        out.write(
-            f"{star} connection: no ConnectionInfo (the response did not come through the fastpath)\n"
-        )
-        return
-    for attempt in info.attempts:  # Happy Eyeballs, like curl's "Trying" lines
-        out.write(f"{star} {_attempt_text(attempt)}\n")
-    local, peer = endpoint(info.local_address), endpoint(info.peer_address)
-    sock = info.socket_protocol
-    on = f" (on an {sock.upper()} socket)" if sock != info.transport else ""
-    out.write(f"{star} connection: {info.transport}{on} {local} -> {peer}\n")
-    if info.transport in ("tcp", "mptcp"):
-        out.write(f"{star}   TFO       {_tfo_text(info)}\n")
-        out.write(f"{star}   MPTCP     {_mptcp_text(info)}\n")
-    else:
-        out.write(f"{star}   TFO/MPTCP n/a over {info.transport}\n")
-    rtt = f"{info.rtt_ms:.3f} ms" if info.rtt_ms is not None else "n/a"
-    out.write(f"{star}   RTT       {rtt}\n")
-    for reason in info.fallbacks or ("none",):
-        out.write(f"{star}   fallback  {reason}\n")
-    if info.peer_address is not None and info.transport in ("tcp", "mptcp"):
-        from .._core.destinations import destinations
-
-        for dest in destinations(*info.peer_address):
-            out.write(f"{star}   memory    {dest}\n")
-    for key, field in info.as_dict().items():
-        if key not in _SHOWN_FIELDS and field is not None:
-            out.write(f"{star}   {key:<9} {field}\n")
-
-
-def _summary(index: int, result: Result) -> str:
-    info = result.info
-    parts = [f"#{index}", str(result.status)]
-    if info is not None and info.transport not in ("tcp", "mptcp"):
-        parts.append(f"transport={info.transport}")
-    elif info is not None:
-        syn = f" ({info.syn_data_bytes} B in SYN)" if info.syn_data_bytes else ""
-        mptcp = (
-            "-"
-            if info.socket_protocol != "mptcp"
-            else {True: "yes", False: "no", None: "?"}[info.mptcp]
-        )
-        parts += [f"tfo={info.tfo.value}{syn}", f"mptcp={mptcp}"]
-        if info.rtt_ms is not None:
-            parts.append(f"rtt={info.rtt_ms:.3f}ms")
-    for key in ("connect", "tls", "first_byte", "total"):
-        if key in result.timings:
-            parts.append(f"{key.replace('_', '-')}={result.timings[key] * 1000:.2f}ms")
-    return "  ".join(parts)
-
-
-def _write_head(result: Result, out: IO[bytes]) -> None:
-    lines = [f"{result.http_version} {result.status} {result.reason}".rstrip()]
-    lines += [f"{k}: {v}" for k, v in result.headers]
-    out.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace"))
 
 
 # -- command ------------------------------------------------------------------------------
@@ -282,9 +161,9 @@ def run(args: argparse.Namespace) -> int:
                 progress.done()
             results.append(result)
             if args.repeat > 1 and not args.json:
-                sys.stderr.write(_summary(index, result) + "\n")
+                sys.stderr.write(summary(index, result) + "\n")
             if args.verbose and not args.json:
-                _verbose(result, client, sys.stderr, style)
+                verbose(result, client, sys.stderr, style)
     except CLIError as exc:
         exc.report = report()  # --json keeps the responses that completed
         raise
@@ -321,7 +200,7 @@ def _output(
         return
     out = sys.stdout.buffer
     if args.include:
-        _write_head(last, out)
+        write_head(last, out)
     if not args.output:
         out.write(last.body)
     out.flush()

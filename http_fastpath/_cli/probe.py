@@ -9,7 +9,8 @@ Three fresh connections, each made by the fastpath dialer:
 3. MPTCP without TFO: ``TCP_IS_MPTCP`` says whether the server answered ``MP_CAPABLE``;
    a ``GET`` over HTTP/1.1 on it fetches the response head (``Alt-Svc`` for HTTP/3).
 
-Only the standard library and the package's own dialer and TLS are used.
+Only the standard library and :func:`http_fastpath.connect` (the fastpath dialer and its
+TLS, no HTTP client) are used.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import subprocess
 import sys
 from typing import Any, Final
 
-from .._core.info import ConnectionInfo, TFOStatus
+from http_fastpath import ConnectionInfo, TFOStatus
+
 from .output import (
     CLIError,
     Progress,
@@ -97,7 +99,7 @@ class _Conn:
 
 
 def _request(target: Target) -> bytes:
-    from .. import __version__
+    from http_fastpath import __version__
 
     return (
         f"GET {target.target} HTTP/1.1\r\nHost: {target.authority}\r\n"
@@ -109,34 +111,31 @@ def _request(target: Target) -> bytes:
 def _connect(
     target: Target, *, tfo: bool, mptcp: bool, alpn: list[str], args: argparse.Namespace
 ) -> _Conn:
-    from .._core.dialer import dial
-    from .._core.exceptions import DialTimeout
-    from .._core.options import FastpathOptions
-    from .._core.tls import TLSSocket
+    from http_fastpath import DialTimeout, FastpathOptions, connect
 
     options = FastpathOptions(tfo=tfo, mptcp=mptcp)
-    sock = dial(target.host, target.port, options=options, timeout=args.timeout)
-    phase = "connect"  # the dialer connects on the first write; the TLS handshake counts too
+    ctx = ssl_context(args.cacert, args.insecure, alpn) if target.scheme == "https" else None
+    try:  # the TLS handshake counts as the connect
+        conn = connect(
+            target.host, target.port, options=options, timeout=args.timeout, ssl_context=ctx
+        )
+    except TimeoutError:
+        raise timeout_error(target.authority, "connect", args.timeout) from None
+    phase = "connect"  # with TCP Fast Open and no TLS, the request's write connects
     try:
-        conn: Any = sock
-        chosen = None
-        if target.scheme == "https":
-            ctx = ssl_context(args.cacert, args.insecure, alpn)
-            tls = TLSSocket(sock, ctx, server_hostname=target.host)
-            tls.do_handshake()
-            chosen = tls.ssl_object.selected_alpn_protocol()
-            conn = tls
+        tls = conn.ssl_object
+        chosen = None if tls is None else tls.selected_alpn_protocol()
         head = None
         if chosen in (None, "http/1.1"):
             conn.sendall(_request(target))
             phase = "read"
             head = read_head(conn)
-        return _Conn(sock.connection_info(), chosen, head)
+        return _Conn(conn.connection_info(), chosen, head)
     except TimeoutError as exc:
         phase = "connect" if isinstance(exc, DialTimeout) else phase
         raise timeout_error(target.authority, phase, args.timeout) from None
     finally:
-        sock.close()
+        conn.close()
 
 
 def _cookie(peer: tuple[str, int] | None) -> str | None:

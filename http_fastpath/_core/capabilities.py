@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from . import linux as _linux
-from .decide import mptcp_platform_detail, mptcp_socket_refused, tfo_platform_detail
-from .dialer import new_socket
+from .reasons import mptcp_platform_detail, mptcp_socket_refused, tfo_platform_detail
+from .sockets import new_socket
 
 __all__ = ["Capabilities", "Feature", "probe", "probe_for"]
 

@@ -6,11 +6,17 @@ import dataclasses
 import socket
 import time
 
-from .decide import describe
 from .eyeballs import PREFERENCE_TTL
 from .memory import MEMORY, Destination, DestinationKey
+from .reasons import describe
 
-__all__ = ["DestinationInfo", "destinations", "reset_destinations", "set_destination_limit"]
+__all__ = [
+    "DestinationInfo",
+    "destination_limit",
+    "destinations",
+    "reset_destinations",
+    "set_destination_limit",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +120,11 @@ def reset_destinations(address: str | None = None, port: int | None = None) -> i
     Fast Open unpaused. Returns how many destinations were forgotten.
     """
     return MEMORY.forget(None if address is None else address.strip("[]"), port)
+
+
+def destination_limit() -> int:
+    """How many destinations the process remembers at most (see :func:`set_destination_limit`)."""
+    return MEMORY.max_entries
 
 
 def set_destination_limit(max_entries: int) -> None:

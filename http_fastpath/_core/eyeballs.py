@@ -3,7 +3,7 @@
 Nothing here does I/O or reads a clock: the resolver's addresses, what the destination
 memory knows and the time come in; an order, and what to do next, come out.
 :mod:`.race` is the shell that makes the sockets and the syscalls, and the drivers
-(:func:`.dialer.drive_sync`, the anyio driver of :mod:`.._backends.anyio`) do the waiting.
+(:func:`.connect.drive_sync`, the anyio driver of :mod:`.._backends.anyio`) do the waiting.
 
 **Order** (RFC 8305 section 4): the first IPv6 address leads (as anyio, stock async
 httpx, does, so no resolver order makes us slower than stock), then the families

@@ -10,7 +10,7 @@ from typing import Final, Literal
 from .exceptions import OptionError
 from .eyeballs import DEFAULT_DELAY, MAX_DELAY, MIN_DELAY
 
-__all__ = ["FastpathOptions", "TFOPolicy"]
+__all__ = ["FastpathOptions", "TFOPolicy", "resolve_options"]
 
 TFOPolicy = Literal["safe", "always"]
 _TFO_POLICIES = ("safe", "always")
@@ -119,3 +119,32 @@ class FastpathOptions:
             mptcp_relearn=self.mptcp_relearn if mptcp_relearn is None else mptcp_relearn,
             happy_eyeballs_delay=happy_eyeballs_delay,
         )
+
+
+def resolve_options(
+    options: object = None,
+    tfo: bool | None = None,
+    mptcp: bool | None = None,
+    tfo_policy: TFOPolicy | None = None,
+) -> FastpathOptions:
+    """The options of a constructor that takes ``options=`` or the ``tfo`` / ``mptcp`` /
+    ``tfo_policy`` keywords -- every constructor's one resolver, so the same mistake
+    gets the same error everywhere.
+
+    Not both: a keyword given with ``options=`` is an :class:`OptionError` naming it (it
+    would otherwise be silently ignored, or silently win). The keywords are validated as
+    :class:`FastpathOptions` validates its fields.
+    """
+    if options is None:
+        return FastpathOptions().replace(tfo=tfo, mptcp=mptcp, tfo_policy=tfo_policy)
+    if not isinstance(options, FastpathOptions):
+        raise OptionError("options", options, "a FastpathOptions instance or None")
+    for name, value in (("tfo", tfo), ("mptcp", mptcp), ("tfo_policy", tfo_policy)):
+        if value is not None:
+            raise OptionError(
+                name,
+                value,
+                "None when options= is given: either options=FastpathOptions(...) or the "
+                "tfo/mptcp/tfo_policy keywords, not both",
+            )
+    return options

@@ -1,12 +1,23 @@
-"""``connection_info(response)``: the proof attached to a response by our adapters."""
+"""The proof of a connection: read from the kernel when looked at, found on a response.
+
+:class:`Proof` is one connection's :class:`ConnectionInfo`, read from the live socket the
+first time someone looks (what the connect itself read is on its :class:`.record.DialRecord`).
+``connection_info(response)`` finds the proof our adapters attached to a response.
+"""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from .info import ConnectionInfo
+from . import linux as _linux
+from .info import ConnectionInfo, deferred_info
 
-__all__ = ["INFO_ATTR", "INFO_EXTENSION", "connection_info"]
+if TYPE_CHECKING:
+    from .record import DialRecord
+
+__all__ = ["INFO_ATTR", "INFO_EXTENSION", "Proof", "connection_info"]
 
 #: httpx responses: ``response.extensions[INFO_EXTENSION]`` (set by our transports).
 INFO_EXTENSION = "http_fastpath.connection_info"
@@ -41,3 +52,96 @@ def connection_info(response: object) -> ConnectionInfo | None:
         if isinstance(info, ConnectionInfo):
             return info
     return None
+
+
+class _Snapshot:
+    """What a proof needs when the socket is gone (see :meth:`Proof.seal`).
+
+    From ``sock`` when given (about to close), else from what the connect read.
+    """
+
+    __slots__ = ("local", "mptcp", "mptcp_socket", "subflows", "tcp_info")
+
+    def __init__(self, record: DialRecord, sock: socket.socket | None, local: Any = None) -> None:
+        self.local = local
+        self.tcp_info = record.tcp_info
+        self.subflows: int | None = None
+        mptcp: bool | None = False if record.mptcp_requested else None
+        self.mptcp_socket = record.is_mptcp is not None
+        if sock is not None:
+            try:
+                self.local = sock.getsockname()
+            except OSError:
+                pass
+            if self.tcp_info is None:  # the connect did not read it (no TCP Fast Open)
+                self.tcp_info = _linux.read_tcp_info(sock, platform=record.platform)
+            self.mptcp_socket = sock.proto == _linux.IPPROTO_MPTCP
+            if self.mptcp_socket:
+                mptcp = record.is_mptcp
+                if mptcp is None:
+                    mptcp = _linux.read_is_mptcp(sock, platform=record.platform)
+                if mptcp:
+                    self.subflows = _linux.read_mptcp_subflows(sock, platform=record.platform)
+        elif self.mptcp_socket:
+            mptcp = record.is_mptcp
+        self.mptcp = mptcp
+
+
+class Proof:
+    """The proof of one connection: a :class:`ConnectionInfo` read when first looked at.
+
+    :meth:`info` returns the same (deferred) object every time; its fields are read from
+    the live socket the first time one is looked at. :meth:`seal` is called before the
+    socket closes: if nobody looked yet, it keeps what the proof still needs from the
+    socket (its local address; ``TCP_INFO`` if the connect did not read it), so the proof
+    stays readable afterwards, with the RTT the connect saw.
+    """
+
+    # Defaults on the class: a proof that nobody reads costs two attribute stores.
+    _info: ConnectionInfo | None = None
+    _local: Any = None
+    _snapshot: _Snapshot | None = None
+    _read_once = False
+
+    def __init__(self, record: DialRecord, sock: socket.socket) -> None:
+        self._record = record
+        self._sock: socket.socket | None = sock
+
+    def info(self) -> ConnectionInfo:
+        """The connection's :class:`ConnectionInfo` (read when first looked at)."""
+        info = self._info
+        if info is None:
+            info = self._info = deferred_info(self._read)
+        return info
+
+    def _read(self) -> ConnectionInfo:
+        self._read_once = True
+        record, sock, snapshot = self._record, self._sock, self._snapshot
+        if snapshot is None and sock is not None and sock.fileno() >= 0:
+            try:
+                return record.connection_info(sock)
+            except OSError:
+                snapshot = _Snapshot(record, sock)
+        if snapshot is None:  # sealed, or closed without a seal: what was read in time
+            snapshot = _Snapshot(record, None, self._local)
+        return record.closed_connection_info(snapshot)
+
+    def seal(self) -> None:
+        """Call before the socket closes: keeps the proof readable without the socket."""
+        sock = self._sock
+        if sock is None:
+            return
+        self._sock = None
+        if self._info is None or self._read_once:
+            return  # nobody can look, or somebody did
+        record = self._record
+        try:
+            if record.tcp_info_raw is None or sock.proto == _MPTCP:
+                self._snapshot = _Snapshot(record, sock)  # more to read than the address
+            else:
+                self._local = sock.getsockname()
+        except OSError:  # closed already
+            pass
+
+
+_MPTCP = _linux.IPPROTO_MPTCP

@@ -2,10 +2,10 @@
 
 :func:`race_order` puts a host's addresses in order (the destination memory says which
 address won lately); :func:`race_steps` is the connect generator of a dial with several
-addresses (see :func:`.dialer.connect_steps` for the protocol with the drivers). Each
+addresses (see :func:`.connect.connect_steps` for the protocol with the drivers). Each
 attempt is the dialer's own connect -- :mod:`.decide` plans its socket and its first
 flight, so with TCP Fast Open each attempt carries a replay-safe first flight in its SYN
-and none carries any other -- on its own socket with its own :class:`~.dialer.DialRecord`
+and none carries any other -- on its own socket with its own :class:`~.record.DialRecord`
 (the reasons are shared). The winner's socket moves into the dial's socket (its fd), its
 record into the dial's record; every other socket is closed on every path: a loss, a
 failure, the timeout, or the driver closing the generator (cancellation,
@@ -20,16 +20,25 @@ import socket
 import time
 from collections.abc import Sequence
 
+from . import addresses as _addresses
+from . import connect as _connect
 from . import decide as _decide
-from . import dialer as _dialer
 from . import eyeballs as _eyeballs
+from . import handshake as _handshake
+from . import reasons as _reasons
+from . import record as _record
+from . import sockets as _sockets
 from . import trace as _trace
-from .dialer import Address, Buffer, ConnectSteps, DialRecord
+from .addresses import Address
+from .connect import ConnectSteps
 from .exceptions import DialTimeout
 from .eyeballs import Expire, Phase, Race, Start, Wait, WaitWritable
+from .handshake import Buffer
 from .info import ConnectAttempt
 from .log import dial_logger
 from .memory import MEMORY, Destination
+from .record import DialRecord
+from .sockets import Pending
 from .stats import COUNTERS
 
 __all__ = ["race_order", "race_steps"]
@@ -37,7 +46,7 @@ __all__ = ["race_order", "race_steps"]
 
 def race_order(addresses: Sequence[Address]) -> list[Address]:
     """``addresses`` in the order their attempts start (:func:`.eyeballs.sort_addresses`)."""
-    won = [MEMORY.get(_dialer._key(a)).won_race_at for a in addresses]
+    won = [MEMORY.get(_addresses._key(a)).won_race_at for a in addresses]
     return _eyeballs.sort_addresses(addresses, won, time.monotonic())
 
 
@@ -72,7 +81,7 @@ class _Attempt:
 
     def __init__(self, address: Address, record: DialRecord, sock: socket.socket | None) -> None:
         self.address = address
-        self.key = _dialer._key(address)
+        self.key = _addresses._key(address)
         self.record = record
         self.sock = sock
         self.plain_retry = self.cookie_cached = False
@@ -80,26 +89,26 @@ class _Attempt:
         self.syn_data_bytes = 0  # what rode in this attempt's last SYN (for the report)
         self.error: OSError | None = None
 
-    def begin(self, pending: _dialer._Pending, data: Buffer | None, again: bool = False) -> None:
+    def begin(self, pending: Pending, data: Buffer | None, again: bool = False) -> None:
         """Start the connect (``again``: on a fresh socket); OSError: it failed at once."""
         fresh_needed = again or self.sock is None
         record = self.record
         while True:
             if fresh_needed:
-                fresh: socket.socket = _dialer._create(
+                fresh: socket.socket = _sockets._create(
                     self.address, self.record, pending.socket_options, pending.source_address
                 )
                 if self.sock is None:
                     self.sock = fresh
                 else:
-                    _dialer._replace(self.sock, fresh)
+                    _sockets._replace(self.sock, fresh)
                     record.tcp_info_raw = None  # (read by the try before)
             fresh_needed = True
             plan = _decide.plan_first_flight(
                 record.options,
                 MEMORY.get(self.key),
                 self.key,
-                _dialer._now(),
+                _sockets._now(),
                 socket_proto=self.sock.proto,  # type: ignore[union-attr]
                 first_flight=data,
                 kernel_refused=record.tfo_refused,
@@ -110,9 +119,9 @@ class _Attempt:
             record.early_data_safe = plan.early_data_safe
             record.note(plan.reasons)
             try:
-                self.sent = _dialer._start(self.sock, record, self.address, data, plan)  # type: ignore[arg-type]
+                self.sent = _handshake._start(self.sock, record, self.address, data, plan)  # type: ignore[arg-type]
                 self.syn_data_bytes = record.syn_data_bytes
-            except _dialer._CookieCached:
+            except _handshake._CookieCached:
                 self.cookie_cached = True
                 continue
             except OSError as exc:
@@ -124,8 +133,8 @@ class _Attempt:
     def _again(self, exc: OSError) -> bool:
         """Learn from a failure; True when the same address is tried once more (plain SYN)."""
         assert self.sock is not None
-        learned = _dialer._learn(
-            self.sock, self.record, self.key, exc, self.plain_retry, _dialer._now()
+        learned = _record._learn(
+            self.sock, self.record, self.key, exc, self.plain_retry, _sockets._now()
         )
         self.record.syn_data_bytes = 0
         if learned.retry_plain:
@@ -135,21 +144,21 @@ class _Attempt:
         dial_logger.debug("connect to %s failed: %s", self.address[1], exc)
         return False
 
-    def ready(self, pending: _dialer._Pending, data: Buffer | None) -> bool:
+    def ready(self, pending: Pending, data: Buffer | None) -> bool:
         """The socket is writable: True when connected, False when started over (plain SYN).
 
         OSError: the attempt failed.
         """
         assert self.sock is not None
         try:
-            _dialer._finish(self.sock, self.record)
+            _handshake._finish(self.sock, self.record)
         except OSError as exc:
             if not self._again(exc):
                 raise
             self.begin(pending, data, again=True)
             return False
-        learned = _dialer._learn(
-            self.sock, self.record, self.key, None, self.plain_retry, _dialer._now()
+        learned = _record._learn(
+            self.sock, self.record, self.key, None, self.plain_retry, _sockets._now()
         )
         if learned.stall_risk:  # the server's kernel would hold its reply: start over
             self.record.syn_data_bytes = 0
@@ -162,8 +171,8 @@ class _Attempt:
         """The time ran out (the caller closes the socket)."""
         self.error = DialTimeout("timed out")
         if self.sock is not None:
-            _dialer._learn(
-                self.sock, self.record, self.key, self.error, self.plain_retry, _dialer._now()
+            _record._learn(
+                self.sock, self.record, self.key, self.error, self.plain_retry, _sockets._now()
             )
 
     def socket(self) -> socket.socket:
@@ -206,7 +215,7 @@ def _report(race: Race, attempts: dict[int, _Attempt]) -> tuple[ConnectAttempt, 
     return tuple(out)
 
 
-def race_steps(sock: socket.socket, pending: _dialer._Pending, data: Buffer | None) -> ConnectSteps:
+def race_steps(sock: socket.socket, pending: Pending, data: Buffer | None) -> ConnectSteps:
     """Connect ``sock`` to the first of ``pending.addresses`` that answers (RFC 8305).
 
     ``sock`` was made for the first address: the first attempt runs on it (a failed or
@@ -267,7 +276,7 @@ def race_steps(sock: socket.socket, pending: _dialer._Pending, data: Buffer | No
                 error = None if step.last is None else attempts[step.last].error
                 if step.timed_out or error is None:
                     raise DialTimeout("timed out")
-                raise _dialer._to_dial_error(error)
+                raise _handshake._to_dial_error(error)
     finally:
         if winner is None:
             race.abandon(time.monotonic())
@@ -290,7 +299,7 @@ def _won(
     """Move the winner into the dial's socket and record; remember it when it teaches."""
     assert winner.sock is not None and race.winner is not None
     if winner.sock is not sock:
-        _dialer._replace(sock, winner.sock)  # closes the first attempt's socket
+        _sockets._replace(sock, winner.sock)  # closes the first attempt's socket
     record = winner.record
     main.tcp_info_raw = record.tcp_info_raw  # (what the proof reuses)
     main.is_mptcp = record.is_mptcp
@@ -317,10 +326,10 @@ def _won(
         for key, shown in zip(keys, main.attempts, strict=True):
             dial_logger.debug(
                 "attempt %s: %s at +%.1f ms (started at +%.1f ms)",
-                _decide.describe(key),
+                _reasons.describe(key),
                 shown.outcome,
                 shown.ended_ms,
                 shown.started_ms,
             )
-        _dialer._log_connection(sock, main, winner.key)
+        _connect._log_connection(sock, main, winner.key)
     return winner.sent

@@ -10,8 +10,10 @@ time a set of settings is seen and handed out again for the same settings.
   turn the settings into a tuple, and files into ``(path, inode, size, mtime_ns)``
   stamps (:func:`file_stamp`), so a CA file, client certificate or key that changes on
   disk gives a new key, hence a new context. A CA *directory* is stamped by its own
-  inode and mtime: certificates added or removed are seen; OpenSSL reads the files in it
-  lazily, as it does for any context. The environment variables the libraries read
+  inode and mtime (certificates added, removed or re-linked are seen at once) and by the
+  stamps of its entries, re-read at most every :data:`DIR_RESCAN` seconds (a certificate
+  rewritten in place is seen within that time, without a ``stat`` per entry for every
+  connection). The environment variables the libraries read
   (``SSL_CERT_FILE``, ``SSL_CERT_DIR``, ``SSLKEYLOGFILE``) are part of the key too.
 - **Built by the libraries' own code**, with the same calls in the same order (httpx's
   ``create_ssl_context``; urllib3's ``create_urllib3_context`` and the loading steps of
@@ -32,8 +34,10 @@ from __future__ import annotations
 
 import os
 import ssl
+import stat as _stat
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Final
@@ -52,7 +56,13 @@ __all__ = [
 #: Contexts kept at most (least recently used dropped first).
 MAX_ENTRIES: Final = 32
 
-Stamp = tuple[str, int, int, int] | tuple[str, None]
+#: Seconds between two reads of a CA directory's entries (see :func:`file_stamp`).
+DIR_RESCAN: Final = 1.0
+
+#: Entries of a CA directory stamped at most (past this, the directory's own stamp only).
+DIR_MAX_ENTRIES: Final = 4096
+
+Stamp = tuple[str, int, int, int] | tuple[str, int, int, tuple[Any, ...]] | tuple[str, None]
 StampFn = Callable[[str], Stamp]
 
 #: Environment variables that change what a client context loads.
@@ -60,12 +70,73 @@ ENV_KEYS: Final = ("SSL_CERT_FILE", "SSL_CERT_DIR", "SSLKEYLOGFILE")
 
 
 def file_stamp(path: str) -> Stamp:
-    """``(path, inode, size, mtime_ns)`` of ``path`` (``(path, None)`` when it is missing)."""
+    """``(path, inode, size, mtime_ns)`` of ``path`` (``(path, None)`` when it is missing).
+
+    A directory: ``(path, inode, mtime_ns, entries)``, ``entries`` being the names and
+    stamps of the files in it (symbolic links followed, as OpenSSL does), as read at most
+    :data:`DIR_RESCAN` seconds ago.
+    """
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return (path, None)
+    if _stat.S_ISDIR(st.st_mode):
+        return (path, st.st_ino, st.st_mtime_ns, _DIRS.entries(path, st, time.monotonic()))
     return (path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _entries(path: str) -> tuple[Any, ...]:
+    """The ``(name, inode, size, mtime_ns)`` of the files in directory ``path``, sorted."""
+    out: list[Any] = []
+    try:
+        with os.scandir(path) as scan:
+            for entry in scan:
+                if len(out) >= DIR_MAX_ENTRIES:
+                    break
+                try:
+                    st = entry.stat()  # follows links: c_rehash's <hash>.0 -> cert.pem
+                except OSError:
+                    out.append((entry.name, None))
+                    continue
+                out.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    except OSError:
+        return ()
+    return tuple(sorted(out, key=lambda e: e[0]))
+
+
+class _DirScans:
+    """The last read of each CA directory's entries, re-read when older than DIR_RESCAN
+    or when the directory itself changed (bounded: a few directories in practice)."""
+
+    def __init__(self, max_dirs: int = 64) -> None:
+        self._scans: OrderedDict[str, tuple[int, int, float, tuple[Any, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_dirs
+
+    def entries(self, path: str, st: os.stat_result, now: float) -> tuple[Any, ...]:
+        with self._lock:
+            found = self._scans.get(path)
+        if (
+            found is not None
+            and found[0] == st.st_ino
+            and found[1] == st.st_mtime_ns
+            and now - found[2] < DIR_RESCAN
+        ):
+            return found[3]
+        entries = _entries(path)
+        with self._lock:
+            self._scans[path] = (st.st_ino, st.st_mtime_ns, now, entries)
+            self._scans.move_to_end(path)
+            while len(self._scans) > self._max:
+                self._scans.popitem(last=False)
+        return entries
+
+    def clear(self) -> None:
+        with self._lock:
+            self._scans.clear()
+
+
+_DIRS = _DirScans()
 
 
 def _stamped(path: Any, stamp: StampFn) -> Any:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 OFF = ("", "0", "off", "false", "no", "none")
 #: the modules whose import starts the opt-in when HTTP_FASTPATH asks for a fast path
 CLIENTS = ("urllib3", "httpcore", "httpcore2")
+#: with ``h3`` (the Alt-Svc upgrade): httpx imports httpcore only when its first
+#: transport is built, too late to patch that transport
+H3_CLIENTS = ("httpx", "httpx2")
 
 _started = False
 _finder: "_Finder | None" = None
@@ -39,12 +42,15 @@ def activate() -> None:
         return
     _started = True
     try:
-        fast = os.environ.get("HTTP_FASTPATH", "").strip().lower() not in OFF
+        value = os.environ.get("HTTP_FASTPATH", "").strip().lower()
+        fast = value not in OFF
         if not fast and not os.environ.get("HTTP_FASTPATH_LOG", "").strip():
             return  # e.g. HTTP_FASTPATH=off: nothing to do
         watched = {"http_fastpath"}
         if fast:
             watched.update(CLIENTS)
+        if "h3" in value:  # the upgrade patches httpx before its first transport
+            watched.update(H3_CLIENTS)
         if any(name in sys.modules for name in watched):  # imported by an earlier .pth
             _activate(None, None)
             return
@@ -104,7 +110,7 @@ class _Loader:
 class _Finder:
     """Finds nothing itself: wraps the loader of the watched modules (see the docstring)."""
 
-    _http_fastpath_hook = True  # see http_fastpath._integrations.autoinstall._PostImportFinder
+    _http_fastpath_hook = True  # see http_fastpath._integrations.hooks.PostImportFinder
 
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names

@@ -19,35 +19,22 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from .._core.options import FastpathOptions
+from .._core.options import FastpathOptions, resolve_options
 from .env import HostList, HostRules, parse_hosts, read_environ, warn_env
+from .hooks import PostImportFinder, Undo
+from .hooks import patch as _patch
+from .hooks import undo_all as _undo_all
 
 if TYPE_CHECKING:
-    from importlib.machinery import ModuleSpec
+    pass
 
 __all__ = ["activate_from_environ", "install", "status", "uninstall"]
 
-Undo = Callable[[], None]
 Patcher = Callable[[ModuleType, FastpathOptions, HostRules], Undo]
-
-
-def _set(owner: Any, name: str, value: Any, undo: list[Undo]) -> None:
-    """``setattr`` that records how to put the old value back."""
-    old = getattr(owner, name)
-    setattr(owner, name, value)
-    undo.append(lambda: setattr(owner, name, old))
-
-
-def _undo_all(undo: list[Undo]) -> Undo:
-    def run() -> None:
-        for step in reversed(undo):
-            step()
-
-    return run
 
 
 def _choosing_new(stock: type[Any], rules: HostRules) -> Callable[..., Any]:
@@ -79,7 +66,7 @@ def _patch_urllib3(module: ModuleType, options: FastpathOptions, rules: HostRule
         attrs: dict[str, Any] = {"fastpath_options": options, "__module__": __name__}
         if rules.restricts:
             attrs["__new__"] = _choosing_new(pool.ConnectionCls, rules)
-        _set(pool, "ConnectionCls", type(name, (base,), attrs), undo)
+        _patch(pool, "ConnectionCls", type(name, (base,), attrs), undo)
     return _undo_all(undo)
 
 
@@ -157,7 +144,7 @@ def _patch_httpcore(module: ModuleType, options: FastpathOptions, rules: HostRul
         for name in _HTTPCORE_MODULES:
             sub = sys.modules.get(f"{package}.{side}.{name}")
             if sub is not None:  # socks_proxy only exists when socksio is installed
-                _set(sub, attr, _backend_factory(cls, options, getattr(sub, attr), rules), undo)
+                _patch(sub, attr, _backend_factory(cls, options, getattr(sub, attr), rules), undo)
     return _undo_all(undo)
 
 
@@ -175,12 +162,82 @@ def _backend_factory(
     return backend
 
 
+def _patch_httpx_tls(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
+    """Give ``httpx.Client()`` (httpx2's too) the process-wide TLS contexts.
+
+    httpx builds an ``SSLContext`` for every client, loading the CA bundle again (tens of
+    milliseconds of CPU; ``httpx.get()`` builds a client per call). The name its
+    transports call is replaced by one that hands out the shared context for the same
+    settings, built by httpx's own ``create_ssl_context`` (see :mod:`.._core.sslcache`);
+    the caller's own context and the deprecated ``cert=`` go to httpx's as they are. Not
+    with ``hosts``/``exclude``: connections left out get stock backends, which are given
+    exactly what stock gives them.
+    """
+    if rules.restricts:
+        return lambda: None
+    defaults = sys.modules.get(f"{module.__name__}._transports.default")
+    stock = getattr(defaults, "create_ssl_context", None)
+    if defaults is None or stock is None:
+        raise RuntimeError(f"{module.__name__}: no _transports.default.create_ssl_context")
+    stack_module = "httpx2" if module.__name__ == "httpx2" else "httpx"
+
+    def create_ssl_context(
+        verify: Any = True, cert: Any = None, trust_env: bool = True, *args: Any, **kwargs: Any
+    ) -> Any:
+        if args or kwargs:  # a signature we do not know: httpx's own
+            return stock(verify, cert, trust_env, *args, **kwargs)
+        import importlib
+
+        from .transports import shared_context
+
+        stack = importlib.import_module(f"http_fastpath._integrations.{stack_module}").STACK
+        # The ALPN list is part of the key: read http1/http2 where the transport's
+        # __init__ has them (otherwise httpx's defaults; the first connection then
+        # switches to the right context, once, as AlpnFixed does).
+        caller = sys._getframe(1).f_locals
+        http1, http2 = caller.get("http1", True), caller.get("http2", False)
+        if not isinstance(http1, bool) or not isinstance(http2, bool):
+            http1, http2 = True, False
+        return shared_context(stack, verify, cert, trust_env, http1=http1, http2=http2)
+
+    undo: list[Undo] = []
+    _patch(defaults, "create_ssl_context", create_ssl_context, undo)
+    return _undo_all(undo)
+
+
+def _patch_httpx(module: ModuleType, options: FastpathOptions, rules: HostRules) -> Undo:
+    """httpx (or httpx2): the shared TLS contexts, and with ``http3=True`` the upgrade."""
+    undo = [_patch_httpx_tls(module, options, rules)]
+    if _state.http3:
+        from .h3_optin import patch_httpx_transports
+
+        undo.append(patch_httpx_transports(module, options, rules))
+    return _undo_all(undo)
+
+
+def _patch_requests_adapters(
+    module: ModuleType, options: FastpathOptions, rules: HostRules
+) -> Undo:
+    from .h3_optin import patch_requests_adapters
+
+    return patch_requests_adapters(module, options, rules)
+
+
 #: module whose import triggers the patch -> patcher
 _PATCHERS: dict[str, Patcher] = {
     "urllib3": _patch_urllib3,
     "httpcore": _patch_httpcore,
     "httpcore2": _patch_httpcore,
+    "requests.adapters": _patch_requests_adapters,
+    "httpx": _patch_httpx,
+    "httpx2": _patch_httpx,
 }
+#: the patchers only the Alt-Svc upgrade needs: only with ``http3=True`` (``h3``)
+_H3_PATCHERS: Final = frozenset({"requests.adapters"})
+
+
+def _wanted(name: str) -> bool:
+    return name not in _H3_PATCHERS or _state.http3
 
 
 @dataclasses.dataclass
@@ -190,7 +247,8 @@ class _State:
     rules: HostRules = dataclasses.field(default_factory=HostRules)
     undo: dict[str, Undo] = dataclasses.field(default_factory=dict)
     errors: dict[str, str] = dataclasses.field(default_factory=dict)
-    finder: _PostImportFinder | None = None
+    finder: PostImportFinder | None = None
+    http3: bool = False
 
 
 _state = _State()
@@ -200,65 +258,13 @@ _lock = threading.RLock()
 def _apply(name: str, module: ModuleType) -> None:
     with _lock:
         options = _state.options
-        if options is None or name in _state.undo:
+        if options is None or name in _state.undo or not _wanted(name):
             return
         try:
             _state.undo[name] = _PATCHERS[name](module, options, _state.rules)
         except Exception as exc:  # never break the program's own import
             _state.errors[name] = f"{type(exc).__name__}: {exc}"
             warn_env(f"http_fastpath: could not patch {name} ({exc}); it keeps its stock behaviour")
-
-
-# Plain classes rather than importlib.abc ones: importlib.abc costs milliseconds at
-# start-up (it imports importlib.resources, inspect, re...), and the import system only
-# needs the methods.
-class _PatchingLoader:
-    """Wraps a real loader; patches the module right after it has executed."""
-
-    def __init__(self, loader: Any, name: str) -> None:
-        self._loader = loader
-        self._name = name
-
-    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
-        module: ModuleType | None = self._loader.create_module(spec)
-        return module
-
-    def exec_module(self, module: ModuleType) -> None:
-        # The module keeps its real loader (importlib.resources and co. look at it).
-        module.__loader__ = self._loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        self._loader.exec_module(module)
-        _apply(self._name, module)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-
-class _PostImportFinder:
-    """Finds nothing itself; wraps the loader of the modules we patch."""
-
-    #: marks the import hooks of http_fastpath (this one, and the start-up one of
-    #: ``_http_fastpath_env``): they never ask each other, so they cannot recurse
-    _http_fastpath_hook = True
-
-    def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None,
-        target: ModuleType | None = None,
-    ) -> ModuleSpec | None:
-        if fullname not in _PATCHERS:
-            return None
-        for finder in sys.meta_path:
-            if getattr(finder, "_http_fastpath_hook", False) or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _PatchingLoader(spec.loader, fullname)  # type: ignore[assignment]
-                return spec
-        return None
 
 
 def _host_list(name: str, value: str | Iterable[str] | None) -> HostList | None:
@@ -283,6 +289,7 @@ def install(
     hosts: str | Iterable[str] | None = None,
     exclude: str | Iterable[str] | None = None,
     source: str = "install()",
+    http3: bool = False,
 ) -> None:
     """Route every new connection of urllib3, httpcore and httpcore2 through the fastpath.
 
@@ -293,12 +300,13 @@ def install(
     or a list of entries). Only connections to ``hosts`` (default: every host) and not to
     ``exclude`` take the fast path; the others are stock connections. An empty ``hosts``
     list matches no host.
-    """
-    if options is not None and not isinstance(options, FastpathOptions):
-        from .._core.exceptions import OptionError
 
-        raise OptionError("options", options, "a FastpathOptions instance or None")
-    opts = FastpathOptions() if options is None else options
+    ``http3=True`` (EXPERIMENTAL, extra ``http3``): also the Alt-Svc upgrade to HTTP/3 of
+    ``FastpathAdapter(http3="auto")`` for every requests ``HTTPAdapter`` and every httpx /
+    httpx2 ``HTTPTransport`` / ``AsyncHTTPTransport`` built from now on, with one
+    process-wide memory of the origins' alternatives.
+    """
+    opts = resolve_options(options)
     rules = HostRules(_host_list("hosts", hosts), _host_list("exclude", exclude))
     with _lock:
         if _state.options is not None:
@@ -306,8 +314,9 @@ def install(
         _state.options = opts
         _state.source = source
         _state.rules = rules
+        _state.http3 = http3 is True
         _state.errors.clear()
-        finder = _PostImportFinder()
+        finder = PostImportFinder(_PATCHERS, _apply)
         _state.finder = finder
         sys.meta_path.insert(0, finder)
         for name in _PATCHERS:
@@ -327,6 +336,7 @@ def uninstall() -> None:
         _state.options = None
         _state.source = None
         _state.rules = HostRules()
+        _state.http3 = False
         _state.finder = None
 
 
@@ -344,8 +354,11 @@ def status() -> dict[str, object]:
             "options": None if options is None else dataclasses.asdict(options),
             "hosts": None if rules.hosts is None else list(rules.hosts.entries),
             "exclude": None if rules.exclude is None else list(rules.exclude.entries),
+            "http3": _state.http3,
             "patched": sorted(_state.undo),
-            "waiting_for_import": sorted(n for n in _PATCHERS if n not in _state.undo)
+            "waiting_for_import": sorted(
+                n for n in _PATCHERS if n not in _state.undo and _wanted(n)
+            )
             if options is not None
             else [],
             "errors": dict(_state.errors),
@@ -396,6 +409,7 @@ def activate_from_environ() -> None:
                 hosts=config.hosts,
                 exclude=config.exclude,
                 source=f"HTTP_FASTPATH={config.raw}",
+                http3=config.http3,
             )
     except Exception as exc:  # the program must start whatever happens here
         warn_env(f"http_fastpath: opt-in disabled: {type(exc).__name__}: {exc}")

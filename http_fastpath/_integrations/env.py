@@ -1,8 +1,10 @@
 """The environment opt-in: the only module that reads ``os.environ``.
 
 ``HTTP_FASTPATH``
-    Comma-separated features: ``tfo``, ``mptcp``. ``1``, ``on``, ``all``, ``true``, ``yes``:
-    every stable feature. Unset, empty, ``0``, ``off``, ``false``, ``no``, ``none``: nothing.
+    Comma-separated features: ``tfo``, ``mptcp``, and the EXPERIMENTAL ``h3`` (the Alt-Svc
+    upgrade to HTTP/3, ``http3="auto"``). ``1``, ``on``, ``all``, ``true``, ``yes``: every
+    stable feature (not ``h3``). Unset, empty, ``0``, ``off``, ``false``, ``no``, ``none``:
+    nothing.
 ``HTTP_FASTPATH_TFO_POLICY``
     ``safe`` (default) or ``always`` (see :class:`FastpathOptions`).
 ``HTTP_FASTPATH_LOG``
@@ -57,6 +59,8 @@ MEMORY_VAR: Final = "HTTP_FASTPATH_MEMORY_SIZE"
 DELAY_VAR: Final = "HTTP_FASTPATH_HAPPY_EYEBALLS_DELAY"
 
 FEATURES: Final = ("tfo", "mptcp")
+#: EXPERIMENTAL features: only by name, never in ``all``
+EXPERIMENTAL: Final = ("h3",)
 _ALL: Final = frozenset({"1", "on", "all", "true", "yes"})
 _NONE: Final = frozenset({"", "0", "off", "false", "no", "none"})
 _POLICIES: Final = ("safe", "always")
@@ -254,6 +258,8 @@ class EnvConfig:
     hosts: tuple[str, ...] | None = None
     #: the valid entries of HTTP_FASTPATH_EXCLUDE (None: unset or empty, no host)
     exclude: tuple[str, ...] | None = None
+    #: ``h3`` in HTTP_FASTPATH: the Alt-Svc upgrade to HTTP/3 (EXPERIMENTAL)
+    http3: bool = False
 
     @property
     def active(self) -> bool:
@@ -262,7 +268,7 @@ class EnvConfig:
 
 
 def _valid_values() -> str:
-    return "tfo, mptcp (comma-separated), or 1/on/all, or 0/off"
+    return "tfo, mptcp, h3 (comma-separated), or 1/on/all (tfo,mptcp), or 0/off"
 
 
 def _host_list(environ: Mapping[str, str], var: str, problems: list[str]) -> tuple[str, ...] | None:
@@ -285,7 +291,7 @@ def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
         wanted.update(FEATURES)
     elif value not in _NONE:
         for token in (t.strip() for t in value.split(",")):
-            if token in FEATURES:
+            if token in FEATURES or token in EXPERIMENTAL:
                 wanted.add(token)
             elif token in _ALL:
                 wanted.update(FEATURES)
@@ -357,6 +363,7 @@ def parse_environ(environ: Mapping[str, str]) -> EnvConfig:
         )
     return EnvConfig(
         options=options,
+        http3="h3" in wanted,
         raw=raw,
         log_level=log_level,
         problems=tuple(problems),

@@ -45,6 +45,10 @@ class FastpathTransport(SyncTransportImpl[httpx.Request, httpx.Response], httpx.
     ``httpx.Client(transport=...)`` ignores proxy environment variables; use
     :func:`http_fastpath.fastpath_client` to keep them. ``proxy=`` given to the client
     is routed through a fastpath transport with the same options.
+
+    ``http3="auto"`` (EXPERIMENTAL, extra ``http3``; default False): later requests to an
+    origin that advertised ``Alt-Svc: h3`` go over HTTP/3, with a bounded fallback to
+    TCP (docs/http3.md, "Alt-Svc upgrade").
     """
 
     _stack = STACK
@@ -66,7 +70,7 @@ def fastpath_client(**kwargs: Any) -> httpx.Client:
 
     Takes ``httpx.Client`` arguments plus the transport-only ones (``uds``,
     ``local_address``, ``retries``, ``socket_options``, ``tfo``, ``mptcp``, ``tfo_policy``,
-    ``options``). Proxies are chosen like a stock client: ``proxy=`` if given, else (with
+    ``options``, ``http3``). Proxies are chosen like a stock client: ``proxy=`` if given, else (with
     ``trust_env=True``) ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` minus ``NO_PROXY``;
     user ``mounts=`` come on top.
     """

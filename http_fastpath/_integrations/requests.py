@@ -7,15 +7,21 @@ by the Session, retries, streaming, exception mapping) stays requests' own code.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
+import requests
+import urllib3
 from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
 from urllib3.poolmanager import PoolManager
 
 from .._core.log import log_fallback_once
-from .._core.options import FastpathOptions
+from .._core.options import FastpathOptions, TFOPolicy, resolve_options
+from .._core.upgrade import check_http3
 from .urllib3 import FastpathPoolManager, FastpathProxyManager, ensure_stock_urllib3
-from .urllib3 import resolve_options as _resolve_options
+
+if TYPE_CHECKING:
+    from ..http3._upgrade import RequestsUpgrade
 
 __all__ = ["FastpathAdapter"]
 
@@ -42,12 +48,18 @@ class FastpathAdapter(HTTPAdapter):
     ``mptcp`` (default True) and ``tfo_policy`` (default ``"safe"``). HTTP and HTTPS
     proxies (forwarding and CONNECT tunnels) get the fastpath on the client→proxy hop;
     SOCKS proxies work through urllib3's stock SOCKS support, without the fastpath.
+
+    ``http3="auto"`` (EXPERIMENTAL, extra ``http3``; default False): an ``Alt-Svc: h3``
+    advertised by a verified ``https://`` origin is remembered, and later requests to it
+    go over HTTP/3; when QUIC does not complete within a short bound they go over TCP
+    (see docs/http3.md, "Alt-Svc upgrade").
     Raises :class:`~http_fastpath.FastpathError` if ``urllib3`` is urllib3-future.
     """
 
-    __attrs__ = [*HTTPAdapter.__attrs__, "fastpath_options"]
+    __attrs__ = [*HTTPAdapter.__attrs__, "fastpath_options", "fastpath_http3"]
 
     fastpath_options: FastpathOptions
+    fastpath_http3: Literal[False, "auto"]
 
     def __init__(
         self,
@@ -59,14 +71,44 @@ class FastpathAdapter(HTTPAdapter):
         options: FastpathOptions | None = None,
         tfo: bool | None = None,
         mptcp: bool | None = None,
-        tfo_policy: str | None = None,
+        tfo_policy: TFOPolicy | None = None,
+        http3: Literal[False, "auto"] = False,
     ) -> None:
         ensure_stock_urllib3()
-        self.fastpath_options = _resolve_options(options, tfo, mptcp, tfo_policy)
+        self.fastpath_options = resolve_options(options, tfo, mptcp, tfo_policy)
+        self.fastpath_http3 = "auto" if check_http3(http3) else False
+        self._upgrade = _upgrade(self.fastpath_http3)
         super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        HTTPAdapter.__setstate__(self, state)  # type: ignore[attr-defined]
+        self.fastpath_http3 = "auto" if getattr(self, "fastpath_http3", False) == "auto" else False
+        self._upgrade = _upgrade(self.fastpath_http3)
 
     def __repr__(self) -> str:
         return f"<FastpathAdapter {self.fastpath_options!r}>"
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: None | float | tuple[float, float] | tuple[float, None] | urllib3.Timeout = None,
+        verify: bool | str = True,
+        cert: None | bytes | str | tuple[bytes | str, bytes | str] = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """``HTTPAdapter.send``; with ``http3="auto"``, over HTTP/3 when the origin offered it."""
+        if self._upgrade is None:
+            return super().send(request, stream, timeout, verify, cert, proxies)  # type: ignore[arg-type]
+        response: requests.Response = self._upgrade.send(
+            self, request, super().send, stream, timeout, verify, cert, proxies
+        )
+        return response
+
+    def close(self) -> None:
+        if self._upgrade is not None:
+            self._upgrade.close()
+        super().close()
 
     def init_poolmanager(
         self,
@@ -107,3 +149,12 @@ class FastpathAdapter(HTTPAdapter):
         )
         self.proxy_manager[proxy] = manager
         return manager
+
+
+def _upgrade(http3: object) -> RequestsUpgrade | None:
+    """The Alt-Svc upgrade's shell for ``http3="auto"`` (imports the HTTP/3 extra)."""
+    if http3 != "auto":
+        return None
+    from ..http3._upgrade import RequestsUpgrade
+
+    return RequestsUpgrade()

@@ -28,14 +28,15 @@ import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import ModuleType, TracebackType
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 from urllib.request import getproxies
 
 from .._backends.sync import CoreSocketOption
 from .._core import sslcache as _sslcache
 from .._core.exceptions import OptionError
-from .._core.options import FastpathOptions, TFOPolicy
+from .._core.options import FastpathOptions, TFOPolicy, resolve_options
 from .._core.proof import INFO_EXTENSION
+from .._core.upgrade import check_http3
 
 __all__ = [
     "AsyncTransportImpl",
@@ -186,22 +187,6 @@ def _proxy_route(original: Callable[..., Any]) -> Callable[..., Any]:
 
     _init_proxy_transport.__wrapped__ = original  # type: ignore[attr-defined]
     return _init_proxy_transport
-
-
-def _resolve_options(
-    options: FastpathOptions | None,
-    tfo: bool | None,
-    mptcp: bool | None,
-    tfo_policy: TFOPolicy | None,
-) -> FastpathOptions:
-    if options is None:
-        return FastpathOptions().replace(tfo=tfo, mptcp=mptcp, tfo_policy=tfo_policy)
-    if not isinstance(options, FastpathOptions):
-        raise OptionError("options", options, "a FastpathOptions instance or None")
-    for name, value in (("tfo", tfo), ("mptcp", mptcp), ("tfo_policy", tfo_policy)):
-        if value is not None:
-            raise OptionError(name, value, "None when options= is given (set it in options)")
-    return options
 
 
 #: what httpx and httpx2 say when ``verify`` is a path (deprecated); said on a cache hit too
@@ -449,13 +434,28 @@ class _TransportBase:
         mptcp: bool | None = None,
         tfo_policy: TFOPolicy | None = None,
         options: FastpathOptions | None = None,
+        http3: Literal[False, "auto"] = False,
     ) -> None:
-        self.options = _resolve_options(options, tfo, mptcp, tfo_policy)
+        self.options = resolve_options(options, tfo, mptcp, tfo_policy)
+        upgrade = check_http3(http3)
         stack, asynchronous = self._stack, self._asynchronous
         self._core = _build_pool(
             stack, asynchronous, self.options, verify, cert, trust_env, http1, http2, limits,
             proxy, uds, local_address, retries, socket_options,
         )  # fmt: skip
+        #: the Alt-Svc upgrade (``http3="auto"``); never through a proxy or a Unix socket
+        self._upgrade: Any = None
+        if upgrade and proxy is None and uds is None:
+            from ..http3._upgrade import HttpxUpgrade
+
+            self._upgrade = HttpxUpgrade(
+                stack.client,
+                asynchronous=asynchronous,
+                verify=verify,
+                cert=cert,
+                trust_env=trust_env,
+                proxied=False,
+            )
         client = stack.client
         base = client.AsyncByteStream if asynchronous else client.SyncByteStream
         self._response_stream = derive(self._stream_impl, base)
@@ -483,6 +483,11 @@ class SyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
 
     ``Client(transport=...)`` ignores proxy environment variables (as with any transport);
     ``fastpath_client()`` keeps them.
+
+    ``http3="auto"`` (EXPERIMENTAL, extra ``http3``; default False): an ``Alt-Svc: h3``
+    advertised by a verified ``https://`` origin is remembered, and later requests to it
+    go over HTTP/3; when QUIC does not complete within a short bound they go over TCP
+    (see docs/http3.md, "Alt-Svc upgrade").
     """
 
     _asynchronous = False
@@ -498,10 +503,18 @@ class SyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
         exc_value: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
+        if self._upgrade is not None:
+            self._upgrade.close()
         with self._stack.mapped_exceptions():
             self._core.__exit__(exc_type, exc_value, traceback)
 
     def handle_request(self, request: _Req) -> _Resp:
+        if self._upgrade is not None:
+            upgraded: _Resp = self._upgrade.handle(request, self._handle_tcp)
+            return upgraded
+        return self._handle_tcp(request)
+
+    def _handle_tcp(self, request: _Req) -> _Resp:
         stack = self._stack
         with stack.mapped_exceptions():
             resp = self._core.handle_request(_core_request(stack.core, request))
@@ -509,6 +522,8 @@ class SyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
         return response
 
     def close(self) -> None:
+        if self._upgrade is not None:
+            self._upgrade.close()
         self._core.close()
 
 
@@ -531,10 +546,18 @@ class AsyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
         exc_value: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
+        if self._upgrade is not None:
+            await self._upgrade.aclose()
         with self._stack.mapped_exceptions():
             await self._core.__aexit__(exc_type, exc_value, traceback)
 
     async def handle_async_request(self, request: _Req) -> _Resp:
+        if self._upgrade is not None:
+            upgraded: _Resp = await self._upgrade.ahandle(request, self._handle_tcp)
+            return upgraded
+        return await self._handle_tcp(request)
+
+    async def _handle_tcp(self, request: _Req) -> _Resp:
         stack = self._stack
         with stack.mapped_exceptions():
             resp = await self._core.handle_async_request(_core_request(stack.core, request))
@@ -542,6 +565,8 @@ class AsyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
         return response
 
     async def aclose(self) -> None:
+        if self._upgrade is not None:
+            await self._upgrade.aclose()
         await self._core.aclose()
 
 
@@ -549,7 +574,7 @@ class AsyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
 
 _TRANSPORT_KEYS = frozenset(
     {"verify", "cert", "trust_env", "http1", "http2", "limits", "uds", "local_address",
-     "retries", "socket_options", "tfo", "mptcp", "tfo_policy", "options"}
+     "retries", "socket_options", "tfo", "mptcp", "tfo_policy", "options", "http3"}
 )  # fmt: skip
 
 

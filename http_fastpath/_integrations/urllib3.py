@@ -51,10 +51,12 @@ from urllib3.util.timeout import Timeout
 from .._core import dialer as _dialer
 from .._core import sslcache as _sslcache
 from .._core import trace as _trace
-from .._core.exceptions import DialError, DialTimeout, FastpathError, OptionError
+from .._core.exceptions import DialError, DialTimeout, FastpathError
 from .._core.info import ConnectionInfo
-from .._core.options import FastpathOptions
-from .._core.proof import INFO_ATTR
+from .._core.options import FastpathOptions, TFOPolicy, resolve_options
+from .._core.proof import INFO_ATTR, Proof
+from .._core.record import DialRecord
+from .._core.sockets import FastpathSocket
 
 if TYPE_CHECKING:
     from urllib3.response import HTTPResponse
@@ -67,7 +69,6 @@ __all__ = [
     "FastpathPoolManager",
     "FastpathProxyManager",
     "ensure_stock_urllib3",
-    "resolve_options",
     "urllib3_future_problem",
 ]
 
@@ -109,31 +110,6 @@ def ensure_stock_urllib3(module: Any = urllib3) -> None:
         raise FastpathError(problem)
 
 
-def resolve_options(
-    options: FastpathOptions | None,
-    tfo: bool | None,
-    mptcp: bool | None,
-    tfo_policy: str | None,
-) -> FastpathOptions:
-    """``options=`` or the ``tfo``/``mptcp``/``tfo_policy`` keywords (not both), validated."""
-    if options is not None:
-        if not isinstance(options, FastpathOptions):
-            raise OptionError("options", options, "a FastpathOptions instance or None")
-        if tfo is not None or mptcp is not None or tfo_policy is not None:
-            raise OptionError(
-                "options",
-                options,
-                "either options=FastpathOptions(...) or the tfo/mptcp/tfo_policy keywords, "
-                "not both",
-            )
-        return options
-    return FastpathOptions(
-        tfo=True if tfo is None else tfo,
-        mptcp=True if mptcp is None else mptcp,
-        tfo_policy="safe" if tfo_policy is None else tfo_policy,  # type: ignore[arg-type]
-    )
-
-
 _DEFAULT_OPTIONS = FastpathOptions()
 
 
@@ -169,8 +145,8 @@ class FastpathHTTPConnection(HTTPConnection):
 
     fastpath_options: FastpathOptions = _DEFAULT_OPTIONS
     #: What the dialer did for the current socket (None before the first connect).
-    fastpath_record: _dialer.DialRecord | None = None
-    _fastpath_proof: _dialer.Proof | None = None
+    fastpath_record: DialRecord | None = None
+    _fastpath_proof: Proof | None = None
     _fastpath_complete_on_dial: bool = False
 
     def __init__(
@@ -251,7 +227,7 @@ class FastpathHTTPConnection(HTTPConnection):
             if record is None or sock is None:
                 return None
             raw = getattr(sock, "socket", sock)  # SSLTransport keeps the TCP socket here
-            proof = self._fastpath_proof = _dialer.Proof(record, raw)
+            proof = self._fastpath_proof = Proof(record, raw)
         return proof.info()
 
     def close(self) -> None:
@@ -542,7 +518,7 @@ class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
         self.sock = sock = self._new_conn()
         server_hostname = self._server_hostname_checked()
         try:
-            if not in_syn and isinstance(sock, _dialer.FastpathSocket) and sock.is_pending:
+            if not in_syn and isinstance(sock, FastpathSocket) and sock.is_pending:
                 sock.complete(None)
             wrapped, is_verified = _wrap_verified(
                 sock,
@@ -675,7 +651,7 @@ class FastpathPoolManager(_FastpathPools):
         options: FastpathOptions | None = None,
         tfo: bool | None = None,
         mptcp: bool | None = None,
-        tfo_policy: str | None = None,
+        tfo_policy: TFOPolicy | None = None,
         **connection_pool_kw: Any,
     ) -> None:
         ensure_stock_urllib3()
@@ -702,7 +678,7 @@ class FastpathProxyManager(_FastpathPools, ProxyManager):
         options: FastpathOptions | None = None,
         tfo: bool | None = None,
         mptcp: bool | None = None,
-        tfo_policy: str | None = None,
+        tfo_policy: TFOPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         ensure_stock_urllib3()

@@ -48,8 +48,9 @@ from aioquic.quic.events import (  # noqa: E402
 )
 
 from .._core import linux as _linux  # noqa: E402
-from .._core.dialer import Address, new_socket  # noqa: E402
+from .._core.addresses import Address  # noqa: E402
 from .._core.info import ConnectionInfo, TFOStatus  # noqa: E402
+from .._core.sockets import new_socket  # noqa: E402
 
 if TYPE_CHECKING:
     from ._h3._stream_layer import QuicBackend

@@ -1,7 +1,7 @@
 """EXPERIMENTAL userspace QUIC backend: aioquic's sans-IO ``QuicConnection`` over a UDP socket.
 
 Implements :class:`http_fastpath.http3._h3._stream_layer.QuicBackend`. The UDP socket comes from
-:func:`http_fastpath._core.dialer.new_socket`, is connected to the server's address (so ICMP
+:func:`http_fastpath._core.sockets.new_socket`, is connected to the server's address (so ICMP
 "port unreachable" surfaces as ``ECONNREFUSED``) and is non-blocking; the drivers in
 :mod:`http_fastpath.http3._drivers` wait on it.
 
@@ -33,9 +33,10 @@ from aioquic.quic.connection import QuicConnection, QuicConnectionAdapter  # noq
 from aioquic.quic.events import ConnectionTerminated, QuicEvent  # noqa: E402
 from aioquic.quic.packet import QuicPacketType  # noqa: E402
 
-from .._core.dialer import Address, new_socket  # noqa: E402
+from .._core.addresses import Address  # noqa: E402
 from .._core.info import ConnectionInfo, TFOStatus  # noqa: E402
 from .._core.log import quic_logger  # noqa: E402
+from .._core.sockets import new_socket  # noqa: E402
 
 if TYPE_CHECKING:
     from ._h3._stream_layer import QuicBackend

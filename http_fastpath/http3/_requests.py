@@ -13,7 +13,7 @@ import io
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 import urllib3
@@ -144,61 +144,83 @@ class HTTP3Adapter(HTTPAdapter):
         connect_timeout, read_timeout = _timeouts(timeout)
         host = parts.hostname or ""
         port = parts.port or 443
-        authority = parts.netloc.rsplit("@", 1)[-1].encode("idna")
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        body = _body_bytes(request.body)
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()]
-        if body and not any(k.lower() == b"content-length" for k, _ in headers):
-            headers.append((b"content-length", str(len(body)).encode("ascii")))
-        method = (request.method or "GET").encode("ascii")
+        method, authority, path, headers, body = h3_request(request, parts)
         try:
             conn = self._h3_pool.get(host, port, _verify(verify), connect_timeout)
-            state = conn.request(
-                method, authority, path.encode("ascii"), headers, body, read_timeout
-            )
-        except H3TLSError as exc:
-            raise SSLError(exc, request=request) from exc
-        except DialTimeout as exc:
-            raise ConnectTimeout(exc, request=request) from exc
-        except (DialError, socket.gaierror, H3StreamError) as exc:
-            raise ConnectionError(exc, request=request) from exc
-        except H3ReadTimeout as exc:
-            raise ReadTimeout(exc, request=request) from exc
-        return self.build_response(request, self._raw_response(conn, state, read_timeout, request))
-
-    def _raw_response(
-        self,
-        conn: SyncH3Connection,
-        state: StreamState,
-        read_timeout: float | None,
-        request: requests.PreparedRequest,
-    ) -> urllib3.HTTPResponse:
-        status = state.status or 0
-        try:
-            reason = http.HTTPStatus(status).phrase
-        except ValueError:
-            reason = ""
-        headers = urllib3.HTTPHeaderDict()
-        for name, value in state.headers:
-            headers.add(name.decode("latin-1"), value.decode("latin-1"))
-        raw = urllib3.HTTPResponse(
-            body=_RawBody(conn.iter_body(state, read_timeout), request.url or ""),
-            headers=headers,
-            status=status,
-            version=30,
-            version_string="HTTP/3",
-            reason=reason,
-            preload_content=False,
-            decode_content=False,
-            request_method=request.method,
-            request_url=request.url,
-        )
-        setattr(raw, INFO_ATTR, conn.info_for(state))
-        return raw
+            state = conn.request(method, authority, path, headers, body, read_timeout)
+        except Exception as exc:
+            mapped = map_error(exc, request)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return self.build_response(request, raw_response(conn, state, read_timeout, request))
 
     def close(self) -> None:
         self._h3_pool.close()
         super().close()
+
+
+def h3_request(
+    request: requests.PreparedRequest, parts: SplitResult
+) -> tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], bytes]:
+    """(method, authority, path, headers, body) of a request (``parts``: its URL, split)."""
+    body = _body_bytes(request.body)
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()]
+    if body and not any(k.lower() == b"content-length" for k, _ in headers):
+        headers.append((b"content-length", str(len(body)).encode("ascii")))
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (
+        (request.method or "GET").encode("ascii"),
+        parts.netloc.rsplit("@", 1)[-1].encode("idna"),
+        path.encode("ascii"),
+        headers,
+        body,
+    )
+
+
+def map_error(exc: Exception, request: requests.PreparedRequest) -> Exception:
+    """The requests exception for an HTTP/3 error before the response headers (``exc``
+    itself when it has none)."""
+    if isinstance(exc, H3TLSError):
+        return SSLError(exc, request=request)
+    if isinstance(exc, DialTimeout):
+        return ConnectTimeout(exc, request=request)
+    if isinstance(exc, (DialError, socket.gaierror, H3StreamError)):
+        return ConnectionError(exc, request=request)
+    if isinstance(exc, H3ReadTimeout):
+        return ReadTimeout(exc, request=request)
+    return exc
+
+
+def raw_response(
+    conn: SyncH3Connection,
+    state: StreamState,
+    read_timeout: float | None,
+    request: requests.PreparedRequest,
+) -> urllib3.HTTPResponse:
+    """The urllib3 response ``build_response`` takes, its body read from ``state``."""
+    status = state.status or 0
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    headers = urllib3.HTTPHeaderDict()
+    for name, value in state.headers:
+        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    raw = urllib3.HTTPResponse(
+        body=_RawBody(conn.iter_body(state, read_timeout), request.url or ""),
+        headers=headers,
+        status=status,
+        version=30,
+        version_string="HTTP/3",
+        reason=reason,
+        preload_content=False,
+        decode_content=False,
+        request_method=request.method,
+        request_url=request.url,
+    )
+    setattr(raw, INFO_ATTR, conn.info_for(state))
+    return raw
 
 
 def _verify(verify: object) -> VerifyType:

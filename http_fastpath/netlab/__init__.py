@@ -9,6 +9,7 @@ loopback or on addresses inside namespaces this package created itself.
 
 from __future__ import annotations
 
+from ._demo import demo
 from ._lab import SERVICE_ADDRESS, Lab, LabError, Namespace, PathSpec, counters_delta
 from ._names import resolving
 from ._netns import enter as enter_private_netns
@@ -24,6 +25,7 @@ __all__ = [
     "Namespace",
     "PathSpec",
     "counters_delta",
+    "demo",
     "Proxy",
     "Server",
     "enter_private_netns",

@@ -34,8 +34,13 @@ BUDGET_S = 45.0
 _REQUEST = b"GET /bytes?n=64 HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n"
 
 
-def run(out: TextIO = sys.stdout, samples: int = SAMPLES) -> int:
-    """Run the demo; return the process exit status (1 if a fastpath row saw no SYN data)."""
+def demo(out: TextIO = sys.stdout, samples: int = SAMPLES) -> int:
+    """``http-fastpath demo``: stock and fastpath clients timed side by side in the lab.
+
+    Writes the table to ``out`` (``samples`` cold requests per client and scheme) and
+    returns the process exit status: 1 if a fastpath row saw no SYN data. Without a lab
+    (no root, no user namespaces) it says why and runs a loopback proof instead.
+    """
     started = time.monotonic()
     reason = _netns.enter()
     if reason is not None:

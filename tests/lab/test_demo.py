@@ -7,14 +7,14 @@ import re
 
 import pytest
 
-from http_fastpath.netlab import LabError, _demo
+from http_fastpath.netlab import LabError, _demo, demo
 
 pytestmark = pytest.mark.netns
 
 
 def test_demo_prints_the_table_with_syn_data_for_fastpath_rows() -> None:
     out = io.StringIO()
-    assert _demo.run(out, samples=3) == 0
+    assert demo(out, samples=3) == 0
     text = out.getvalue()
     rows = [line for line in text.splitlines() if re.search(r" (http|https) +[\d.]+ ms ", line)]
     fast = [line for line in rows if "fastpath" in line.lower()]
@@ -36,7 +36,7 @@ def test_demo_falls_back_to_the_loopback_proof_without_a_lab(
 
     monkeypatch.setattr(_demo, "Lab", no_lab)
     out = io.StringIO()
-    assert _demo.run(out) == 0
+    assert demo(out) == 0
     text = out.getvalue()
     assert "no network lab here: cannot open /dev/net/tun" in text
     assert "falling back to the loopback proof" in text

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from http_fastpath import FastpathOptions, OptionError
-from http_fastpath._core.dialer import dial, new_socket
+from http_fastpath._core.dialer import dial
 from http_fastpath._core.linux import read_tcp_info
+from http_fastpath._core.sockets import new_socket
 from http_fastpath.netlab import Lab, PathSpec, Server
 from http_fastpath.netlab._lab import namespace_in_use
 from http_fastpath.netlab._relay import is_syn_with_data

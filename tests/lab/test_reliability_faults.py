@@ -23,7 +23,7 @@ import requests
 import trustme
 
 from http_fastpath import TFOStatus
-from http_fastpath._core.dialer import new_socket
+from http_fastpath._core.sockets import new_socket
 from http_fastpath.netlab import Server, next_loopback
 
 from .._clients import BOTH, Outcome, ok, run

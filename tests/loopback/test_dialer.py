@@ -10,7 +10,8 @@ import pytest
 import trustme
 
 from http_fastpath import DialError, DialTimeout, FastpathOptions, TFOStatus
-from http_fastpath._core.dialer import FastpathSocket, dial
+from http_fastpath._core.dialer import dial
+from http_fastpath._core.sockets import FastpathSocket
 from http_fastpath._core.tls import TLSSocket
 from http_fastpath.netlab import Server, next_loopback
 

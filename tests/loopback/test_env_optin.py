@@ -332,7 +332,9 @@ def test_install_status_uninstall_in_process(client_name: str, core_name: str) -
                 assert client.get(server.url + "/", timeout=5).status_code == 200
             patched = http_fastpath.status()["patched"]
             assert patched == sorted(
-                n for n in ("httpcore", "httpcore2", "urllib3") if n in sys.modules
+                n
+                for n in ("httpcore", "httpcore2", "httpx", "httpx2", "urllib3")
+                if n in sys.modules
             )
             assert core_name in patched
         finally:
@@ -512,3 +514,56 @@ def test_install_with_exclude_in_process(client_name: str) -> None:
     assert proofs == [False] * 4 + [True] * 4
     assert [r.syn_data for r in records[0]] == [False] * 3
     assert [r.syn_data for r in records[1]] == [False, True, True]
+
+
+H3_SCRIPTS = {
+    "requests": """
+        import sys, requests
+        from http_fastpath import connection_info
+        for url in sys.argv[1:]:
+            r = requests.get(url, timeout=10)
+            print(r.text, connection_info(r).transport)
+    """,
+    "httpx": """
+        import sys, httpx
+        from http_fastpath import connection_info
+        for url in sys.argv[1:]:
+            r = httpx.get(url, timeout=10)
+            print(r.text, connection_info(r).transport)
+    """,
+    "httpx_async": """
+        import asyncio, sys, httpx
+        from http_fastpath import connection_info
+        async def main():
+            for url in sys.argv[1:]:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    r = await client.get(url)
+                    print(r.text, connection_info(r).transport)
+        asyncio.run(main())
+    """,
+}
+
+
+@pytest.mark.parametrize("client", sorted(H3_SCRIPTS))
+def test_h3_upgrades_an_unmodified_script(
+    client: str, wheel_python: Path, tmp_path: Path, ca: trustme.CA, ca_file: str
+) -> None:
+    """``HTTP_FASTPATH=tfo,h3``: the 1st request over TCP, the next ones over HTTP/3 (every
+    request builds a new client: the memory is the process's)."""
+    from .._altsvc_server import AltSvcOrigin
+    from .._h3server import H3TestServer
+
+    env = {"SSL_CERT_FILE": ca_file, "REQUESTS_CA_BUNDLE": ca_file, "HTTP_FASTPATH": "tfo,h3"}
+    with (
+        H3TestServer(ca, "127.0.0.1", "localhost") as h3,
+        AltSvcOrigin(server_tls(ca, "127.0.0.1"), f'h3=":{h3.port}"') as origin,
+    ):
+        done = _run(wheel_python, H3_SCRIPTS[client], [origin.url("/")] * 3, env, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "Warning" not in done.stderr, done.stderr
+    assert done.stdout.splitlines() == [
+        "hello over tcp tcp",
+        "hello over h3 quic",
+        "hello over h3 quic",
+    ]
+    assert len(origin.requests) == 1 and len(h3.requests) == 2

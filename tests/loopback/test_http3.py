@@ -25,7 +25,7 @@ from http_fastpath import (
     TFOStatus,
     connection_info,
 )
-from http_fastpath._core.dialer import new_socket
+from http_fastpath._core.sockets import new_socket
 
 from .._h3server import H3TestServer, payload
 from .._stack import http3_transports, httpx

@@ -21,7 +21,7 @@ import requests
 import trustme
 
 from http_fastpath import HTTP3Adapter, OptionError, connection_info
-from http_fastpath._core.dialer import new_socket
+from http_fastpath._core.sockets import new_socket
 from http_fastpath.http3._drivers import SyncH3Connection, SyncH3Pool
 from http_fastpath.http3._h3._resumption import TicketStore
 

@@ -17,7 +17,7 @@ import pytest
 import trustme
 
 from http_fastpath import connection_info
-from http_fastpath._core.dialer import new_socket
+from http_fastpath._core.sockets import new_socket
 from http_fastpath.netlab import Server, full_backlog, next_loopback
 
 from .._httpx_util import run_async

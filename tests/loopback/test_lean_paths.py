@@ -23,10 +23,13 @@ from http_fastpath import (
     connection_info,
     stats,
 )
+from http_fastpath._core import addresses as _addresses
 from http_fastpath._core import dialer as _dialer
 from http_fastpath._core import info as _info
+from http_fastpath._core import linux as _linux
 from http_fastpath._core.memory import MEMORY
 from http_fastpath._core.proof import INFO_EXTENSION
+from http_fastpath._core.sockets import FastpathSocket
 from http_fastpath.netlab import Server
 
 from .._stack import FastpathTransport, httpx
@@ -116,7 +119,7 @@ def test_a_connected_socket_runs_the_c_methods() -> None:
         with _dialer.dial(server.host, server.port, options=ON, timeout=5) as sock:
             assert sock.is_pending and type(sock).recv is not socket.socket.recv
             assert _get(sock, server.host).endswith(b"hello GET")
-            assert isinstance(sock, _dialer.FastpathSocket) and not sock.is_pending
+            assert isinstance(sock, FastpathSocket) and not sock.is_pending
             for name in ("recv", "recv_into", "send", "sendall", "sendmsg"):
                 assert getattr(type(sock), name) is getattr(socket.socket, name), name
 
@@ -150,15 +153,15 @@ def test_known_plain_destinations_get_plain_tcp_sockets() -> None:
             with _dialer.dial(server.host, server.port, options=ON, timeout=5) as sock:
                 _get(sock, server.host)
                 protos.append(sock.proto)
-    assert protos == [_dialer._MPTCP, socket.IPPROTO_TCP, socket.IPPROTO_TCP]
+    assert protos == [_linux.IPPROTO_MPTCP, socket.IPPROTO_TCP, socket.IPPROTO_TCP]
 
 
 def test_ip_literals_resolve_without_a_resolver_and_names_still_do() -> None:
-    first = _dialer.resolve("127.0.0.1", 80)
-    assert first == [(socket.AF_INET, ("127.0.0.1", 80))] and _dialer.resolve("127.0.0.1", 80)
-    assert _dialer.resolve("[::1]", 80)[0][1][:2] == ("::1", 80)
-    assert _dialer.literal_addresses("localhost", 80) is None  # a name: the resolver's
-    assert _dialer.resolve("localhost", 80)
+    first = _addresses.resolve("127.0.0.1", 80)
+    assert first == [(socket.AF_INET, ("127.0.0.1", 80))] and _addresses.resolve("127.0.0.1", 80)
+    assert _addresses.resolve("[::1]", 80)[0][1][:2] == ("::1", 80)
+    assert _addresses.literal_addresses("localhost", 80) is None  # a name: the resolver's
+    assert _addresses.resolve("localhost", 80)
 
 
 def test_async_backend_resolves_literals_inline() -> None:

@@ -24,15 +24,15 @@ from http_fastpath._core import capabilities as _capabilities
 from http_fastpath._core import decide as _decide
 from http_fastpath._core import dialer as _dialer
 from http_fastpath._core import linux as _linux
+from http_fastpath._core import record as _record
 from http_fastpath._core.decide import (
     FlightPlan,
-    Now,
-    Why,
     connect_options,
     plan_first_flight,
     plan_socket,
 )
 from http_fastpath._core.memory import Destination, MptcpAnswer
+from http_fastpath._core.reasons import Now, Why
 from http_fastpath.netlab import Server, next_loopback
 
 from .._kernel import MPTCP_TFO
@@ -247,7 +247,7 @@ def test_probe_on_linux_asks_the_kernel(no_kernel: list[str]) -> None:
 
 @pytest.fixture
 def as_darwin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(_dialer, "_PLATFORM", "darwin")
+    monkeypatch.setattr(_record, "_PLATFORM", "darwin")
     yield
 
 
@@ -267,7 +267,7 @@ def test_dial_as_darwin_sets_no_linux_option(monkeypatch: pytest.MonkeyPatch) ->
         for _ in range(2):
             with _dialer.dial(server.host, server.port, options=ON, timeout=5) as sock:
                 assert _get(sock, server.host).startswith(b"HTTP/1.1 200")
-        monkeypatch.setattr(_dialer, "_PLATFORM", "darwin")
+        monkeypatch.setattr(_record, "_PLATFORM", "darwin")
         with _dialer.dial(server.host, server.port, options=ON, timeout=5) as sock:
             assert sock.fastpath_record.platform == "darwin"
             reply = _get(sock, server.host)

@@ -311,6 +311,70 @@ def test_a_rewritten_ca_file_is_picked_up(ca: trustme.CA, tmp_path: Any) -> None
         assert _get(server.url, str(bundle)).ok
 
 
+def _hashed(directory: Any, ca: trustme.CA, name: str | None = None) -> Any:
+    """``ca``'s certificate in ``directory`` under the name OpenSSL looks up (``<hash>.0``)."""
+    import subprocess
+
+    pem = ca.cert_pem.bytes()
+    if name is None:
+        name = (
+            subprocess.run(
+                ["openssl", "x509", "-hash", "-noout"], input=pem, capture_output=True, check=True
+            )
+            .stdout.decode()
+            .strip()
+            + ".0"
+        )
+    path = directory / name
+    path.write_bytes(pem)
+    return path
+
+
+def test_directory_stamp_sees_added_and_rewritten_certificates(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    (directory / "a.pem").write_bytes(b"one")
+    first = _sslcache.file_stamp(str(directory))
+    assert _sslcache.file_stamp(str(directory)) == first  # nothing changed
+    (directory / "b.pem").write_bytes(b"two")  # added: the directory's mtime moves
+    os.utime(directory, ns=(1, 1))  # (even where mtime has a coarse clock)
+    second = _sslcache.file_stamp(str(directory))
+    assert second != first
+    (directory / "a.pem").write_bytes(b"rewritten")  # in place: the directory is unchanged
+    os.utime(directory, ns=(1, 1))
+    assert _sslcache.file_stamp(str(directory)) == second  # read again after DIR_RESCAN only
+    monkeypatch.setattr(_sslcache, "DIR_RESCAN", 0.0)
+    assert _sslcache.file_stamp(str(directory)) != second
+
+
+@pytest.mark.skipif(
+    not any(os.access(os.path.join(d, "openssl"), os.X_OK) for d in os.get_exec_path()),
+    reason="needs the openssl command to name certificates by their subject hash",
+)
+def test_a_ca_directory_rewritten_in_place_is_picked_up(
+    ca: trustme.CA, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify=<directory> (urllib3's ca_cert_dir): a certificate rewritten in place is
+    seen within DIR_RESCAN, as stock (a new context per connection) sees it at once."""
+    monkeypatch.setattr(_sslcache, "DIR_RESCAN", 0.0)
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    good = _hashed(directory, ca)
+    host = next_loopback()
+    with Server(host=host, tls=server_tls(ca, host)) as server:
+        assert _get(server.url, str(directory)).ok
+        assert _get(server.url, str(directory)).ok
+        hits = _sslcache.CACHE.hits
+        _hashed(directory, trustme.CA(), name=good.name)  # same name, another CA
+        with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+            _get(server.url, str(directory))
+        assert _sslcache.CACHE.hits == hits  # a new context, not the cached one
+        _hashed(directory, ca, name=good.name)
+        assert _get(server.url, str(directory)).ok
+
+
 def test_client_certificates_are_different_keys(ca: trustme.CA, tmp_path: Any) -> None:
     host = next_loopback()
     server_ctx = server_tls(ca, host)
@@ -420,3 +484,80 @@ def test_httpx_verification_with_shared_contexts(
         with pytest.raises(httpx.ConnectError, match="mismatch"):
             get(wrong.url, ca_file)
     assert _sslcache.CACHE.built == 3
+
+
+# -- the opt-in: httpx.Client() of an unmodified program -------------------------------------
+
+
+@pytest.fixture
+def opted_in() -> Iterator[None]:
+    import http_fastpath
+
+    http_fastpath.install()
+    try:
+        yield
+    finally:
+        http_fastpath.uninstall()
+
+
+def _defaults() -> Any:
+    import importlib
+
+    return importlib.import_module(f"{httpx.__name__}._transports.default")
+
+
+def test_opt_in_clients_share_contexts_and_verify_as_stock(
+    ca: trustme.CA, ca_file: str, tmp_path: Any, opted_in: None
+) -> None:
+    """httpx.Client() under install(): one context per settings across clients, the
+    same verification results as stock, HTTP/2's ALPN list on its own context."""
+    other_file = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_file))
+    host = next_loopback()
+
+    def get(url: str, verify: Any, http2: bool = False) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # verify=<str>
+            client = httpx.Client(verify=verify, http2=http2)
+        with client:
+            return str(client.get(url).http_version)
+
+    assert _defaults().create_ssl_context is not httpx.create_ssl_context  # patched
+    with Server(host=host, tls=server_tls(ca, host)) as good:
+        for _ in range(3):
+            assert get(good.url, ca_file) == "HTTP/1.1"
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                get(good.url, str(other_file))
+            assert get(good.url, False) == "HTTP/1.1"
+        assert _sslcache.CACHE.built == 3  # one per settings, not one per client
+        assert get(good.url, ca_file, http2=True) == "HTTP/1.1"  # the server has no h2
+        assert _sslcache.CACHE.built == 4  # ["http/1.1", "h2"] is another context
+    with Server(host=host, tls=server_tls(ca, "wrong.example")) as wrong:
+        with pytest.raises(httpx.ConnectError, match="mismatch"):
+            get(wrong.url, ca_file)
+
+
+def test_opt_in_leaves_the_callers_context_and_undoes(
+    tls_server: Server, ca: trustme.CA, opted_in: None
+) -> None:
+    import http_fastpath
+
+    mine = ssl.create_default_context()
+    ca.configure_trust(mine)
+    with httpx.Client(verify=mine) as client:
+        assert client.get(tls_server.url).status_code == 200
+    assert _sslcache.CACHE.built == 0  # the caller's own context: used as given
+    assert httpx.__name__ in http_fastpath.status()["patched"]  # type: ignore[operator]
+    http_fastpath.uninstall()
+    assert _defaults().create_ssl_context is httpx.create_ssl_context
+
+
+def test_opt_in_with_host_rules_keeps_stock_contexts(tls_server: Server) -> None:
+    """With hosts=/exclude= the hosts left out get stock backends: stock contexts too."""
+    import http_fastpath
+
+    http_fastpath.install(exclude="example.test")
+    try:
+        assert _defaults().create_ssl_context is httpx.create_ssl_context
+    finally:
+        http_fastpath.uninstall()

@@ -17,23 +17,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from http_fastpath import FastpathOptions
-from http_fastpath._core.decide import (
-    ConnectOutcome,
+from http_fastpath._core.decide import plan_first_flight, plan_socket
+from http_fastpath._core.learn import ConnectOutcome, Observation, learn
+from http_fastpath._core.linux import IPPROTO_MPTCP, TFO_COOKIE_UNAVAILABLE, TFO_SYN_RETRANSMITTED
+from http_fastpath._core.memory import Destination, MptcpAnswer
+from http_fastpath._core.reasons import (
     Now,
-    Observation,
     Reason,
     Why,
     describe,
     is_loopback,
-    learn,
     mptcp_option_refused,
     mptcp_socket_refused,
-    plan_first_flight,
-    plan_socket,
     tfo_kernel_refused,
 )
-from http_fastpath._core.linux import IPPROTO_MPTCP, TFO_COOKIE_UNAVAILABLE, TFO_SYN_RETRANSMITTED
-from http_fastpath._core.memory import Destination, MptcpAnswer
 
 TCP, MPTCP = socket.IPPROTO_TCP, IPPROTO_MPTCP
 NOW = Now(mono=1000.0, wall=1_700_000_000.0)
@@ -484,7 +481,7 @@ def test_only_counted_means_learn_just_counts(
     key: tuple[int, str, int],
 ) -> None:
     """Where ``only_counted`` holds, ``learn`` returns ``Learned(counted(dest, acked))``."""
-    from http_fastpath._core.decide import Learned, counted, only_counted
+    from http_fastpath._core.learn import Learned, counted, only_counted
 
     if proto == TCP:
         is_mptcp = None  # (only MPTCP sockets are asked)

@@ -26,6 +26,23 @@ def test_features(raw: str, tfo: bool, mptcp: bool) -> None:
     assert config.active and not config.problems
 
 
+@pytest.mark.parametrize(
+    ("raw", "tfo", "mptcp", "http3"),
+    [
+        ("tfo,mptcp,h3", True, True, True),
+        ("H3, tfo", True, False, True),
+        ("h3", False, False, True),  # the upgrade alone: TCP without TFO/MPTCP
+        ("all", True, True, False),  # experimental features only by name
+        ("1,h3", True, True, True),
+        ("tfo,mptcp", True, True, False),
+    ],
+)
+def test_h3_only_by_name(raw: str, tfo: bool, mptcp: bool, http3: bool) -> None:
+    config = parse_environ({"HTTP_FASTPATH": raw})
+    assert config.options == FastpathOptions(tfo=tfo, mptcp=mptcp)
+    assert config.http3 is http3 and not config.problems
+
+
 @pytest.mark.parametrize("raw", [None, "", "0", "off", "OFF", "false", "no", "none", " "])
 def test_off(raw: str | None) -> None:
     environ = {} if raw is None else {"HTTP_FASTPATH": raw}
@@ -37,7 +54,7 @@ def test_bad_token_is_named_and_the_valid_part_applies() -> None:
     config = parse_environ({"HTTP_FASTPATH": "tfo,bogus"})
     assert config.options == FastpathOptions(tfo=True, mptcp=False)
     (problem,) = config.problems
-    assert "'bogus'" in problem and "tfo, mptcp" in problem
+    assert "'bogus'" in problem and "tfo, mptcp, h3" in problem
 
 
 def test_policy_and_log() -> None:
@@ -161,3 +178,18 @@ def test_bad_host_entries_are_named_and_the_valid_ones_apply() -> None:
     # Nothing valid left in HTTP_FASTPATH_HOSTS: no host gets the fast path (not every host).
     only_bad = parse_environ({"HTTP_FASTPATH": "tfo", "HTTP_FASTPATH_HOSTS": "a:b"})
     assert only_bad.hosts == () and len(only_bad.problems) == 1
+
+
+def test_read_environ_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``http_fastpath.read_environ()`` parses ``os.environ`` without applying it."""
+    import http_fastpath
+
+    monkeypatch.setenv("HTTP_FASTPATH", "tfo")
+    monkeypatch.setenv("HTTP_FASTPATH_MEMORY_SIZE", "12")
+    config = http_fastpath.read_environ(warn=False)
+    assert isinstance(config, http_fastpath.EnvConfig)
+    assert config.raw == "tfo" and config.memory_size == 12
+    assert config.options is not None and (config.options.tfo, config.options.mptcp) == (
+        True,
+        False,
+    )

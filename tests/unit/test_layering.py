@@ -7,7 +7,8 @@ import is still a dependency. The layers, lowest first::
 
     _core           the fast path: dialer, decisions, memory, options, errors, proof
     _backends       httpcore network backends                    -> _core
-    _integrations   requests/urllib3, httpx/httpx2, env opt-in   -> _core, _backends
+    _integrations   requests/urllib3, httpx/httpx2, env opt-in   -> _core, _backends,
+                                                                    http3 (lazily: http3="auto")
     http3           EXPERIMENTAL HTTP/3                          -> _core
     netlab          the network lab (public)                     -> _core, the public API
     _cli            the command line                             -> the public API only
@@ -48,7 +49,10 @@ PUBLIC = {
 ALLOWED = {
     "_core": {"_core"},
     "_backends": {"_core", "_backends"},
-    "_integrations": {"_core", "_backends", "_integrations"},
+    # http3: the Alt-Svc upgrade (issue #15). The requests adapter and the httpx
+    # transports import http3._upgrade lazily, only when built with http3="auto", and hand
+    # the requests HTTP/3 should carry to its pools; the decisions are in _core.upgrade.
+    "_integrations": {"_core", "_backends", "_integrations", "http3"},
     "http3": {"_core", "http3"},
     "netlab": {"_core", "netlab", "public"},
     "_cli": {"_cli", "public"},
@@ -62,7 +66,7 @@ INTEGRATIONS = {
     # httpx and httpx2 are one implementation (transports) with two sets of base classes
     "httpx": {"httpx", "httpx2", "transports"},
     # the process-wide opt-in: its environment parsing and its patcher
-    "env": {"env", "autoinstall"},
+    "env": {"env", "autoinstall", "hooks", "h3_optin"},
 }
 
 #: (importer, imported) -> why it is allowed for now. Imported: a module, or a private
@@ -73,38 +77,25 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("http_fastpath._integrations.autoinstall", "http_fastpath._integrations.urllib3"): (
         "the opt-in patches urllib3 with FastpathHTTP(S)Connection"
     ),
+    # ... and gives patched httpx clients the shared TLS contexts the transports build.
+    ("http_fastpath._integrations.autoinstall", "http_fastpath._integrations.transports"): (
+        "the opt-in builds httpx's contexts with shared_context()"
+    ),
     # HTTP/3 borrows the helper that builds a transport class per httpx stack.
     ("http_fastpath.http3._transports", "http_fastpath._integrations.transports"): (
         "derive(): follow-up, move it to _core or give http3 its own"
     ),
-    # The CLI still imports private modules (issue #16 item 1 follow-up: the CLI imports
-    # only the public API -- no _LAZY string matching, no private modules).
-    ("http_fastpath._cli", "http_fastpath.netlab._demo"): "the demo command: netlab.demo()",
-    ("http_fastpath._cli.clients", "http_fastpath._core.info"): "ConnectionInfo (public)",
-    ("http_fastpath._cli.clients", "http_fastpath._core.options"): "FastpathOptions (public)",
-    ("http_fastpath._cli.clients", "http_fastpath._core.proof"): "connection_info (public)",
-    ("http_fastpath._cli.clients", "http_fastpath._core.trace"): "timing milestones of -v",
-    ("http_fastpath._cli.doctor", "http_fastpath._core.capabilities"): "probe (public)",
-    ("http_fastpath._cli.doctor", "http_fastpath._core.memory"): "the memory's size",
-    ("http_fastpath._cli.doctor", "http_fastpath._core.options"): "FastpathOptions (public)",
-    ("http_fastpath._cli.doctor", "http_fastpath._integrations.env"): "read_environ()",
-    ("http_fastpath._cli.doctor_kernel", "http_fastpath._core.capabilities"): "probe (public)",
-    ("http_fastpath._cli.doctor_kernel", "http_fastpath.http3._quic_kernel"): "uapi_mismatch()",
-    ("http_fastpath._cli.get", "http_fastpath._core.destinations"): "destinations (public)",
-    ("http_fastpath._cli.get", "http_fastpath._core.info"): "ConnectionInfo, TFOStatus (public)",
-    ("http_fastpath._cli.probe", "http_fastpath._core.dialer"): "dial(): probes one socket",
-    ("http_fastpath._cli.probe", "http_fastpath._core.exceptions"): "DialTimeout (public)",
-    ("http_fastpath._cli.probe", "http_fastpath._core.info"): "ConnectionInfo, TFOStatus (public)",
-    ("http_fastpath._cli.probe", "http_fastpath._core.options"): "FastpathOptions (public)",
-    ("http_fastpath._cli.probe", "http_fastpath._core.tls"): "TLSSocket over the probe socket",
+    ("http_fastpath.http3._upgrade", "http_fastpath._integrations.transports"): (
+        "derive(), as http3._transports: the same follow-up"
+    ),
 }
 
 #: the socket constructors of the standard library
 SOCKET_MAKERS = {"socket", "create_connection", "create_server", "socketpair", "fromfd"}
-#: the only modules that call them: the dialer (the package's socket factory) and the lab's
-#: servers and proxy. Tests and scripts make their own listeners and are not checked.
+#: the only modules that call them: the package's socket factory (``_core.sockets``) and the
+#: lab's servers and proxy. Tests and scripts make their own listeners and are not checked.
 SOCKET_MAKERS_ALLOWED = {
-    "http_fastpath/_core/dialer.py",
+    "http_fastpath/_core/sockets.py",
     "http_fastpath/netlab/_servers.py",
     "http_fastpath/netlab/_proxy.py",
     # the CPU benchmark's server listens in a forked process (its own GIL), which netlab's
@@ -234,6 +225,12 @@ def test_imports_follow_the_layers() -> None:
     assert not violations(), "\n".join(violations())
 
 
+def test_the_cli_has_no_exception() -> None:
+    """The command line imports what users can import, nothing else (docs/architecture.md:
+    a need of the CLI becomes public API, or the CLI works from what is public)."""
+    assert not [pair for pair in EXCEPTIONS if pair[0].startswith("http_fastpath._cli")]
+
+
 def socket_constructions(path: Path) -> Iterator[tuple[int, str]]:
     """(line, what) for each socket the module makes itself (annotations do not count)."""
     tree = ast.parse(path.read_text(), str(path))
@@ -283,7 +280,7 @@ def socket_rule_violations() -> list[str]:
             if rel in SOCKET_MAKERS_ALLOWED:
                 allowed_seen.add(rel)
             else:
-                out.append(f"{rel}:{line}: {what} (sockets come from _core.dialer.new_socket)")
+                out.append(f"{rel}:{line}: {what} (sockets come from _core.sockets.new_socket)")
     out += [
         f"{rel}: makes no socket any more (remove it)"
         for rel in sorted(SOCKET_MAKERS_ALLOWED - allowed_seen)
@@ -324,6 +321,8 @@ def test_the_rules_catch_a_violation(importer: str, imported: str, rule: str) ->
         ("http_fastpath._integrations.httpx2", "http_fastpath._integrations.transports"),
         ("http_fastpath._cli.get", "http_fastpath"),
         ("http_fastpath._cli.get", "http_fastpath:connection_info"),
+        ("http_fastpath._cli.probe", "http_fastpath:connect"),
+        ("http_fastpath._cli.doctor_kernel", "http_fastpath.http3:uapi_mismatch"),
         ("http_fastpath._cli", "http_fastpath.netlab"),
         ("http_fastpath.http3._drivers", "http_fastpath._core.dialer"),
     ],

@@ -126,4 +126,7 @@ def test_public_view_and_reset() -> None:
     assert [d.port for d in http_fastpath.destinations()] == [8080]
     with pytest.raises(OptionError):
         http_fastpath.set_destination_limit(0)
+    assert http_fastpath.destination_limit() == DEFAULT_MAX_ENTRIES
+    http_fastpath.set_destination_limit(10)
+    assert http_fastpath.destination_limit() == 10
     http_fastpath.set_destination_limit(DEFAULT_MAX_ENTRIES)

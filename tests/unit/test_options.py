@@ -77,3 +77,78 @@ def test_policy_never_raises(data: bytes) -> None:
     result = is_replay_safe(data)
     if result:
         assert is_tls_client_hello(data) or request_method(data) is not None
+
+
+# -- one resolver for every constructor ---------------------------------------------------------
+
+
+def _constructors() -> list[tuple[str, object]]:
+    """Every public constructor that takes options= (and the keywords, where it has them)."""
+    import http_fastpath
+    from http_fastpath import FastpathAdapter, FastpathPoolManager, FastpathProxyManager
+
+    from .._stack import AsyncFastpathTransport, FastpathTransport
+
+    out: list[tuple[str, object]] = [
+        ("FastpathAdapter", FastpathAdapter),
+        ("FastpathPoolManager", FastpathPoolManager),
+        ("FastpathProxyManager", lambda **kw: FastpathProxyManager("http://127.0.0.1:9", **kw)),
+        ("FastpathTransport", FastpathTransport),
+        ("AsyncFastpathTransport", AsyncFastpathTransport),
+    ]
+    return out + [("install", http_fastpath.install)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name", "allowed"),
+    [
+        ({"options": {"tfo": False}}, "options", "a FastpathOptions instance or None"),
+        ({"options": FastpathOptions(), "tfo": False}, "tfo", "not both"),
+        ({"options": FastpathOptions(), "mptcp": True}, "mptcp", "not both"),
+        ({"options": FastpathOptions(), "tfo_policy": "safe"}, "tfo_policy", "not both"),
+        ({"tfo": "yes"}, "tfo", "True or False"),
+        ({"tfo_policy": "sometimes"}, "tfo_policy", "'safe' or 'always'"),
+    ],
+)
+def test_every_constructor_says_the_same_for_the_same_mistake(
+    kwargs: dict[str, object], name: str, allowed: str
+) -> None:
+    import http_fastpath
+
+    messages = set()
+    for what, make in _constructors():
+        if what == "install" and set(kwargs) != {"options"}:
+            continue  # install() takes options= only
+        with pytest.raises(OptionError) as raised:
+            make(**kwargs)  # type: ignore[operator]
+        assert raised.value.name == name, what
+        assert allowed in str(raised.value), (what, str(raised.value))
+        messages.add(str(raised.value))
+        assert http_fastpath.status()["active"] is False
+    assert len(messages) == 1, messages
+
+
+def test_keywords_build_the_same_options_everywhere() -> None:
+    from http_fastpath import FastpathAdapter, FastpathPoolManager
+
+    from .._stack import FastpathTransport
+
+    want = FastpathOptions(tfo=False, mptcp=True, tfo_policy="always")
+    kw = {"tfo": False, "tfo_policy": "always"}
+    assert FastpathAdapter(**kw).fastpath_options == want  # type: ignore[arg-type]
+    assert FastpathPoolManager(**kw).fastpath_options == want  # type: ignore[arg-type]
+    assert FastpathTransport(**kw).options == want  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["FastpathBackend", "AsyncFastpathBackend"])
+def test_backends_validate_like_the_rest(backend: str) -> None:
+    from .. import _stack
+
+    cls = getattr(_stack, backend)
+    assert cls().options == FastpathOptions()
+    assert cls(FastpathOptions(tfo=False)).options.tfo is False
+    with pytest.raises(OptionError, match="a FastpathOptions instance or None") as raised:
+        cls({"tfo": False})
+    assert raised.value.name == "options"
+    with pytest.raises(OptionError, match="retries"):
+        cls(retries=-1)

@@ -8,7 +8,7 @@ A ticket is a credential: a resumed handshake is authenticated by the ticket's s
 not by the server's certificate. So the key names everything that decided whether the
 first connection was trusted: the origin (host, port), the alternative the UDP packets
 went to (host, port: the origin itself unless Alt-Svc named another), and the trust
-settings (:func:`http_fastpath.http3._drivers.trust_key`: ``verify``, CA file, path or data).
+settings (:func:`http_fastpath.http3._config.trust_key`: ``verify``, CA file, path or data).
 A ticket from a ``verify=False`` connection therefore only ever resumes another
 ``verify=False`` connection.
 
