@@ -524,7 +524,7 @@ def test_options_are_validated() -> None:
     with pytest.raises(OptionError, match="tfo"):
         FastpathAdapter(tfo="yes")  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="tfo_policy"):
-        FastpathAdapter(tfo_policy="sometimes")
+        FastpathAdapter(tfo_policy="sometimes")  # type: ignore[arg-type]  # wrong on purpose
     with pytest.raises(OptionError, match="not both"):
         FastpathAdapter(options=FastpathOptions(), mptcp=False)
     adapter = FastpathAdapter(pool_connections=3, pool_maxsize=4, max_retries=2)
