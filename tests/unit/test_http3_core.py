@@ -17,7 +17,7 @@ from aioquic.quic.events import StreamDataReceived
 
 from http_fastpath import OptionError
 from http_fastpath._core.capabilities import Feature
-from http_fastpath.http3 import _drivers, _quic_kernel
+from http_fastpath.http3 import _config, _quic_kernel
 from http_fastpath.http3._drivers import quic_configuration
 from http_fastpath.http3._h3 import AIOQUIC_VERSION, require_aioquic
 from http_fastpath.http3._h3._client import request_headers
@@ -224,7 +224,7 @@ def test_auto_backend_follows_the_probe(
     """``backend="auto"`` with a faked probe, both ways (the loopback test sees only this
     machine's answer)."""
     caps = types.SimpleNamespace(kernel_quic=Feature("kernel_quic", kernel_quic, "faked"))
-    monkeypatch.setattr(_drivers, "probe", lambda: caps)
+    monkeypatch.setattr(_config, "probe", lambda: caps)
     monkeypatch.setattr(_quic_kernel, "uapi_mismatch", lambda: uapi_mismatch)
-    assert _drivers.select_backend("auto") == expected
-    assert _drivers.select_backend("userspace") == "userspace"
+    assert _config.select_backend("auto") == expected
+    assert _config.select_backend("userspace") == "userspace"
