@@ -1,10 +1,11 @@
 """Kernel versions the tests depend on: an older kernel skips with the reason, never fails.
 
 A test that needs a feature newer than the oldest kernel we support says so with a marker
-(``@TCP_IS_MPTCP.mark``) or, for one case of a parametrized test, a call (``MPTCP_TFO.require()``).
-The reason names the feature, the version it came with and the running kernel::
+(``@TCP_IS_MPTCP.mark``) or, for one case of a parametrized test, a call
+(``MPTCP_TFO.require()``). The reason names the feature, the version it came with and the
+running kernel::
 
-    needs Linux >= 6.10 for TCP_IS_MPTCP; this is 6.8.0-45-generic
+    needs Linux >= 6.10 for TCP_IS_MPTCP; this is Linux 6.8.0-45-generic
 """
 
 from __future__ import annotations
