@@ -20,7 +20,6 @@ from http_fastpath._core.dialer import dial
 from http_fastpath._core.linux import read_tcp_info
 from http_fastpath._core.sockets import new_socket
 from http_fastpath.netlab import Lab, PathSpec, Server, counters_delta
-from http_fastpath.netlab._lab import _read_netstat
 from http_fastpath.netlab._measure import (
     COUNTERS,
     TLSConfig,
@@ -28,6 +27,7 @@ from http_fastpath.netlab._measure import (
     summarize,
     ttfb_pairs,
 )
+from http_fastpath.netlab._namespace import _read_netstat
 
 Log = Callable[[str], None]
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -59,7 +59,7 @@ def scenario(name: str) -> Iterator[tuple[str, str]]:
     """The origin for one scenario; yields (URL, CA file)."""
     import trustme
 
-    from http_fastpath._core.dialer import new_socket
+    from http_fastpath._core.sockets import new_socket
 
     ca = trustme.CA()
     with contextlib.ExitStack() as stack:

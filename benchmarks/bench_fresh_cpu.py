@@ -8,7 +8,9 @@ one connection; "bulk" downloads 32 MB over one connection. The fastpath runs wi
 default options (TFO + MPTCP) after a learning phase, so the destination memory has
 seen the server answer MPTCP in plain TCP. Stock and fastpath are interleaved in rounds
 (the order alternating); CPU is the client process's ``process_time``, wall the
-``perf_counter``; each figure is the median over the rounds of the per-request mean.
+``perf_counter``; each figure is the median over the rounds of the per-request mean, each
+ratio the median of the rounds' paired ratios, with its ~95 % confidence interval; rows
+``<client> A/A`` run stock against stock (the noise floor of the run).
 
     sudo python -m benchmarks.bench_fresh_cpu [--requests 2400] [--rounds 24]
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import math
 import multiprocessing
 import socket
 import ssl
@@ -32,7 +35,7 @@ from typing import Any
 import trustme
 
 from http_fastpath.netlab import enter_private_netns, next_loopback
-from http_fastpath.netlab._measure import _stack
+from http_fastpath.netlab._kinds import _stack
 
 _BODY = b"x" * 64
 #: the body of ``GET /bulk``
@@ -189,11 +192,31 @@ CLIENTS = {
 Made = dict[bool, tuple[Runner, Callable[[], None]]]
 
 
-def interleaved(made: Made, per_round: int, rounds: int) -> dict[bool, dict[str, float]]:
+def median_ci(values: list[float]) -> tuple[float, float]:
+    """A distribution-free ~95 % confidence interval of the median of ``values``.
+
+    The order statistics at ``n/2 ∓ 0.98·√n`` (the sign test's binomial interval, normal
+    approximation): no assumption on the shape of the noise. With fewer than 6 values
+    it is the range.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    if n < 6:
+        return ordered[0], ordered[-1]
+    half = 0.98 * math.sqrt(n)
+    lo = max(0, math.floor(n / 2 - half))
+    hi = min(n - 1, math.ceil(n / 2 + half) - 1)
+    return ordered[lo], ordered[hi]
+
+
+def interleaved(made: Made, per_round: int, rounds: int) -> dict[Any, dict[str, Any]]:
     """Run stock (False) and fastpath (True) in alternating order; medians per request.
 
     Returns ``{fast: {"cpu_us": ..., "wall_us": ...}}``: the median over the rounds of
-    the round's CPU (``process_time``) and wall (``perf_counter``) time per request.
+    the round's CPU (``process_time``) and wall (``perf_counter``) time per request; and
+    under ``"paired"`` the median of the ratios of each round's fastpath to its stock
+    figure (the two ran back to back, so a slow moment of the machine hits both: the
+    ratio the rows report), with its ~95 % confidence interval (:func:`median_ci`).
     """
     cpu: dict[bool, list[float]] = {False: [], True: []}
     wall: dict[bool, list[float]] = {False: [], True: []}
@@ -204,10 +227,20 @@ def interleaved(made: Made, per_round: int, rounds: int) -> dict[bool, dict[str,
             t1, w1 = time.process_time_ns(), time.perf_counter_ns()
             cpu[fast].append((t1 - t0) / per_round / 1000)
             wall[fast].append((w1 - w0) / per_round / 1000)
-    return {
+    out: dict[Any, dict[str, Any]] = {
         fast: {"cpu_us": statistics.median(cpu[fast]), "wall_us": statistics.median(wall[fast])}
         for fast in (False, True)
     }
+    cpu_pairs = [f / s for f, s in zip(cpu[True], cpu[False], strict=True) if s > 0]
+    wall_pairs = [f / s for f, s in zip(wall[True], wall[False], strict=True) if s > 0]
+    nan = (math.nan, math.nan)
+    out["paired"] = {
+        "cpu": statistics.median(cpu_pairs) if cpu_pairs else math.nan,
+        "wall": statistics.median(wall_pairs) if wall_pairs else math.nan,
+        "cpu_ci": median_ci(cpu_pairs) if cpu_pairs else nan,
+        "wall_ci": median_ci(wall_pairs) if wall_pairs else nan,
+    }
+    return out
 
 
 MODES = ("fresh", "keep-alive", "bulk")
@@ -220,8 +253,13 @@ def measure(
     modes: tuple[str, ...] = MODES,
     clients: tuple[str, ...] = tuple(CLIENTS),
     bulk_rounds: int = 6,
+    aa: tuple[str, ...] = ("requests",),
 ) -> list[dict[str, Any]]:
-    """Rows of client CPU and wall µs per request, stock vs fastpath; in a private netns."""
+    """Rows of client CPU and wall µs per request, stock vs fastpath; in a private netns.
+
+    ``aa``: clients also measured stock against stock (a row named ``"<client> A/A"``):
+    the noise floor of this machine and run, which a ratio must be read against.
+    """
     ca = trustme.CA()
     host = next_loopback()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -238,11 +276,14 @@ def measure(
                 if bulk:
                     url += "bulk"
                 try:
-                    for name in clients:
+                    for name, same in [(c, False) for c in clients] + [
+                        (c, True) for c in aa if c in clients
+                    ]:
                         if importlib.util.find_spec(name.split()[0]) is None:
                             continue  # that client is not installed
                         made = {
-                            fast: CLIENTS[name](fast, url, ca_file.name) for fast in (False, True)
+                            fast: CLIENTS[name](fast and not same, url, ca_file.name)
+                            for fast in (False, True)
                         }
                         for run, _ in made.values():
                             run(2 if bulk else 30)  # warm-up: the learning connection, caches
@@ -250,24 +291,29 @@ def measure(
                         for _, close in made.values():
                             close()
                         stock, fast = got[False], got[True]
+                        paired = got["paired"]
                         row = {
                             "mode": mode,
                             "scheme": "https" if ctx else "http",
-                            "client": name,
+                            "client": f"{name} A/A" if same else name,
                             "stock_cpu_us": round(stock["cpu_us"], 1),
                             "fast_cpu_us": round(fast["cpu_us"], 1),
-                            "ratio": round(fast["cpu_us"] / stock["cpu_us"], 3),
+                            "ratio": round(paired["cpu"], 3),
                             "stock_wall_us": round(stock["wall_us"], 1),
                             "fast_wall_us": round(fast["wall_us"], 1),
-                            "wall_ratio": round(fast["wall_us"] / stock["wall_us"], 3),
+                            "wall_ratio": round(paired["wall"], 3),
+                            "ratio_ci": [round(x, 3) for x in paired["cpu_ci"]],
+                            "wall_ratio_ci": [round(x, 3) for x in paired["wall_ci"]],
                             "requests": per_round * n_rounds,
                             "rounds": n_rounds,
                         }
                         rows.append(row)
+                        lo, hi = row["ratio_ci"]
                         log(
-                            f"  {mode:<10} {row['scheme']:<5} {name:<13} CPU stock "
+                            f"  {mode:<10} {row['scheme']:<5} {row['client']:<13} CPU stock "
                             f"{row['stock_cpu_us']:9.1f} µs fastpath {row['fast_cpu_us']:9.1f} µs "
-                            f"ratio {row['ratio']:.3f} | wall ratio {row['wall_ratio']:.3f}"
+                            f"ratio {row['ratio']:.3f} (95% CI {lo:.3f}-{hi:.3f}) | "
+                            f"wall ratio {row['wall_ratio']:.3f}"
                         )
                 finally:
                     child.terminate()

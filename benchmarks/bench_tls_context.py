@@ -40,7 +40,7 @@ from typing import Any
 import trustme
 
 from http_fastpath.netlab import enter_private_netns, next_loopback
-from http_fastpath.netlab._measure import _stack
+from http_fastpath.netlab._kinds import _stack
 
 from .bench_fresh_cpu import _BODY, Made, _serve, interleaved
 

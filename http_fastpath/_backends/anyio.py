@@ -28,7 +28,7 @@ from .._core import handshake as _handshake
 from .._core import sslcache as _sslcache
 from .._core.proof import INFO_EXTENSION, Proof
 from .._core.sockets import Pending
-from .sync import (
+from .common import (
     BackendBase,
     CoreErrors,
     CoreSocketOption,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpcore
 
-from .sync import CoreErrors, CoreSocketOption, SyncBackendImpl, SyncStreamImpl
+from .common import CoreErrors, CoreSocketOption
+from .sync import SyncBackendImpl, SyncStreamImpl
 
 __all__ = ["CoreSocketOption", "FastpathBackend", "FastpathStream"]
 

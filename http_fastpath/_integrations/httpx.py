@@ -14,13 +14,8 @@ import httpx
 
 from .._backends.httpcore_anyio import AsyncFastpathBackend
 from .._backends.httpcore_sync import FastpathBackend
-from .transports import (
-    AsyncTransportImpl,
-    ClientStack,
-    SyncTransportImpl,
-    environment_proxies,
-    make_client,
-)
+from .transports import AsyncTransportImpl, ClientStack, SyncTransportImpl
+from .transports_clients import environment_proxies, make_client
 
 __all__ = [
     "AsyncFastpathTransport",

@@ -14,13 +14,8 @@ import httpx2
 
 from .._backends.httpcore2_anyio import AsyncFastpathBackend
 from .._backends.httpcore2_sync import FastpathBackend
-from .transports import (
-    AsyncTransportImpl,
-    ClientStack,
-    SyncTransportImpl,
-    environment_proxies,
-    make_client,
-)
+from .transports import AsyncTransportImpl, ClientStack, SyncTransportImpl
+from .transports_clients import environment_proxies, make_client
 
 __all__ = [
     "AsyncFastpathTransport",

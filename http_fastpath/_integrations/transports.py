@@ -15,28 +15,34 @@ the :class:`ConnectionInfo` of its connection in ``response.extensions[INFO_EXTE
 route, so the fastpath would be silently off; a fastpath transport makes such a client
 build its proxy route from the same fastpath transport class and options instead
 (:meth:`ClientStack.keep_fastpath_on_proxies`).
+
+The request/response and exception mapping is in :mod:`.transports_mapping`, the TLS
+context and the pool are built in :mod:`.transports_pool`; the clients that keep the
+environment's proxies are in :mod:`.transports_clients`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import logging
-import os
 import ssl
 import threading
-import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from types import ModuleType, TracebackType
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
-from urllib.request import getproxies
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
-from .._backends.sync import CoreSocketOption
-from .._core import sslcache as _sslcache
-from .._core.exceptions import OptionError
+from .._backends.common import CoreSocketOption
 from .._core.options import FastpathOptions, TFOPolicy, resolve_options
-from .._core.proof import INFO_EXTENSION
 from .._core.upgrade import check_http3
+from .transports_mapping import (
+    _EXC_NAMES,
+    _AsyncResponseStream,
+    _core_request,
+    _ExceptionMap,
+    _extensions,
+    _ResponseStream,
+)
+from .transports_pool import build_pool
 
 __all__ = [
     "AsyncTransportImpl",
@@ -44,21 +50,17 @@ __all__ = [
     "LimitsLike",
     "SyncTransportImpl",
     "derive",
-    "environment_proxies",
-    "make_client",
 ]
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 _T = TypeVar("_T", bound="SyncTransportImpl[Any, Any]")
 _A = TypeVar("_A", bound="AsyncTransportImpl[Any, Any]")
+#: ``__exit__``'s arguments
+_ExcType: TypeAlias = type[BaseException] | None
+_Exc: TypeAlias = BaseException | None
+_Tb: TypeAlias = TracebackType | None
 
-#: the exception classes of httpx's own transport table (httpcore name -> httpx name)
-_EXC_NAMES = (
-    "TimeoutException", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout",
-    "NetworkError", "ConnectError", "ReadError", "WriteError", "ProxyError",
-    "UnsupportedProtocol", "ProtocolError", "LocalProtocolError", "RemoteProtocolError",
-)  # fmt: skip
 #: arguments of ``Client._init_proxy_transport`` our transports take as they are
 _PROXY_TRANSPORT_KEYS = ("verify", "cert", "trust_env", "http1", "http2", "limits")
 
@@ -85,37 +87,6 @@ def derive(impl: type, base: type) -> Any:
     if cls is None:
         cls = _DERIVED[(impl, base)] = type(impl.__name__, (impl, base), {})
     return cls
-
-
-class _ExceptionMap:
-    """``with``: re-raise an httpcore exception as the client's (most specific class wins).
-
-    What the stock transport's ``map_httpcore_exceptions`` does, as a plain class: no
-    generator per use, and one instance serves every request (it keeps no state).
-    """
-
-    __slots__ = ("_map",)
-
-    def __init__(self, exc_map: dict[type[Exception], type[Exception]]) -> None:
-        self._map = exc_map
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if not isinstance(exc, Exception):
-            return  # (None: the exception, if any, goes on)
-        mapped: type[Exception] | None = None
-        for from_exc, to_exc in self._map.items():
-            if isinstance(exc, from_exc) and (mapped is None or issubclass(to_exc, mapped)):
-                mapped = to_exc
-        if mapped is not None:
-            raise mapped(str(exc)) from exc
 
 
 class ClientStack:
@@ -189,226 +160,6 @@ def _proxy_route(original: Callable[..., Any]) -> Callable[..., Any]:
     return _init_proxy_transport
 
 
-#: what httpx and httpx2 say when ``verify`` is a path (deprecated); said on a cache hit too
-_VERIFY_PATH_DEPRECATED = (
-    "`verify=<str>` is deprecated. "
-    "Use `verify=ssl.create_default_context(cafile=...)` "
-    "or `verify=ssl.create_default_context(capath=...)` instead."
-)
-
-
-def _verify_true_paths(stack: ClientStack) -> tuple[str, ...] | None:
-    """The files and directories the stack reads for ``verify=True`` (None: unknown)."""
-    if stack.name == "httpx":
-        import certifi
-
-        return (certifi.where(),)
-    candidates = getattr(getattr(stack.core, "_ssl", None), "CA_FILE_CANDIDATES", None)
-    if stack.name == "httpx2" and isinstance(candidates, list):
-        paths = ssl.get_default_verify_paths()
-        return (paths.openssl_cafile, paths.openssl_capath, *candidates)
-    return None
-
-
-def _alpn(stack: ClientStack, http1: bool, http2: bool) -> list[str]:
-    """The ALPN list the stack's httpcore sets on its context (a guess for others)."""
-    if stack.name == "httpx2":
-        return (["h2", "http/1.1"] if http1 else ["h2"]) if http2 else ["http/1.1"]
-    return ["http/1.1", "h2"] if http2 else ["http/1.1"]
-
-
-def shared_context(
-    stack: ClientStack, verify: Any, cert: Any, trust_env: bool, http1: bool, http2: bool
-) -> Any:
-    """``create_ssl_context(verify, cert, trust_env)`` from the process-wide cache.
-
-    Built by the stack's own ``create_ssl_context`` on a miss, with the ALPN list httpcore
-    sets on every connection, and handed to the pool as an :class:`.._core.sslcache.AlpnFixed`
-    (httpcore's per-connection ``set_alpn_protocols`` must not change a shared context).
-    The caller's own context (``verify=<SSLContext>``) and the deprecated ``cert=`` are
-    used as stock uses them.
-    """
-    create = stack.client.create_ssl_context
-    default_paths: tuple[str, ...] = ()
-    if verify is True:
-        found = _verify_true_paths(stack)
-        if found is None:
-            return create(verify=verify, cert=cert, trust_env=trust_env)
-        default_paths = found
-    if cert is not None or not isinstance(verify, bool | str):
-        return create(verify=verify, cert=cert, trust_env=trust_env)
-    hit = False
-
-    def get(alpn: list[str]) -> ssl.SSLContext:
-        nonlocal hit
-        key = _sslcache.httpx_key(
-            stack=stack.name,
-            verify=verify,
-            cert=None,
-            trust_env=trust_env,
-            alpn=alpn,
-            default_paths=default_paths,
-            environ=os.environ,
-        )
-        context = _sslcache.CACHE.lookup(key)
-        if context is not None:
-            hit = True
-            return context
-
-        def build() -> ssl.SSLContext:
-            built: ssl.SSLContext = create(verify=verify, cert=None, trust_env=trust_env)
-            built.set_alpn_protocols(alpn)
-            return built
-
-        return _sslcache.CACHE.get(key, build)
-
-    shared = _sslcache.AlpnFixed(get, _alpn(stack, http1, http2))
-    if hit and isinstance(verify, str):  # create_ssl_context, skipped, says this every time
-        warnings.warn(_VERIFY_PATH_DEPRECATED, DeprecationWarning, stacklevel=4)
-    if type(_sslcache.unwrap(shared)) is not ssl.SSLContext:
-        return _sslcache.unwrap(shared)  # not stored (truststore...): the pool's own, as stock
-    return shared
-
-
-def _build_pool(
-    stack: ClientStack,
-    asynchronous: bool,
-    options: FastpathOptions,
-    verify: ssl.SSLContext | str | bool,
-    cert: Any,
-    trust_env: bool,
-    http1: bool,
-    http2: bool,
-    limits: LimitsLike | None,
-    proxy: Any,
-    uds: str | None,
-    local_address: str | None,
-    retries: int,
-    socket_options: Iterable[CoreSocketOption] | None,
-) -> Any:
-    """The httpcore pool the stock ``(Async)HTTPTransport`` builds, on our network backend."""
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise OptionError("retries", retries, "an int >= 0")
-    client, core = stack.client, stack.core
-    if limits is None:
-        limits = stack.default_limits()
-    proxy = client.Proxy(url=proxy) if isinstance(proxy, (str, client.URL)) else proxy
-    ssl_context = shared_context(stack, verify, cert, trust_env, http1, http2)
-    backend_cls = stack.async_backend if asynchronous else stack.sync_backend
-    common: dict[str, Any] = {
-        "ssl_context": ssl_context,
-        "max_connections": limits.max_connections,
-        "max_keepalive_connections": limits.max_keepalive_connections,
-        "keepalive_expiry": limits.keepalive_expiry,
-        "http1": http1,
-        "http2": http2,
-    }
-    prefix = "Async" if asynchronous else ""
-    if proxy is None:
-        return getattr(core, f"{prefix}ConnectionPool")(
-            **common,
-            uds=uds,
-            local_address=local_address,
-            retries=retries,
-            socket_options=socket_options,
-            network_backend=backend_cls(options, retries=retries),
-        )
-    # Stock passes no retries to proxy pools; neither do we (so none for deferred errors).
-    proxy_url = core.URL(
-        scheme=proxy.url.raw_scheme,
-        host=proxy.url.raw_host,
-        port=proxy.url.port,
-        target=proxy.url.raw_path,
-    )
-    if proxy.url.scheme in ("http", "https"):
-        return getattr(core, f"{prefix}HTTPProxy")(
-            proxy_url=proxy_url,
-            proxy_auth=proxy.raw_auth,
-            proxy_headers=proxy.headers.raw,
-            proxy_ssl_context=proxy.ssl_context,
-            socket_options=socket_options,
-            network_backend=backend_cls(options),
-            **common,
-        )
-    if proxy.url.scheme in ("socks5", "socks5h"):
-        if importlib.util.find_spec("socksio") is None:
-            raise ImportError(
-                "Using SOCKS proxy, but the 'socksio' package is not installed. "
-                f"Make sure to install {stack.name} using `pip install {stack.name}[socks]`."
-            )
-        return getattr(core, f"{prefix}SOCKSProxy")(
-            proxy_url=proxy_url,
-            proxy_auth=proxy.raw_auth,
-            network_backend=backend_cls(options),
-            **common,
-        )
-    raise ValueError(
-        "Proxy protocol must be either 'http', 'https', 'socks5', or 'socks5h',"
-        f" but got {proxy.url.scheme!r}."
-    )
-
-
-def _core_request(core: ModuleType, request: Any) -> Any:
-    url = request.url
-    return core.Request(
-        method=request.method,
-        url=core.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
-        headers=request.headers.raw,
-        content=request.stream,
-        extensions=request.extensions,
-    )
-
-
-def _extensions(resp: Any) -> dict[str, Any]:
-    """The response extensions plus our :class:`ConnectionInfo` (when the stream has one).
-
-    httpcore makes a new dict per response: the key is added to it (no copy). The proof
-    is a deferred :class:`ConnectionInfo`, read from the kernel when first looked at.
-    """
-    extensions: dict[str, Any] = resp.extensions
-    stream = extensions.get("network_stream")
-    if stream is not None:
-        info = stream.get_extra_info(INFO_EXTENSION)
-        if info is not None:
-            extensions[INFO_EXTENSION] = info
-    return extensions
-
-
-class _ResponseStream:
-    __slots__ = ("_core_stream", "_stack")
-
-    def __init__(self, stack: ClientStack, core_stream: Iterable[bytes]) -> None:
-        self._stack = stack
-        self._core_stream = core_stream
-
-    def __iter__(self) -> Iterator[bytes]:
-        with self._stack.mapped_exceptions():
-            yield from self._core_stream
-
-    def close(self) -> None:
-        close = getattr(self._core_stream, "close", None)
-        if close is not None:
-            close()
-
-
-class _AsyncResponseStream:
-    __slots__ = ("_core_stream", "_stack")
-
-    def __init__(self, stack: ClientStack, core_stream: Any) -> None:
-        self._stack = stack
-        self._core_stream = core_stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with self._stack.mapped_exceptions():
-            async for part in self._core_stream:
-                yield part
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._core_stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 class _TransportBase:
     """What the sync and async transports share: arguments, options and the pool."""
 
@@ -439,7 +190,7 @@ class _TransportBase:
         self.options = resolve_options(options, tfo, mptcp, tfo_policy)
         upgrade = check_http3(http3)
         stack, asynchronous = self._stack, self._asynchronous
-        self._core = _build_pool(
+        self._core = build_pool(
             stack, asynchronous, self.options, verify, cert, trust_env, http1, http2, limits,
             proxy, uds, local_address, retries, socket_options,
         )  # fmt: skip
@@ -498,10 +249,7 @@ class SyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
+        self, exc_type: _ExcType = None, exc_value: _Exc = None, traceback: _Tb = None
     ) -> None:
         if self._upgrade is not None:
             self._upgrade.close()
@@ -541,10 +289,7 @@ class AsyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
         return self
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
+        self, exc_type: _ExcType = None, exc_value: _Exc = None, traceback: _Tb = None
     ) -> None:
         if self._upgrade is not None:
             await self._upgrade.aclose()
@@ -568,83 +313,3 @@ class AsyncTransportImpl(_TransportBase, Generic[_Req, _Resp]):
         if self._upgrade is not None:
             await self._upgrade.aclose()
         await self._core.aclose()
-
-
-# -- clients that keep environment proxies ---------------------------------------------------
-
-_TRANSPORT_KEYS = frozenset(
-    {"verify", "cert", "trust_env", "http1", "http2", "limits", "uds", "local_address",
-     "retries", "socket_options", "tfo", "mptcp", "tfo_policy", "options", "http3"}
-)  # fmt: skip
-
-
-def _is_ip(host: str, version: int) -> bool:
-    import ipaddress
-
-    try:
-        address = ipaddress.ip_address(host.split("/")[0])
-    except ValueError:
-        return False
-    return address.version == version
-
-
-def environment_proxies() -> dict[str, str | None]:
-    """The proxy routes a stock httpx client reads from the environment.
-
-    ``{"http://": url, "https://": url, "all://": url, "all://*example.com": None, ...}``:
-    the same table httpx builds from ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and
-    ``NO_PROXY`` (``None`` means "connect directly"; ``NO_PROXY=*`` disables proxies).
-    """
-    info = getproxies()
-    mounts: dict[str, str | None] = {}
-    for scheme in ("http", "https", "all"):
-        if info.get(scheme):
-            url = info[scheme]
-            mounts[f"{scheme}://"] = url if "://" in url else f"http://{url}"
-    for host in (h.strip() for h in info.get("no", "").split(",")):
-        if host == "*":
-            return {}
-        if not host:
-            continue
-        if "://" in host:
-            mounts[host] = None
-        elif _is_ip(host, 4):
-            mounts[f"all://{host}"] = None
-        elif _is_ip(host, 6):
-            mounts[f"all://[{host}]"] = None
-        elif host.lower() == "localhost":
-            mounts[f"all://{host}"] = None
-        else:
-            mounts[f"all://*{host}"] = None
-    return mounts
-
-
-def make_client(client_cls: Callable[..., Any], transport_cls: type, kwargs: dict[str, Any]) -> Any:
-    """``client_cls(**kwargs)`` whose every route (direct and proxied) uses ``transport_cls``.
-
-    Proxies are chosen like a stock client: ``proxy=`` if given, else (with
-    ``trust_env=True``) ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` minus ``NO_PROXY``;
-    user ``mounts=`` come on top.
-    """
-    transport_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _TRANSPORT_KEYS}
-    for shared in ("verify", "cert", "trust_env", "http1", "http2", "limits"):
-        if shared in transport_kwargs:
-            kwargs[shared] = transport_kwargs[shared]
-    if "transport" in kwargs:
-        raise OptionError("transport", kwargs["transport"], "not given (the helper builds it)")
-    proxy = kwargs.pop("proxy", None)
-    user_mounts: Mapping[str, Any] = kwargs.pop("mounts", None) or {}
-    if proxy is not None:
-        routes: dict[str, Any] = {"all://": proxy}
-    elif kwargs.get("trust_env", True):
-        routes = dict(environment_proxies())
-    else:
-        routes = {}
-    mounts: dict[str, Any] = {
-        pattern: None if url is None else transport_cls(proxy=url, **transport_kwargs)
-        for pattern, url in routes.items()
-    }
-    mounts.update(user_mounts)
-    kwargs["transport"] = transport_cls(**transport_kwargs)
-    kwargs["mounts"] = mounts
-    return client_cls(**kwargs)

@@ -50,17 +50,13 @@ def _map_errors(client: ModuleType, request: Any) -> Generator[None, None, None]
         raise client.RemoteProtocolError(str(exc), request=request) from exc
 
 
-def _timeouts(request: Any) -> tuple[float | None, float | None]:
+def _prepare(request: Any) -> tuple[str, int, float | None, float | None, tuple[Any, ...]]:
+    """What a request needs of the pool: host, port, the connect and read timeouts, and
+    ``:authority``, path and headers for ``conn.request`` (after the method)."""
     timeout: dict[str, Any] = request.extensions.get("timeout", {})
-    return timeout.get("connect"), timeout.get("read")
-
-
-def _target(request: Any) -> tuple[str, int, bytes, bytes]:
     url = request.url
-    host = url.host
-    port = url.port or 443
-    authority = url.netloc
-    return host, port, authority, url.raw_path
+    head = (url.netloc, url.raw_path, request.headers.raw)
+    return url.host, url.port or 443, timeout.get("connect"), timeout.get("read"), head
 
 
 def _response(client: ModuleType, state: StreamState, stream: Any, conn: Any, request: Any) -> Any:
@@ -73,19 +69,23 @@ def _response(client: ModuleType, state: StreamState, stream: Any, conn: Any, re
     )
 
 
-class _SyncBody:
+class _Body:
+    """A response body: the connection's chunks, its errors mapped to the client's."""
+
     def __init__(
         self,
         client: ModuleType,
-        conn: SyncH3Connection,
+        conn: SyncH3Connection | AsyncH3Connection,
         state: StreamState,
         read_timeout: float | None,
         request: Any,
     ) -> None:
         self._client = client
-        self._chunks = conn.iter_body(state, read_timeout)
+        self._chunks: Any = conn.iter_body(state, read_timeout)
         self._request = request
 
+
+class _SyncBody(_Body):
     def __iter__(self) -> Iterator[bytes]:
         with _map_errors(self._client, self._request):
             yield from self._chunks
@@ -94,19 +94,7 @@ class _SyncBody:
         self._chunks.close()
 
 
-class _AsyncBody:
-    def __init__(
-        self,
-        client: ModuleType,
-        conn: AsyncH3Connection,
-        state: StreamState,
-        read_timeout: float | None,
-        request: Any,
-    ) -> None:
-        self._client = client
-        self._chunks = conn.iter_body(state, read_timeout)
-        self._request = request
-
+class _AsyncBody(_Body):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with _map_errors(self._client, self._request):
             async for chunk in self._chunks:
@@ -149,6 +137,13 @@ class _H3Base:
         self._trust_env = trust_env
         self._plain: Any = None
 
+    def _plain_transport(self) -> Any:
+        """The client's own transport for ``http://`` (made on first use)."""
+        if self._plain is None:
+            name = "AsyncHTTPTransport" if self._asynchronous else "HTTPTransport"
+            self._plain = getattr(self._client, name)(trust_env=self._trust_env)
+        return self._plain
+
 
 class H3TransportImpl(_H3Base, Generic[_Req, _Resp]):
     """EXPERIMENTAL: a transport that sends ``https://`` requests over HTTP/3 (QUIC).
@@ -176,27 +171,16 @@ class H3TransportImpl(_H3Base, Generic[_Req, _Resp]):
 
     def handle_request(self, request: _Req) -> _Resp:
         req: Any = request
-        client = self._client
         if req.url.scheme != "https":
-            if self._plain is None:
-                self._plain = client.HTTPTransport(trust_env=self._trust_env)
-            response: _Resp = self._plain.handle_request(request)
-            return response
-        connect_timeout, read_timeout = _timeouts(req)
-        host, port, authority, path = _target(req)
+            plain: _Resp = self._plain_transport().handle_request(request)
+            return plain
+        host, port, connect_timeout, read_timeout, head = _prepare(req)
         body = req.read()
-        with _map_errors(client, request):
+        with _map_errors(self._client, request):
             conn = self._pool.get(host, port, self._verify, connect_timeout)
-            state = conn.request(
-                req.method.encode("ascii"),
-                authority,
-                path,
-                req.headers.raw,
-                body,
-                read_timeout,
-            )
-        stream = self._body(client, conn, state, read_timeout, request)
-        response = _response(client, state, stream, conn, request)
+            state = conn.request(req.method.encode("ascii"), *head, body, read_timeout)
+        stream = self._body(self._client, conn, state, read_timeout, request)
+        response: _Resp = _response(self._client, state, stream, conn, request)
         return response
 
     def close(self) -> None:
@@ -216,27 +200,16 @@ class AsyncH3TransportImpl(_H3Base, Generic[_Req, _Resp]):
 
     async def handle_async_request(self, request: _Req) -> _Resp:
         req: Any = request
-        client = self._client
         if req.url.scheme != "https":
-            if self._plain is None:
-                self._plain = client.AsyncHTTPTransport(trust_env=self._trust_env)
-            response: _Resp = await self._plain.handle_async_request(request)
-            return response
-        connect_timeout, read_timeout = _timeouts(req)
-        host, port, authority, path = _target(req)
+            plain: _Resp = await self._plain_transport().handle_async_request(request)
+            return plain
+        host, port, connect_timeout, read_timeout, head = _prepare(req)
         body = await req.aread()
-        with _map_errors(client, request):
+        with _map_errors(self._client, request):
             conn = await self._pool.get(host, port, self._verify, connect_timeout)
-            state = await conn.request(
-                req.method.encode("ascii"),
-                authority,
-                path,
-                req.headers.raw,
-                body,
-                read_timeout,
-            )
-        stream = self._body(client, conn, state, read_timeout, request)
-        response = _response(client, state, stream, conn, request)
+            state = await conn.request(req.method.encode("ascii"), *head, body, read_timeout)
+        stream = self._body(self._client, conn, state, read_timeout, request)
+        response: _Resp = _response(self._client, state, stream, conn, request)
         return response
 
     async def aclose(self) -> None:

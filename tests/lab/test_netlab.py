@@ -22,8 +22,8 @@ from http_fastpath._core.dialer import dial
 from http_fastpath._core.linux import read_tcp_info
 from http_fastpath._core.sockets import new_socket
 from http_fastpath.netlab import Lab, PathSpec, Server
-from http_fastpath.netlab._lab import namespace_in_use
-from http_fastpath.netlab._relay import is_syn_with_data
+from http_fastpath.netlab._namespace import namespace_in_use
+from http_fastpath.netlab._packets import is_syn_with_data
 
 from .._kernel import TFO_NO_KERNEL_BLACKHOLE
 

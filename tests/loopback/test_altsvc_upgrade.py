@@ -400,7 +400,7 @@ def test_install_http3_upgrades_stock_clients_with_one_memory(
             infos += anyio.run(main)
     finally:
         autoinstall.uninstall()
-        h3_optin._h3_memory_made.clear()
+        h3_optin._h3_memory_made.clear()  # the next test starts with no memory
     assert infos[0] is not None and infos[0].transport in ("tcp", "mptcp")
     # the memory is the process's: httpx knew the alternative from requests' first answer
     assert [info and info.transport for info in infos[1:]] == ["quic"] * 4
@@ -439,7 +439,7 @@ def test_install_http3_keeps_excluded_hosts_on_tcp(
                 session.get(origin.url("/"), verify=ca_file, timeout=5)
     finally:
         autoinstall.uninstall()
-        h3_optin._h3_memory_made.clear()
+        h3_optin._h3_memory_made.clear()  # the next test starts with no memory
     assert len(origin.requests) == 3 and h3.connections == 0
 
 

@@ -14,7 +14,7 @@ from http_fastpath import (
     TFOStatus,
     connection_info,
 )
-from http_fastpath._backends.sync import _open
+from http_fastpath._backends.common import _open
 from http_fastpath._core.options import FastpathOptions
 from http_fastpath.netlab import Server, next_loopback
 from http_fastpath.netlab._proxy import Proxy

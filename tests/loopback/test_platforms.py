@@ -344,12 +344,12 @@ def test_dial_without_poll_uses_select(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.netns
 def test_httpx_pool_reuse_check_without_select_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     """The idle-connection check of the sync httpx transport works where poll is missing."""
-    from http_fastpath._backends import sync as _core_sync
+    from http_fastpath._backends import common as _backends_common
 
     with Server() as server:
         with _dialer.dial(server.host, server.port, options=ON, timeout=5) as sock:
             assert _get(sock, server.host).startswith(b"HTTP/1.1 200")  # the server closed it
             monkeypatch.delattr(select, "poll")
-            assert _core_sync._is_readable(sock)  # EOF waiting: stale
+            assert _backends_common._is_readable(sock)  # EOF waiting: stale
         with socket.create_connection((server.host, server.port)) as idle:
-            assert not _core_sync._is_readable(idle)  # nothing to read: reusable
+            assert not _backends_common._is_readable(idle)  # nothing to read: reusable

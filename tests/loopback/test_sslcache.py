@@ -455,9 +455,9 @@ def test_httpx_path_warns_as_stock_on_every_transport(ca_file: str) -> None:
 
 
 def _transports_message() -> str:
-    from http_fastpath._integrations import transports as _transports
+    from http_fastpath._integrations import transports_pool
 
-    return _transports._VERIFY_PATH_DEPRECATED
+    return transports_pool._VERIFY_PATH_DEPRECATED
 
 
 def test_httpx_verification_with_shared_contexts(

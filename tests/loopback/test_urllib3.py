@@ -22,6 +22,7 @@ from http_fastpath import (
     connection_info,
 )
 from http_fastpath._integrations import urllib3 as fp_urllib3
+from http_fastpath._integrations import urllib3_tls
 from http_fastpath.netlab import Proxy, Server, next_loopback
 
 from ..conftest import server_tls
@@ -122,8 +123,8 @@ def test_h2_alpn_completes_the_connect_first(
 def test_falls_back_to_stock_tls_if_urllib3_changes(
     https_server: Server, ca_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fp_urllib3, "_WRAP_AND_VERIFY", None)
-    assert not fp_urllib3.fast_tls_supported(None)
+    monkeypatch.setattr(urllib3_tls, "_WRAP_AND_VERIFY", None)
+    assert not urllib3_tls.fast_tls_supported(None)
     pm = FastpathPoolManager(ca_certs=ca_file)
     assert all(r.data == b"hello GET" for r in _fresh_gets(pm, https_server.url, 2))
 
@@ -152,6 +153,6 @@ def test_https_keepalive_reuses_one_lean_transport(https_server: Server, ca_file
         assert pool.request("GET", f"/bytes?n={n}").data == b"x" * n
     conn = pool._get_conn()
     assert isinstance(conn, urllib3.connection.HTTPSConnection)
-    assert isinstance(conn.sock, fp_urllib3._LeanSSLTransport)
+    assert isinstance(conn.sock, urllib3_tls._LeanSSLTransport)
     pool._put_conn(conn)
     assert len(https_server.records) == 1 and https_server.records[0].requests == ["GET"] * 3

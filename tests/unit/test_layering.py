@@ -61,12 +61,21 @@ ALLOWED = {
 
 #: integrations reach each other only through _core, except inside one integration
 INTEGRATIONS = {
-    # the requests adapter is a shell over the urllib3 pool managers
-    "requests": {"requests", "urllib3"},
-    # httpx and httpx2 are one implementation (transports) with two sets of base classes
-    "httpx": {"httpx", "httpx2", "transports"},
+    # the requests adapter is a shell over the urllib3 pool managers (urllib3), their
+    # connections (urllib3_connection) and those connections' TLS (urllib3_tls)
+    "requests": {"requests", "urllib3", "urllib3_connection", "urllib3_tls"},
+    # httpx and httpx2 are one implementation (transports, with its mapping, its pool
+    # building and its clients) with two sets of base classes
+    "httpx": {
+        "httpx",
+        "httpx2",
+        "transports",
+        "transports_mapping",
+        "transports_pool",
+        "transports_clients",
+    },
     # the process-wide opt-in: its environment parsing and its patcher
-    "env": {"env", "autoinstall", "hooks", "h3_optin"},
+    "env": {"env", "autoinstall", "autoinstall_patchers", "hooks", "h3_optin"},
 }
 
 #: (importer, imported) -> why it is allowed for now. Imported: a module, or a private
@@ -74,13 +83,14 @@ INTEGRATIONS = {
 EXCEPTIONS: dict[tuple[str, str], str] = {
     # The opt-in installs the requests integration's connection classes into urllib3
     # (the httpcore side goes through _backends, which is allowed).
-    ("http_fastpath._integrations.autoinstall", "http_fastpath._integrations.urllib3"): (
+    ("http_fastpath._integrations.autoinstall_patchers", "http_fastpath._integrations.urllib3"): (
         "the opt-in patches urllib3 with FastpathHTTP(S)Connection"
     ),
     # ... and gives patched httpx clients the shared TLS contexts the transports build.
-    ("http_fastpath._integrations.autoinstall", "http_fastpath._integrations.transports"): (
-        "the opt-in builds httpx's contexts with shared_context()"
-    ),
+    (
+        "http_fastpath._integrations.autoinstall_patchers",
+        "http_fastpath._integrations.transports_pool",
+    ): ("the opt-in builds httpx's contexts with shared_context()"),
     # HTTP/3 borrows the helper that builds a transport class per httpx stack.
     ("http_fastpath.http3._transports", "http_fastpath._integrations.transports"): (
         "derive(): follow-up, move it to _core or give http3 its own"
