@@ -92,7 +92,7 @@ def run(
 
 
 def _split(call: Call) -> tuple[str, str, bytes | None]:
-    return (call[0], call[1], call[2] if len(call) == 3 else None)  # type: ignore[misc]
+    return (call[0], call[1], call[2] if len(call) == 3 else None)
 
 
 def _run_requests(

@@ -33,8 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 import trustme
 from aioquic import tls
 from aioquic._buffer import Buffer
-from aioquic.asyncio import QuicConnectionProtocol, serve
-from aioquic.asyncio.server import QuicServer
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.asyncio.server import QuicServer, serve
 from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
@@ -295,7 +295,9 @@ class H3TestServer:
             session_ticket_fetcher=pop_ticket if self.tickets else None,
             session_ticket_handler=add_ticket if self.tickets else None,
         )
-        self.port = self._server._transport.get_extra_info("sockname")[1]
+        transport = self._server._transport
+        assert transport is not None  # serve() returns a bound server
+        self.port = transport.get_extra_info("sockname")[1]
         self._ready.set()
         await self._stop.wait()
         self._server.close()

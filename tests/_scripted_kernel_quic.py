@@ -41,13 +41,35 @@ from aioquic import tls
 from aioquic._buffer import Buffer
 from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
-from aioquic.quic.events import StreamDataReceived
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    HandshakeCompleted,
+    QuicEvent,
+    StreamDataReceived,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from http_fastpath.http3 import _quic_kernel as k
+from http_fastpath.http3._drivers import quic_configuration
 
-_LEVEL_TO_EPOCH = {v: e for e, v in k.EPOCH_TO_LEVEL.items()}
+# The uapi's numbers, written here from the headers rather than read from the module under
+# test, so that a wrong table there fails the handshake tests: SOL_QUIC and enum
+# quic_crypto_level (lxin/quic include/uapi/linux/quic.h), TLS_CIPHER_* (linux/tls.h).
+_SOL_QUIC = 288
+_APP, _INITIAL, _HANDSHAKE, _EARLY = 0, 1, 2, 3
+_LEVEL = {
+    tls.Epoch.ONE_RTT: _APP,
+    tls.Epoch.INITIAL: _INITIAL,
+    tls.Epoch.HANDSHAKE: _HANDSHAKE,
+    tls.Epoch.ZERO_RTT: _EARLY,
+}
+_CIPHER = {
+    tls.CipherSuite.AES_128_GCM_SHA256: 51,  # TLS_CIPHER_AES_GCM_128
+    tls.CipherSuite.AES_256_GCM_SHA384: 52,  # TLS_CIPHER_AES_GCM_256
+    tls.CipherSuite.CHACHA20_POLY1305_SHA256: 54,  # TLS_CIPHER_CHACHA20_POLY1305
+}
+_SECRET_LEN = {51: 32, 52: 48, 54: 32}
 _STREAM_FLAGS = (
     k.MSG_QUIC_STREAM_NEW
     | k.MSG_QUIC_STREAM_FIN
@@ -56,7 +78,6 @@ _STREAM_FLAGS = (
     | 0x2000  # MSG_QUIC_STREAM_SNDBLOCK
 )
 _SENDMSG_FLAGS = k.MSG_MORE | k.MSG_DONTWAIT | k.MSG_NOSIGNAL | 0x100 | 0x40000  # WAITALL, BATCH
-_SECRET_LEN = {k.TLS_CIPHER_AES_GCM_128: 32, k.TLS_CIPHER_AES_GCM_256: 48, 54: 32}
 LOCAL_TP_EXT = bytes(range(65))  # what getsockopt(TRANSPORT_PARAM_EXT) returns (opaque here)
 PEER_TP_EXT = b"\x01\x04\x80\x00\x75\x30"  # the server's extension body (opaque here)
 
@@ -111,9 +132,11 @@ class ScriptedQuicSocket:
         h3_routes: dict[str, tuple[int, bytes]] | None = None,
         stream_window: int | None = None,
         conn_window: int | None = None,
+        cipher_suite: tls.CipherSuite | None = None,
     ) -> None:
         cert = ca.issue_cert(*(identities or ("localhost",)))
-        self.server = tls.Context(is_client=False, alpn_protocols=["h3"])
+        suites = None if cipher_suite is None else [cipher_suite]  # None: aioquic's choice
+        self.server = tls.Context(is_client=False, alpn_protocols=["h3"], cipher_suites=suites)
         self.server.certificate = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes())
         key = load_pem_private_key(cert.private_key_pem.bytes(), None)
         self.server.certificate_private_key = key  # type: ignore[assignment]
@@ -121,12 +144,13 @@ class ScriptedQuicSocket:
             (tls.ExtensionType.QUIC_TRANSPORT_PARAMETERS, PEER_TP_EXT)
         ]
         self.server.update_traffic_key_cb = self._server_key
-        self._server_secrets: dict[tuple[bool, int], bytes] = {}  # (client_sends, level)
-        self._client_secrets: dict[tuple[bool, int], bytes] = {}
+        # (client_sends, level) -> (secret, TLS_CIPHER_* type)
+        self._server_secrets: dict[tuple[bool, int], tuple[bytes, int]] = {}
+        self._client_secrets: dict[tuple[bool, int], tuple[bytes, int]] = {}
         self.secrets_matched: set[tuple[bool, int]] = set()
         self._config_size = config_size
         self.state = "new"
-        self.log: list[tuple[str, Any]] = []
+        self.log: list[tuple[Any, ...]] = []
         self.send_keys: set[int] = set()
         self.recv_keys: set[int] = set()
         self.peer_tp_ext: bytes | None = None
@@ -159,14 +183,14 @@ class ScriptedQuicSocket:
         self, direction: tls.Direction, epoch: tls.Epoch, suite: tls.CipherSuite, secret: bytes
     ) -> None:
         client_sends = direction == tls.Direction.DECRYPT  # the server decrypts what we send
-        self._server_secrets[(client_sends, k.EPOCH_TO_LEVEL[epoch])] = secret
+        self._server_secrets[(client_sends, _LEVEL[epoch])] = (secret, _CIPHER[suite])
         self._check_secrets()
 
     def _check_secrets(self) -> None:
         for key, secret in self._client_secrets.items():
             peer = self._server_secrets.get(key)
             if peer is not None and peer != secret:
-                raise AssertionError(f"secret {key} does not match the peer's")
+                raise AssertionError(f"secret {key} or its cipher type does not match the peer's")
             if peer is not None:
                 self.secrets_matched.add(key)
 
@@ -178,7 +202,7 @@ class ScriptedQuicSocket:
         self.server.handle_message(data, bufs)
         for epoch in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE):
             if bufs[epoch].data:
-                self._pending_handshake[k.EPOCH_TO_LEVEL[epoch]].extend(bufs[epoch].data)
+                self._pending_handshake[_LEVEL[epoch]].extend(bufs[epoch].data)
 
     # -- socket API (KernelSocket) -------------------------------------------------------
 
@@ -196,11 +220,11 @@ class ScriptedQuicSocket:
             raise _err(errno.EISCONN, "connect() twice")
         self.log.append(("connect", address))
         self.state = "establishing"
-        self.send_keys.add(k.QUIC_CRYPTO_INITIAL)  # Initial keys are derived in-kernel
-        self.recv_keys.add(k.QUIC_CRYPTO_INITIAL)
+        self.send_keys.add(_INITIAL)  # Initial keys are derived in-kernel
+        self.recv_keys.add(_INITIAL)
 
     def getsockopt(self, level: int, optname: int, buflen: int) -> bytes:
-        assert level == k.SOL_QUIC, level
+        assert level == _SOL_QUIC, level
         self.log.append(("getsockopt", optname))
         if optname == k.QUIC_SOCKOPT_TRANSPORT_PARAM_EXT:
             if self.state != "establishing":
@@ -211,7 +235,7 @@ class ScriptedQuicSocket:
         raise _err(errno.ENOPROTOOPT, f"getsockopt {optname} not scripted")
 
     def setsockopt(self, level: int, optname: int, value: bytes) -> None:
-        assert level == k.SOL_QUIC, level
+        assert level == _SOL_QUIC, level
         self.log.append(("setsockopt", optname))
         if optname == k.QUIC_SOCKOPT_TRANSPORT_PARAM_EXT:
             if self.state != "establishing":
@@ -245,17 +269,17 @@ class ScriptedQuicSocket:
         if len(value) != k.UAPI_SIZES["quic_crypto_secret"]:
             raise _err(errno.EINVAL, f"struct quic_crypto_secret of {len(value)} bytes")
         send, level, cipher = value[0], value[1], int.from_bytes(value[4:8], "little")
-        if level not in (k.QUIC_CRYPTO_HANDSHAKE, k.QUIC_CRYPTO_EARLY, k.QUIC_CRYPTO_APP):
+        if level not in (_HANDSHAKE, _EARLY, _APP):
             raise _err(errno.EINVAL, f"CRYPTO_SECRET for level {level} (Initial is in-kernel)")
         if cipher not in _SECRET_LEN:
             raise _err(errno.EINVAL, f"unknown cipher type {cipher}")
         secret = value[8 : 8 + _SECRET_LEN[cipher]]
         # Checked against the peer's secret now, or when the peer derives it (the server
         # installs its 1-RTT decrypt key only after the client Finished arrives).
-        self._client_secrets[(bool(send), level)] = bytes(secret)
+        self._client_secrets[(bool(send), level)] = (bytes(secret), cipher)
         self._check_secrets()
         (self.send_keys if send else self.recv_keys).add(level)
-        if k.QUIC_CRYPTO_APP in self.send_keys and k.QUIC_CRYPTO_APP in self.recv_keys:
+        if _APP in self.send_keys and _APP in self.recv_keys:
             self.state = "established"
 
     def sendmsg(
@@ -268,12 +292,12 @@ class ScriptedQuicSocket:
         data = b"".join(buffers)
         assert len(ancdata) == 1, ancdata
         level, kind, payload = ancdata[0]
-        assert level == k.SOL_QUIC
+        assert level == _SOL_QUIC
         if kind == k.QUIC_HANDSHAKE_INFO:
             if len(payload) != 1:
                 raise _err(errno.EINVAL, "struct quic_handshake_info size")
             crypto_level = payload[0]
-            if crypto_level == k.QUIC_CRYPTO_EARLY:
+            if crypto_level == _EARLY:
                 raise _err(errno.EINVAL, "handshake data at the EARLY level")
             if crypto_level not in self.send_keys:
                 raise _err(errno.EINVAL, f"handshake data at level {crypto_level} before its key")
@@ -332,12 +356,12 @@ class ScriptedQuicSocket:
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0
     ) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
         self._grant_credit()
-        for level in (k.QUIC_CRYPTO_INITIAL, k.QUIC_CRYPTO_HANDSHAKE):
+        for level in (_INITIAL, _HANDSHAKE):
             pending = self._pending_handshake[level]
             if pending and level in self.recv_keys:  # buffered until the key is there
                 data = bytes(pending[:bufsize])
                 del pending[: len(data)]
-                info = [(k.SOL_QUIC, k.QUIC_HANDSHAKE_INFO, k.pack_handshake_info(level))]
+                info = [(_SOL_QUIC, k.QUIC_HANDSHAKE_INFO, k.pack_handshake_info(level))]
                 return data, info, 0x80, None  # MSG_EOR
         if self._recv:
             data, anc, msg_flags = self._recv.popleft()
@@ -353,7 +377,7 @@ class ScriptedQuicSocket:
     def deliver_stream(self, sid: int, data: bytes, fin: bool) -> None:
         flags = k.MSG_QUIC_STREAM_FIN if fin else 0
         self._recv.append(
-            (data, [(k.SOL_QUIC, k.QUIC_STREAM_INFO, k.pack_stream_info(sid, flags))], 0)
+            (data, [(_SOL_QUIC, k.QUIC_STREAM_INFO, k.pack_stream_info(sid, flags))], 0)
         )
 
     def deliver_reset(self, sid: int, code: int) -> None:
@@ -393,3 +417,31 @@ class ScriptedQuicSocket:
 
 
 __all__ = ["LOCAL_TP_EXT", "PEER_TP_EXT", "ScriptedQuicSocket"]
+
+
+# -- driving the kernel backend over the double ------------------------------------------------
+
+ADDR = (2, ("127.0.0.1", 4433))
+
+
+def drain(backend: k.KernelQuic) -> list[QuicEvent]:
+    """Run ``backend`` against its scripted socket until the handshake ends (bounded)."""
+    events = []
+    for _ in range(20):  # bounded: the scripted peer answers synchronously
+        backend.receive(0.0)
+        backend.transmit(0.0)
+        while (event := backend.next_event()) is not None:
+            events.append(event)
+        if any(isinstance(e, (HandshakeCompleted, ConnectionTerminated)) for e in events):
+            break
+    return events
+
+
+def connected(ca: trustme.CA, ca_file: str, **kw: Any) -> tuple[k.KernelQuic, ScriptedQuicSocket]:
+    """A kernel backend over a scripted socket, handshake completed."""
+    sock = ScriptedQuicSocket(ca, "localhost", **kw)
+    backend = k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock)
+    backend.start(0.0)
+    events = drain(backend)
+    assert any(isinstance(e, HandshakeCompleted) for e in events), events
+    return backend, sock

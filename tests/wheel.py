@@ -9,6 +9,7 @@ files (our editable install among them) are *not* processed. What runs is the wh
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -57,4 +58,13 @@ def fresh_venv(where: Path, wheel: Path) -> Path:
     ).stdout.strip()
     deps = sysconfig.get_paths()["purelib"]
     Path(site, "zz_test_dependencies.pth").write_text(deps + "\n")
+    if os.environ.get("COVERAGE_PROCESS_CONFIG"):
+        # Under pytest --cov (pyproject: patch = ["subprocess"]), measure the wheel's code
+        # too: the test environment's coverage .pth is not processed here, so start coverage
+        # the same way, after the line above made it importable ([tool.coverage.paths] maps
+        # the wheel's files back to the source tree).
+        Path(site, "zzz_coverage.pth").write_text(
+            'import os; os.environ.get("COVERAGE_PROCESS_CONFIG") and '
+            '__import__("coverage").process_startup()\n'
+        )
     return python

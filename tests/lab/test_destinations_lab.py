@@ -21,6 +21,7 @@ from http_fastpath._core.linux import IPPROTO_MPTCP
 from http_fastpath.netlab import SERVICE_ADDRESS, Lab, LabError, PathSpec, Server
 
 from .._clients import IMPLS, ok, run
+from .._kernel import TFO_NO_KERNEL_BLACKHOLE
 
 pytestmark = pytest.mark.netns
 
@@ -87,7 +88,7 @@ def test_a_destination_that_flips_between_mptcp_and_plain(lab: Lab, kind: str) -
     """The same address:port served alternately by an MPTCP and a plain listener."""
     lab.client.ip("tcp_metrics flush all")
     port = 0
-    kinds: list[bool] = []
+    kinds: list[bool | None] = []
     for mptcp in (False, True, False, True, True, False, False):
         with _serve(lab, mptcp=mptcp, port=port) as server:
             port = server.port
@@ -103,6 +104,7 @@ def test_a_destination_that_flips_between_mptcp_and_plain(lab: Lab, kind: str) -
     assert kinds == [False, False, False, False, False, False, False]
 
 
+@TFO_NO_KERNEL_BLACKHOLE.mark
 @pytest.mark.parametrize("kind", KINDS4)
 def test_blackhole_on_one_port_keeps_tfo_on_another(lab: Lab, kind: str) -> None:
     lab.client.ip("tcp_metrics flush all")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import trustme
@@ -39,7 +40,7 @@ def lab() -> Iterator[Lab]:
         yield lab
 
 
-def _server(lab: Lab, ca: trustme.CA, **kwargs: str) -> H3TestServer:
+def _server(lab: Lab, ca: trustme.CA, **kwargs: Any) -> H3TestServer:
     address = lab.server_address(0)
     with lab.server.entered():  # the server's thread (and socket) live in the namespace
         return H3TestServer(ca, address, host=address, **kwargs).__enter__()

@@ -25,6 +25,8 @@ from http_fastpath.netlab import Lab, PathSpec, Server
 from http_fastpath.netlab._namespace import namespace_in_use
 from http_fastpath.netlab._packets import is_syn_with_data
 
+from .._kernel import TFO_NO_KERNEL_BLACKHOLE
+
 pytestmark = pytest.mark.netns
 
 
@@ -203,6 +205,7 @@ def _tfo_exchange(host: str, port: int) -> None:
         _exchange(s)
 
 
+@TFO_NO_KERNEL_BLACKHOLE.mark
 def test_syn_data_blackhole_drops_only_syns_with_data(lab2: tuple[Lab, Server]) -> None:
     lab, server = lab2
     host = lab.server_address(1)

@@ -24,6 +24,7 @@ from http_fastpath import TFOStatus, stats
 from http_fastpath.netlab import SERVICE_ADDRESS, Lab, LabError, PathSpec, Server
 
 from .._clients import BOTH, KINDS, Outcome, ok, run
+from .._kernel import TFO_NO_KERNEL_BLACKHOLE
 from .._stack import httpx
 from ..conftest import server_tls
 
@@ -87,6 +88,7 @@ SCHEMES = pytest.mark.parametrize("scheme", ["http", "https"])
 # -- 5: SYN-data blackhole ---------------------------------------------------------------------
 
 
+@TFO_NO_KERNEL_BLACKHOLE.mark
 @BOTH
 @SCHEMES
 def test_5_syn_data_blackhole_only_the_first_connection_pays(

@@ -148,13 +148,13 @@ def test_options_and_keywords_together_are_refused() -> None:
 
 def test_option_error_message_names_value_and_allowed() -> None:
     with pytest.raises(OptionError) as err:
-        FastpathOptions(tfo_policy="never")
+        FastpathOptions(tfo_policy="never")  # type: ignore[arg-type]  # wrong on purpose
     assert "tfo_policy" in str(err.value) and "'never'" in str(err.value)
     assert "'safe'" in str(err.value) and "'always'" in str(err.value)
 
 
 ENV_TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
     max_size=30,
 )
 
@@ -214,7 +214,7 @@ REASONS = {
 def test_bad_certificates_rejected_as_stock(
     kind: str, case: str, ca: trustme.CA, ca_file: str
 ) -> None:
-    errors = {}
+    errors: dict[str, list[BaseException | None]] = {}
     with _cert_server(ca, case) as server:
         for impl in ("stock", "fast"):
             for _ in range(2):  # the second one with a TFO cookie: the ClientHello in the SYN

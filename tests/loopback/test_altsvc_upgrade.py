@@ -86,8 +86,8 @@ class Client:
             with httpx.Client(transport=self.transport, timeout=5) as client:
                 results = []
                 for method, url, body in exchanges:
-                    r = client.request(method, url, content=body)
-                    results.append((r.status_code, r.text, connection_info(r)))
+                    resp = client.request(method, url, content=body)
+                    results.append((resp.status_code, resp.text, connection_info(resp)))
                 return results
             raise AssertionError("unreachable")  # pragma: no cover
 
@@ -356,7 +356,7 @@ def test_httpx_proxy_routes_stay_on_tcp(ca: trustme.CA, ca_file: str, h3: H3Test
 def test_bad_http3_value_is_a_clear_value_error(value: object) -> None:
     for build in (FastpathAdapter, FastpathTransport, AsyncFastpathTransport):
         with pytest.raises(ValueError, match=r"http3.*allowed: False \(the default\) or 'auto'"):
-            build(http3=value)
+            build(http3=value)  # type: ignore[arg-type]  # wrong on purpose
 
 
 def test_default_is_off_and_pickled_adapter_keeps_http3() -> None:
@@ -381,7 +381,9 @@ def test_install_http3_upgrades_stock_clients_with_one_memory(
     autoinstall.install(FastpathOptions(), http3=True)
     try:
         status = autoinstall.status()
-        assert status["http3"] is True and "requests.adapters" in status["patched"]
+        patched = status["patched"]
+        assert isinstance(patched, list)
+        assert status["http3"] is True and "requests.adapters" in patched
         with _origin(ca, f'h3=":{h3.port}"') as origin:
             with requests.Session() as session:  # the stock HTTPAdapter
                 infos = [
@@ -399,9 +401,9 @@ def test_install_http3_upgrades_stock_clients_with_one_memory(
     finally:
         autoinstall.uninstall()
         h3_optin._h3_memory_made.clear()  # the next test starts with no memory
-    assert infos[0].transport in ("tcp", "mptcp")
+    assert infos[0] is not None and infos[0].transport in ("tcp", "mptcp")
     # the memory is the process's: httpx knew the alternative from requests' first answer
-    assert [info.transport for info in infos[1:]] == ["quic"] * 4
+    assert [info and info.transport for info in infos[1:]] == ["quic"] * 4
     assert len(origin.requests) == 1 and len(h3.requests) == 4
     assert autoinstall.status()["http3"] is False
 
@@ -414,7 +416,8 @@ def test_install_without_http3_leaves_stock_clients_alone(
 
     autoinstall.install(FastpathOptions())
     try:
-        assert "requests.adapters" not in autoinstall.status()["patched"]
+        patched = autoinstall.status()["patched"]
+        assert isinstance(patched, list) and "requests.adapters" not in patched
         with _origin(ca, f'h3=":{h3.port}"') as origin, requests.Session() as session:
             for _ in range(3):
                 session.get(origin.url("/"), verify=ca_file, timeout=5)
@@ -449,7 +452,9 @@ def test_read_timeout_before_the_headers_on_http3(
         session.mount("https://", FastpathAdapter(http3="auto"))
         session.get(origin.url("/"), verify=ca_file, timeout=5)
         r = session.get(origin.url("/slow?s=2"), verify=ca_file, timeout=(5, 0.3))
-        assert r.text == "hello over tcp" and "H3ReadTimeout" in connection_info(r).fallbacks[0]
+        info = connection_info(r)
+        assert r.text == "hello over tcp"
+        assert info is not None and "H3ReadTimeout" in info.fallbacks[0]
         # the alternative is now kept out: wait it out with a clock that jumped ahead
         upgrade: Any = session.get_adapter("https://").__dict__["_upgrade"]
         now = upgrade.memory.clock()

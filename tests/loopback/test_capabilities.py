@@ -1,19 +1,14 @@
 from __future__ import annotations
 
 import json
-import platform
 
 import pytest
 
 from http_fastpath import probe
 
-pytestmark = pytest.mark.netns
+from .._kernel import TCP_IS_MPTCP
 
-#: TCP_IS_MPTCP came with Linux 6.10: older kernels skip the tests that need it, with the reason
-BEFORE_6_10 = pytest.mark.skipif(
-    tuple(int(p) for p in platform.release().split(".")[:2]) < (6, 10),
-    reason=f"TCP_IS_MPTCP needs Linux >= 6.10 (this is {platform.release()})",
-)
+pytestmark = pytest.mark.netns
 
 
 def test_probe_in_the_test_namespace() -> None:
@@ -25,7 +20,7 @@ def test_probe_in_the_test_namespace() -> None:
     assert probe() is caps  # cached
 
 
-@BEFORE_6_10
+@TCP_IS_MPTCP.mark
 def test_probe_finds_tcp_is_mptcp() -> None:
     assert probe(refresh=True).tcp_is_mptcp.available
 

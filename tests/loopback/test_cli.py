@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import importlib.metadata
 import json
 import platform
 import socket
@@ -24,6 +25,7 @@ from http_fastpath._cli import main
 from http_fastpath._core import capabilities as _capabilities
 from http_fastpath.netlab import Server, full_backlog, next_loopback, silent_listener
 
+from .._kernel import MPTCP_INFO, TCP_IS_MPTCP
 from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
@@ -67,10 +69,7 @@ def _fresh_probe() -> Iterator[None]:
 # -- doctor ---------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    tuple(int(p) for p in platform.release().split(".")[:2]) < (6, 10),
-    reason=f"TCP_IS_MPTCP needs Linux >= 6.10 (this is {platform.release()})",
-)
+@TCP_IS_MPTCP.mark
 def test_doctor_all_on_require_passes(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_cli(capsys, "doctor", "--require", "tfo,mptcp,tcp_is_mptcp")
     assert status == 0, out
@@ -168,7 +167,8 @@ def test_doctor_reports_env_opt_in_raw_value(
     assert "'tfo,bogus'" in checks["HTTP_FASTPATH"]["detail"]
     assert "set to 'tfo,bogus': tfo for every" in checks["HTTP_FASTPATH"]["detail"]
     assert checks["problem"]["status"] == "warn" and "'bogus'" in checks["problem"]["detail"]
-    assert checks["urllib3"]["status"] in ("ok", "warn")
+    urllib3_version = importlib.metadata.version("urllib3")
+    assert (checks["urllib3"]["status"], checks["urllib3"]["detail"]) == ("ok", urllib3_version)
     assert checks["python"]["detail"].endswith(f"{platform.python_version()} ({sys.executable})")
     monkeypatch.setenv("HTTP_FASTPATH_HOSTS", ".internal.test,10.0.0.0/8")
     monkeypatch.setenv("HTTP_FASTPATH_EXCLUDE", "legacy.internal.test")
@@ -272,7 +272,7 @@ def test_probe_alt_svc_h3(capsys: pytest.CaptureFixture[str]) -> None:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        host, port = httpd.server_address[:2]
+        host, port = httpd.socket.getsockname()[:2]
         status, out, _ = run_cli(capsys, "probe", f"http://{host}:{port}/", "--json")
     finally:
         httpd.shutdown()
@@ -1160,6 +1160,7 @@ def test_every_command_help_has_a_description(
     assert needle in " ".join(description.split()), description
 
 
+@MPTCP_INFO.mark
 def test_doctor_one_mptcp_proof_option_is_enough() -> None:
     """A kernel older than 6.10 (no TCP_IS_MPTCP) still proves MPTCP with MPTCP_INFO."""
     import dataclasses

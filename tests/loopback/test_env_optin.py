@@ -17,6 +17,7 @@ import trustme
 
 from http_fastpath.netlab import Server, next_loopback
 
+from .._kernel import MPTCP_TFO
 from ..conftest import server_tls
 from ..wheel import build_wheel, fresh_venv
 
@@ -87,11 +88,19 @@ def wheel_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(
-    python: Path, script: str, urls: list[str], env: dict[str, str], cwd: Path
+    python: Path,
+    script: str,
+    urls: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    measured: bool = True,
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in ``python``; ``measured=False``: without coverage even under --cov."""
     path = cwd / "app.py"
     path.write_text(textwrap.dedent(script))
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HTTP_FASTPATH")}
+    drop = ("HTTP_FASTPATH",) if measured else ("HTTP_FASTPATH", "COVERAGE_")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     full_env.update(env)
     return subprocess.run(
         [str(python), str(path), *urls],
@@ -115,6 +124,8 @@ def test_unmodified_script(
 ) -> None:
     if client.startswith("httpx2"):
         pytest.importorskip("httpx2", reason="httpx2 is not installed (it needs Python >= 3.11)")
+    if variable == "tfo,mptcp":
+        MPTCP_TFO.require()  # data in MPTCP SYNs
     env = {"SSL_CERT_FILE": ca_file, "REQUESTS_CA_BUNDLE": ca_file}
     if variable is not None:
         env["HTTP_FASTPATH"] = variable
@@ -203,8 +214,9 @@ def test_start_up_adds_only_the_hook(
 ) -> None:
     """With the opt-in set, start-up imports one small module; the rest waits for a client."""
     others = {k: v for k, v in env.items() if not k.startswith("HTTP_FASTPATH")}
-    base = _run(wheel_python, _MODULES, [], others, tmp_path)
-    with_env = _run(wheel_python, _MODULES, [], env, tmp_path)
+    # Unmeasured: coverage itself would import the modules this test looks for.
+    base = _run(wheel_python, _MODULES, [], others, tmp_path, measured=False)
+    with_env = _run(wheel_python, _MODULES, [], env, tmp_path, measured=False)
     assert base.returncode == 0 and with_env.returncode == 0, with_env.stderr
     assert with_env.stderr == ""
     added = set(with_env.stdout.split()) - set(base.stdout.split())
@@ -309,9 +321,11 @@ def test_install_status_uninstall_in_process(client_name: str, core_name: str) -
         try:
             state = http_fastpath.status()
             assert state["active"] is True
-            assert "urllib3" in state["patched"]  # imported already: patched at once
+            patched = state["patched"]
+            assert isinstance(patched, list)
+            assert "urllib3" in patched  # imported already: patched at once
             # httpx imports httpcore lazily: patched by the post-import hook when it is.
-            assert (core_name in sys.modules) == (core_name in state["patched"])
+            assert (core_name in sys.modules) == (core_name in patched)
             for _ in range(2):
                 assert requests.get(server.url + "/", timeout=5).status_code == 200
             for _ in range(2):
@@ -425,6 +439,7 @@ def test_hosts_left_out_get_stock_connections(
     ca_file: str,
 ) -> None:
     """A host left out by HTTP_FASTPATH_EXCLUDE / _HOSTS gets no SYN data and no MPTCP."""
+    MPTCP_TFO.require()  # the others get data in MPTCP SYNs
     if client.startswith("httpx2"):
         pytest.importorskip("httpx2", reason="httpx2 is not installed (it needs Python >= 3.11)")
     left_out, fast = next_loopback(), next_loopback()

@@ -14,6 +14,7 @@ import trustme
 
 from http_fastpath.netlab import Server, next_loopback
 
+from .._kernel import MPTCP_TFO
 from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
@@ -40,6 +41,7 @@ def test_every_example_is_run_by_a_test() -> None:
     assert not untested, f"examples no test runs: {untested}"
 
 
+@MPTCP_TFO.mark
 def test_requests_mount_lab_mode() -> None:
     # No URL: the example makes its own namespace and server (nested in the test's).
     out = _run(sys.executable, "requests_mount.py")

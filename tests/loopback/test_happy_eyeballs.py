@@ -410,7 +410,8 @@ def test_connection_info_and_get_verbose_show_the_attempts(
             info = connection_info(session.get(url, timeout=5))
         assert info is not None
         shown = info.as_dict()["attempts"]
-        assert [a["outcome"] for a in shown] == ["abandoned", "connected"]  # type: ignore[index]
+        assert isinstance(shown, tuple)
+        assert [a["outcome"] for a in shown] == ["abandoned", "connected"]
         MEMORY.forget()
         assert main(["get", "-v", "--no-mptcp", url]) == 0
     err = capsys.readouterr().err

@@ -263,7 +263,7 @@ def test_client_certificates_are_refused_with_a_clear_error() -> None:
     """httpx's transports take ``cert=``; HTTP/3 has none yet: OptionError, not TypeError."""
     for cls in (HTTP3Transport, AsyncHTTP3Transport):
         with pytest.raises(OptionError, match="cert"):
-            cls(cert="client.pem")  # type: ignore[call-arg]
+            cls(cert="client.pem")
 
 
 def test_auto_backend_is_the_kernel_only_where_the_kernel_offers_quic(

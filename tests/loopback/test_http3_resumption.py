@@ -13,6 +13,7 @@ import functools
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -48,7 +49,7 @@ def h3_no_early(ca: trustme.CA) -> Iterator[H3TestServer]:
         yield server
 
 
-def _client(ca_file: str, **kwargs: object) -> httpx.Client:
+def _client(ca_file: str, **kwargs: Any) -> httpx.Client:
     return httpx.Client(transport=HTTP3Transport(verify=ca_file, backend="userspace", **kwargs))
 
 
@@ -160,7 +161,7 @@ def test_early_data_false_resumes_without_0rtt(h3: H3TestServer, ca_file: str) -
         assert h3.epochs[-1] == "1rtt"
         assert _handshake(h3, 2) == (True, False)  # 0-RTT not even offered
     with pytest.raises(OptionError):
-        HTTP3Transport(early_data="yes")
+        HTTP3Transport(early_data="yes")  # type: ignore[arg-type]  # wrong on purpose
 
 
 def test_server_without_tickets_is_never_resumed(ca: trustme.CA, ca_file: str) -> None:

@@ -65,7 +65,9 @@ def test_sixteen_tasks_hundred_requests(
         import trio
 
         names: list[str] = []
-        todo = [trio.lowlevel.current_root_task()]
+        root = trio.lowlevel.current_root_task()
+        assert root is not None  # inside trio.run
+        todo = [root]
         while todo:
             task = todo.pop()
             names.append(task.name)

@@ -33,7 +33,7 @@ def _delta(before: FastpathStats, after: FastpathStats) -> dict[str, object]:
             if grown:
                 out[name] = grown
         elif value != getattr(before, name):
-            out[name] = value - getattr(before, name)  # type: ignore[operator]
+            out[name] = value - getattr(before, name)
     return out
 
 

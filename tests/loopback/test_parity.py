@@ -24,7 +24,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -77,20 +77,16 @@ def test_trace_hook_sees_the_peer_at_connect_complete(lib: str, impl: str) -> No
 
     from .._stack import AsyncFastpathTransport, FastpathTransport, httpx
 
-    seen: list[tuple[str, object, object]] = []
+    seen: list[tuple[str, tuple[str, int], tuple[str, int]]] = []
 
-    def record(name: str, info: dict[str, object]) -> None:
+    def record(name: str, info: dict[str, Any]) -> None:
         if name == "connection.connect_tcp.complete":
             stream = info["return_value"]
             seen.append(
-                (
-                    name,
-                    stream.get_extra_info("server_addr"),  # type: ignore[attr-defined]
-                    stream.get_extra_info("client_addr"),  # type: ignore[attr-defined]
-                )
+                (name, stream.get_extra_info("server_addr"), stream.get_extra_info("client_addr"))
             )
 
-    async def arecord(name: str, info: dict[str, object]) -> None:
+    async def arecord(name: str, info: dict[str, Any]) -> None:
         record(name, info)
 
     with Server() as server:
@@ -112,7 +108,7 @@ def test_trace_hook_sees_the_peer_at_connect_complete(lib: str, impl: str) -> No
     assert len(seen) == 3
     for _, server_addr, client_addr in seen:
         assert server_addr == (server.host, server.port)
-        host, port = client_addr  # type: ignore[misc]
+        host, port = client_addr
         assert isinstance(host, str) and isinstance(port, int)
 
 
@@ -203,6 +199,7 @@ def test_client_proxy_argument_keeps_the_fastpath(lib: str) -> None:
 
     options = FastpathOptions(mptcp=False)
     responses = []
+    route: object
     with Server() as server, Proxy() as proxy:
         url = server.url + "/"
         for _ in range(3):  # fresh clients: the 2nd and 3rd connect with a TFO cookie
@@ -261,12 +258,12 @@ def test_stream_extras_read_as_stock(ca: trustme.CA, lib: str, scheme: str) -> N
     ca.configure_trust(client_ctx)
     host = next_loopback()
     tls = server_tls(ca, host) if scheme == "https" else None
-    seen: dict[str, list[dict[str, object]]] = {"stock": [], "fast": []}
+    seen: dict[str, list[tuple[str, dict[str, object]]]] = {"stock": [], "fast": []}
 
     with Server(tls=tls, host=host) as server:
         url = server.url + "/"
         for impl in ("stock", "fast", "fast"):  # the second fast one connects with a cookie
-            points = []
+            points: list[tuple[str, dict[str, object]]] = []
 
             def record(name: str, info: dict[str, Any], points: list[Any] = points) -> None:
                 if name.endswith((".connect_tcp.complete", ".start_tls.complete")):
@@ -329,8 +326,11 @@ def test_urllib3_connection_attributes_read_as_stock(ca: trustme.CA, ca_file: st
             pm = manager(ssl_minimum_version=ssl.TLSVersion.TLSv1_3)
             resp = pm.request("GET", url, preload_content=False)
             conn = resp.connection
-            assert conn is not None and conn.sock is not None
-            sock = conn.sock
+            assert isinstance(conn, urllib3.connection.HTTPSConnection) and conn.sock is not None
+            # Stock's is an ssl.SSLSocket; ours a _LeanSSLTransport with the same methods.
+            sock = cast(ssl.SSLSocket, conn.sock)
+            cert = sock.getpeercert()
+            assert cert is not None
             row: list[object] = [
                 resp.status,
                 conn.is_verified,
@@ -341,7 +341,7 @@ def test_urllib3_connection_attributes_read_as_stock(ca: trustme.CA, ca_file: st
                 sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0,
                 sock.family,
                 sock.version(),
-                sock.getpeercert()["subjectAltName"],  # type: ignore[index]
+                cert["subjectAltName"],
             ]
             resp.release_conn()
             pm.clear()

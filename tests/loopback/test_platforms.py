@@ -35,6 +35,8 @@ from http_fastpath._core.memory import Destination, MptcpAnswer
 from http_fastpath._core.reasons import Now, Why
 from http_fastpath.netlab import Server, next_loopback
 
+from .._kernel import MPTCP_TFO
+
 NOW = Now(mono=1000.0, wall=1_700_000_000.0)
 REMOTE = (socket.AF_INET, "192.0.2.10", 443)
 LOOP = (socket.AF_INET, "127.0.0.1", 8080)
@@ -258,6 +260,7 @@ def _get(sock: socket.socket, host: str) -> bytes:
 
 
 @pytest.mark.netns
+@MPTCP_TFO.mark
 def test_dial_as_darwin_sets_no_linux_option(monkeypatch: pytest.MonkeyPatch) -> None:
     with Server(mptcp=True) as server:
         # On Linux this destination gets MPTCP and, from the 2nd connection, data in the SYN.

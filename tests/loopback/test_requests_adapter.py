@@ -9,6 +9,7 @@ import ssl
 import threading
 import time
 import types
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -188,6 +189,7 @@ def test_http_proxy_forward_and_connect_carry_syn_data(
                     assert info is not None
                     assert info.peer_address == (proxy.host, proxy.port)
                     adapter = session.get_adapter(server.url)
+                    assert isinstance(adapter, FastpathAdapter)
                     assert isinstance(adapter.proxy_manager[proxy.url], FastpathProxyManager)
         records = proxy.records
     assert len(records) == 6
@@ -228,9 +230,36 @@ def test_env_proxies_and_no_proxy_as_stock(
 
 @BOTH
 def test_socks_proxy_behaves_as_stock(make: Factory, http_server: Server) -> None:
+    """Without PySocks both arms end in requests' own error (ours reaches it through stock's
+    ``proxy_manager_for``; the next test checks that branch itself)."""
     with make() as session, pytest.raises(requests.exceptions.InvalidSchema) as err:
         session.get(http_server.url, proxies={"http": "socks5://127.0.0.1:9"})
     assert "SOCKS" in str(err.value)
+
+
+def test_socks_proxy_goes_to_stocks_manager_with_one_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``proxy_manager_for``: stock's manager for SOCKS (logged once per process), ours else."""
+    from http_fastpath._core import log as fp_log
+
+    stock_made: list[str] = []
+
+    def stock(self: HTTPAdapter, proxy: str, **kw: Any) -> urllib3.PoolManager:
+        stock_made.append(proxy)  # what requests builds here needs PySocks: stand in for it
+        return urllib3.PoolManager()
+
+    monkeypatch.setattr(HTTPAdapter, "proxy_manager_for", stock)
+    monkeypatch.setattr(fp_log, "_seen", set())
+    adapter = FastpathAdapter()
+    with caplog.at_level("INFO", logger="http_fastpath.dial"):
+        for proxy in ("socks5://127.0.0.1:9", "SOCKS5H://127.0.0.2:9"):
+            assert type(adapter.proxy_manager_for(proxy)) is urllib3.PoolManager
+        assert isinstance(adapter.proxy_manager_for("http://127.0.0.3:9"), FastpathProxyManager)
+    assert stock_made == ["socks5://127.0.0.1:9", "SOCKS5H://127.0.0.2:9"]
+    lines = [r.getMessage() for r in caplog.records if "SOCKS" in r.getMessage()]
+    assert len(lines) == 1 and "stock SOCKS connections" in lines[0], lines
+    adapter.close()
 
 
 # -- everything requests does, as stock --------------------------------------------------
@@ -261,7 +290,7 @@ def test_redirect_across_hosts(
     target = https_server.url + "/bytes?n=3"
     with make() as session:
         resp = session.get(
-            http_server.url + "/redirect?to=" + requests.utils.quote(target, safe=""),
+            http_server.url + "/redirect?to=" + urllib.parse.quote(target, safe=""),
             verify=ca_file,
         )
     assert resp.status_code == 200 and resp.content == b"xxx"
@@ -419,7 +448,7 @@ def test_connect_timeout_is_connect_timeout(make: Factory, sysctl: Any) -> None:
         primer = dial(host, port, options=FastpathOptions(mptcp=False), timeout=2)
         primer.sendall(b"GET / HTTP/1.1\r\n\r\n")
         assert primer.connection_info().tfo is TFOStatus.COOKIE_REQUESTED
-        fillers = [primer]
+        fillers: list[socket.socket] = [primer]
         for _ in range(3):  # the accept queue is full: further SYNs are dropped
             s = socket.socket()
             s.setblocking(False)
@@ -495,7 +524,7 @@ def test_options_are_validated() -> None:
     with pytest.raises(OptionError, match="tfo"):
         FastpathAdapter(tfo="yes")  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="tfo_policy"):
-        FastpathAdapter(tfo_policy="sometimes")
+        FastpathAdapter(tfo_policy="sometimes")  # type: ignore[arg-type]  # wrong on purpose
     with pytest.raises(OptionError, match="not both"):
         FastpathAdapter(options=FastpathOptions(), mptcp=False)
     adapter = FastpathAdapter(pool_connections=3, pool_maxsize=4, max_retries=2)

@@ -152,6 +152,7 @@ def test_https_keepalive_reuses_one_lean_transport(https_server: Server, ca_file
     for n in (5, 70000, 3):
         assert pool.request("GET", f"/bytes?n={n}").data == b"x" * n
     conn = pool._get_conn()
+    assert isinstance(conn, urllib3.connection.HTTPSConnection)
     assert isinstance(conn.sock, urllib3_tls._LeanSSLTransport)
     pool._put_conn(conn)
     assert len(https_server.records) == 1 and https_server.records[0].requests == ["GET"] * 3

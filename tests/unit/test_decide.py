@@ -426,15 +426,10 @@ def test_kernel_refusals(got: Reason | None, why: Why | None, text: str) -> None
 
 def test_every_reason_has_a_row() -> None:
     seen: set[Why] = set()
-    for row in SOCKET_ROWS:
-        seen.update(row[4])
-    for row in FLIGHT_ROWS:
-        seen.update(row[8])
-    for row in LEARN_ROWS:
-        seen.update(row[7])
-    for row in KERNEL_ROWS:
-        if row[2] is not None:
-            seen.add(row[2])
+    seen.update(why for row in SOCKET_ROWS for why in row[4])
+    seen.update(why for row in FLIGHT_ROWS for why in row[8])
+    seen.update(why for row in LEARN_ROWS for why in row[7])
+    seen.update(row[2] for row in KERNEL_ROWS if row[2] is not None)
     assert seen == set(Why)
 
 

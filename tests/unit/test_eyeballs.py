@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import socket
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -25,6 +26,8 @@ from http_fastpath._core.eyeballs import (
     sort_addresses,
 )
 
+Addr = tuple[int, tuple[Any, ...]]  # (family, sockaddr), as getaddrinfo gives them
+
 V6, V4 = socket.AF_INET6, socket.AF_INET
 A6 = (V6, ("2001:db8::a", 443, 0, 0))
 B6 = (V6, ("2001:db8::b", 443, 0, 0))
@@ -33,6 +36,12 @@ A4 = (V4, ("192.0.2.1", 443))
 B4 = (V4, ("192.0.2.2", 443))
 
 # -- order ----------------------------------------------------------------------------------
+
+
+def about(seconds: float) -> float:
+    """A timeout compared with ``pytest.approx`` inside a ``Wait`` (which is typed float)."""
+    return cast(float, pytest.approx(seconds))
+
 
 ORDER = [
     # (what, resolver order, lead index, expected)
@@ -49,7 +58,7 @@ ORDER = [
 @pytest.mark.parametrize(
     ("what", "given_order", "lead", "expected"), ORDER, ids=[r[0] for r in ORDER]
 )
-def test_interleave(what: str, given_order: list, lead: int, expected: list) -> None:
+def test_interleave(what: str, given_order: list[Addr], lead: int, expected: list[Addr]) -> None:
     assert interleave(given_order, lead) == expected
 
 
@@ -61,7 +70,7 @@ def test_interleave(what: str, given_order: list, lead: int, expected: list) -> 
     ),
     st.integers(0, 11),
 )
-def test_interleave_is_a_permutation_that_alternates(addresses: list, lead: int) -> None:
+def test_interleave_is_a_permutation_that_alternates(addresses: list[Addr], lead: int) -> None:
     lead %= len(addresses)
     out = interleave(addresses, lead)
     assert sorted(out) == sorted(set(addresses))
@@ -91,7 +100,9 @@ PREFERRED = [
 @pytest.mark.parametrize(
     ("what", "won_at", "now", "expected"), PREFERRED, ids=[r[0] for r in PREFERRED]
 )
-def test_preferred_index(what: str, won_at: list, now: float, expected: int | None) -> None:
+def test_preferred_index(
+    what: str, won_at: list[float | None], now: float, expected: int | None
+) -> None:
     assert preferred_index(won_at, now) == expected
 
 
@@ -118,9 +129,9 @@ def test_silent_first_address_the_second_starts_after_the_delay_and_wins() -> No
     race = Race(2, delay=0.25, timeout=5.0, now=0.0)
     assert race.step(0.0) == Start(0)
     assert race.step(0.0) == Wait((0,), 0.25)
-    assert race.step(0.1) == Wait((0,), pytest.approx(0.15))
+    assert race.step(0.1) == Wait((0,), about(0.15))
     assert race.step(0.25) == Start(1)
-    assert race.step(0.25) == Wait((0, 1), pytest.approx(4.75))  # the overall deadline
+    assert race.step(0.25) == Wait((0, 1), about(4.75))  # the overall deadline
     assert race.connected(1, 0.26) == (0,)  # the silent one is abandoned
     assert race.phase == [Phase.ABANDONED, Phase.CONNECTED]
     assert (race.started, race.ended) == ([0.0, 0.25], [0.26, 0.26])
@@ -144,14 +155,14 @@ def test_a_failure_while_others_connect_starts_the_next_at_once() -> None:
     assert race.step(0.25) == Start(1)
     race.failed(0, 0.3)  # the older one fails: the third does not wait for 0.5
     assert race.step(0.3) == Start(2)
-    assert race.step(0.3) == Wait((1, 2), pytest.approx(4.7))
+    assert race.step(0.3) == Wait((1, 2), about(4.7))
 
 
 def test_both_silent_the_timeout_bounds_the_whole_race() -> None:
     race = Race(2, delay=0.25, timeout=1.0, now=10.0)
     assert race.step(10.0) == Start(0)
     assert race.step(10.25) == Start(1)
-    assert race.step(10.5) == Wait((0, 1), pytest.approx(0.5))
+    assert race.step(10.5) == Wait((0, 1), about(0.5))
     assert race.step(11.0) == Expire((0, 1))
     assert race.phase == [Phase.TIMED_OUT, Phase.TIMED_OUT]
     assert race.step(11.0) == Exhausted(True, 1)
@@ -233,7 +244,7 @@ def test_events_for_attempts_not_connecting_are_refused() -> None:
     st.lists(st.tuples(st.floats(0, 1), st.integers(0, 2)), max_size=40),
 )
 def test_any_event_order_keeps_the_invariants(
-    count: int, delay: float | None, timeout: float | None, events: list
+    count: int, delay: float | None, timeout: float | None, events: list[tuple[float, int]]
 ) -> None:
     """Driven like the shell with random kernel answers: bounded, ends, never reopens."""
     race = Race(count, delay=delay, timeout=timeout, now=0.0, max_in_flight=MAX_IN_FLIGHT)

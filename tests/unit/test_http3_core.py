@@ -7,6 +7,7 @@ import importlib.metadata
 import inspect
 import re
 import ssl
+import types
 
 import pytest
 import trustme
@@ -15,6 +16,8 @@ from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.events import StreamDataReceived
 
 from http_fastpath import OptionError
+from http_fastpath._core.capabilities import Feature
+from http_fastpath.http3 import _config, _quic_kernel
 from http_fastpath.http3._drivers import quic_configuration
 from http_fastpath.http3._h3 import AIOQUIC_VERSION, require_aioquic
 from http_fastpath.http3._h3._client import request_headers
@@ -205,3 +208,23 @@ def test_missing_aioquic_is_a_clear_import_error(tmp_path: object) -> None:
     assert "ImportError: HTTP/3 needs aioquic: pip install 'http_fastpath[http3]'" in out.stdout, (
         out.stdout + out.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("kernel_quic", "uapi_mismatch", "expected"),
+    [
+        (True, None, "kernel"),
+        (True, "struct quic_config is 32 bytes here", "userspace"),
+        (False, None, "userspace"),
+    ],
+)
+def test_auto_backend_follows_the_probe(
+    kernel_quic: bool, uapi_mismatch: str | None, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``backend="auto"`` with a faked probe, both ways (the loopback test sees only this
+    machine's answer)."""
+    caps = types.SimpleNamespace(kernel_quic=Feature("kernel_quic", kernel_quic, "faked"))
+    monkeypatch.setattr(_config, "probe", lambda: caps)
+    monkeypatch.setattr(_quic_kernel, "uapi_mismatch", lambda: uapi_mismatch)
+    assert _config.select_backend("auto") == expected
+    assert _config.select_backend("userspace") == "userspace"

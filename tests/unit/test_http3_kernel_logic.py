@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import errno
 import struct
+from typing import Any
 
 import pytest
 import trustme
 from aioquic import tls
 from aioquic.quic.events import (
     ConnectionTerminated,
-    HandshakeCompleted,
-    QuicEvent,
     StreamReset,
 )
 
@@ -27,32 +26,13 @@ from http_fastpath.http3._drivers import quic_configuration
 from http_fastpath.http3._h3._client import H3_NO_ERROR, H3Client
 from http_fastpath.http3._h3._errors import H3StreamError, H3TLSError
 
-from .._scripted_kernel_quic import LOCAL_TP_EXT, PEER_TP_EXT, ScriptedQuicSocket
-
-ADDR = (2, ("127.0.0.1", 4433))
-
-
-def _drain(backend: k.KernelQuic) -> list[QuicEvent]:
-    events = []
-    for _ in range(20):  # bounded: the scripted peer answers synchronously
-        backend.receive(0.0)
-        backend.transmit(0.0)
-        while (event := backend.next_event()) is not None:
-            events.append(event)
-        if any(isinstance(e, (HandshakeCompleted, ConnectionTerminated)) for e in events):
-            break
-    return events
-
-
-def _connected(
-    ca: trustme.CA, ca_file: str, **kw: object
-) -> tuple[k.KernelQuic, ScriptedQuicSocket]:
-    sock = ScriptedQuicSocket(ca, "localhost", **kw)  # type: ignore[arg-type]
-    backend = k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock)
-    backend.start(0.0)
-    events = _drain(backend)
-    assert any(isinstance(e, HandshakeCompleted) for e in events), events
-    return backend, sock
+from .._scripted_kernel_quic import (
+    ADDR,
+    LOCAL_TP_EXT,
+    PEER_TP_EXT,
+    ScriptedQuicSocket,
+    connected,
+)
 
 
 def _h3_start(
@@ -71,7 +51,7 @@ def _h3_start(
     return client, sock
 
 
-def _h3_client(ca: trustme.CA, ca_file: str, **kw: object) -> tuple[H3Client, ScriptedQuicSocket]:
+def _h3_client(ca: trustme.CA, ca_file: str, **kw: Any) -> tuple[H3Client, ScriptedQuicSocket]:
     """An H3Client on the kernel backend over a scripted socket, handshake done."""
     client, sock = _h3_start(ca, ca_file, **kw)
     assert client.handshake_done
@@ -81,7 +61,9 @@ def _h3_client(ca: trustme.CA, ca_file: str, **kw: object) -> tuple[H3Client, Sc
 # -- uapi tables -----------------------------------------------------------------------------
 
 
-def test_struct_sizes_match_the_pinned_uapi() -> None:
+def test_struct_formats_agree_with_the_size_table() -> None:
+    """Both tables are the module's own: this catches a typo in a struct format, not drift
+    from the kernel's uapi (``check_config_size`` compares with the kernel at run time)."""
     for name, size in k.UAPI_SIZES.items():
         assert k.struct_size(name) == size, name
 
@@ -124,19 +106,17 @@ def test_struct_packing_offsets() -> None:
     assert struct.unpack_from("=I", cfg, 24)[0] == 7
 
 
-def test_epoch_level_and_cipher_maps() -> None:
-    assert k.EPOCH_TO_LEVEL == {
-        tls.Epoch.INITIAL: 1,
-        tls.Epoch.ZERO_RTT: 3,
-        tls.Epoch.HANDSHAKE: 2,
-        tls.Epoch.ONE_RTT: 0,
-    }
-    assert k.CIPHER_TO_TLS == {
-        tls.CipherSuite.AES_128_GCM_SHA256: 51,
-        tls.CipherSuite.AES_256_GCM_SHA384: 52,
-        tls.CipherSuite.CHACHA20_POLY1305_SHA256: 54,
-    }
-    assert (k.IPPROTO_QUIC, k.SOL_QUIC) == (261, 288)
+@pytest.mark.parametrize("suite", list(k.CIPHER_TO_TLS), ids=lambda s: s.name)
+def test_each_cipher_suite_reaches_the_kernel_as_its_tls_cipher_type(
+    suite: tls.CipherSuite, ca: trustme.CA, ca_file: str
+) -> None:
+    """The scripted socket checks the type and secret of each level against the TLS peer's
+    (with its own copy of the uapi's numbers), so a wrong row in CIPHER_TO_TLS or
+    EPOCH_TO_LEVEL fails here."""
+    _, sock = connected(ca, ca_file, cipher_suite=suite)
+    assert sock.server.key_schedule is not None
+    assert sock.server.key_schedule.cipher_suite is suite
+    assert sock.secrets_matched == {(True, 2), (False, 2), (True, 0), (False, 0)}
 
 
 def test_runtime_uapi_size_check(ca: trustme.CA) -> None:
@@ -150,7 +130,7 @@ def test_runtime_uapi_size_check(ca: trustme.CA) -> None:
 
 
 def test_handshake_follows_the_kernel_rules(ca: trustme.CA, ca_file: str) -> None:
-    backend, sock = _connected(ca, ca_file)
+    backend, sock = connected(ca, ca_file)
     assert sock.state == "established"
     assert sock.server.state == tls.State.SERVER_POST_HANDSHAKE  # the real TLS peer finished
     # every secret handed to the "kernel" equals the TLS peer's for that level and direction
@@ -179,35 +159,6 @@ def test_handshake_follows_the_kernel_rules(ca: trustme.CA, ca_file: str) -> Non
     assert hs.ctx.alpn_negotiated == "h3"
 
 
-def test_the_scripted_socket_refuses_secrets_before_peer_params(
-    ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The wrong order (1-RTT secrets, then the peer's transport parameters) fails."""
-
-    def wrong_order(self: k.KernelHandshake, data: bytes) -> None:
-        from aioquic._buffer import Buffer
-
-        bufs = {
-            e: Buffer(capacity=16384)
-            for e in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE, tls.Epoch.ONE_RTT)
-        }
-        self.ctx.handle_message(data, bufs)
-        self._peer_params_applied = True  # skip the driver's own guard
-        self._apply_secrets()
-        self._peer_params_applied = False
-        self._apply_peer_params()
-        self._send_output(bufs)
-
-    monkeypatch.setattr(k.KernelHandshake, "_run", wrong_order)
-    sock = ScriptedQuicSocket(ca, "localhost")
-    backend = k.KernelQuic(ADDR, quic_configuration("localhost", ca_file), sock=sock)
-    backend.start(0.0)
-    with pytest.raises(OSError) as info:
-        _drain(backend)
-    assert info.value.errno == errno.EINVAL
-    assert "TRANSPORT_PARAM_EXT set while established" in str(info.value)
-
-
 def test_untrusted_certificate_fails_the_handshake(ca: trustme.CA, tmp_path: object) -> None:
     other = trustme.CA()
     path = f"{tmp_path}/other.pem"
@@ -228,19 +179,8 @@ def test_wrong_hostname_fails_the_handshake(ca: trustme.CA, ca_file: str) -> Non
 
 
 def test_empty_non_fin_writes_are_dropped(ca: trustme.CA, ca_file: str) -> None:
-    backend, sock = _connected(ca, ca_file)
-    with pytest.raises(OSError) as info:  # the rule the shim must respect
-        sock.sendmsg(
-            [b""],
-            [
-                (
-                    k.SOL_QUIC,
-                    k.QUIC_STREAM_INFO,
-                    k.pack_stream_info(2, k.MSG_QUIC_STREAM_NEW | k.MSG_QUIC_STREAM_UNI),
-                )
-            ],
-        )
-    assert info.value.errno == errno.EMSGSIZE
+    """The kernel refuses them (EMSGSIZE, test_scripted_kernel_quic.py): the shim skips them."""
+    backend, sock = connected(ca, ca_file)
     backend.send_stream_data(2, b"")
     backend.transmit(0.0)
     assert sock.stream_writes == []
@@ -283,7 +223,7 @@ def test_http3_request_over_the_scripted_kernel(ca: trustme.CA, ca_file: str) ->
 
 
 def test_connection_close_event_terminates(ca: trustme.CA, ca_file: str) -> None:
-    backend, sock = _connected(ca, ca_file)
+    backend, sock = connected(ca, ca_file)
     sock.deliver_close(0x10C, "going away")
     sock.deliver_reset(4, 0x10C)
     events = []
@@ -296,22 +236,8 @@ def test_connection_close_event_terminates(ca: trustme.CA, ca_file: str) -> None
     assert events[1] == StreamReset(error_code=0x10C, stream_id=4)
 
 
-def test_stream_data_before_handshake_is_refused_by_the_script(ca: trustme.CA) -> None:
-    sock = ScriptedQuicSocket(ca)
-    sock.connect(("127.0.0.1", 1))
-    with pytest.raises(OSError) as info:
-        sock.sendmsg(
-            [b"x"], [(k.SOL_QUIC, k.QUIC_STREAM_INFO, k.pack_stream_info(0, k.MSG_QUIC_STREAM_NEW))]
-        )
-    assert info.value.errno == errno.ENOTCONN
-    with pytest.raises(OSError):  # and Initial secrets are the kernel's business
-        sock.setsockopt(
-            k.SOL_QUIC, k.QUIC_SOCKOPT_CRYPTO_SECRET, k.pack_crypto_secret(True, 1, 51, bytes(32))
-        )
-
-
 def test_end_of_connection_is_reported_once(ca: trustme.CA, ca_file: str) -> None:
-    backend, sock = _connected(ca, ca_file)
+    backend, sock = connected(ca, ca_file)
     sock._recv.append((b"", [], 0))  # recvmsg() == 0: the kernel has nothing more
     for _ in range(3):
         backend.receive(0.0)
