@@ -201,7 +201,7 @@ def test_optin_keeps_its_memory_and_tickets_in_the_named_files(
     finally:
         autoinstall.uninstall()
         h3_optin._h3_memory_made.clear()
-    assert [info.transport for info in infos][1] == "quic"
+    assert infos[1] is not None and infos[1].transport == "quic"
     assert str(h3.port) in (tmp_path / "altsvc.txt").read_text()
     assert h3.wait_for(lambda: h3.tickets_issued >= 1)
     from http_fastpath.http3._persist import flush_all
@@ -227,11 +227,13 @@ def test_file_keywords_are_checked_shared_and_pickled(tmp_path: Path) -> None:
     adapter = FastpathAdapter(http3="auto", alt_svc_file=altsvc, ticket_file=tickets)
     transport = AsyncFastpathTransport(http3="auto", alt_svc_file=str(altsvc))
     # one memory per file in the process, whoever names it
-    assert transport._upgrade.memory is adapter._upgrade.memory
-    assert adapter._upgrade.pool.tickets is adapter._upgrade.tickets is not None
+    ours, theirs = adapter._upgrade, transport._upgrade
+    assert ours is not None and theirs is not None
+    assert theirs.memory is ours.memory
+    assert ours.pool.tickets is ours.tickets is not None
     copy = pickle.loads(pickle.dumps(adapter))
     assert (copy.fastpath_alt_svc_file, copy.fastpath_ticket_file) == (str(altsvc), tickets)
-    assert copy._upgrade.memory is adapter._upgrade.memory
+    assert copy._upgrade is not None and copy._upgrade.memory is ours.memory
     adapter.close()
     copy.close()
     FastpathTransport(http3="auto").close()  # no file: its own memory, nothing written
