@@ -1,27 +1,12 @@
-"""urllib3 connections, pools and pool managers whose sockets come from the fastpath dialer.
+"""urllib3 pools and pool managers whose connections come from the fastpath dialer.
 
-A thin shell: the dialer makes the socket (MPTCP, TCP Fast Open, fallbacks); this module
-only plugs it into urllib3 2.x and translates errors so urllib3 (and requests) see
-exactly the exceptions a stock connection raises.
-
-- :class:`FastpathHTTPConnection` dials through :func:`http_fastpath._core.dialer.dial`. With
-  TFO on the socket comes back *pending*; the request head (http.client's first
-  ``send``) completes the connect with the request in the SYN when the replay policy
-  allows it. A connect failure that only shows up on that first write is re-raised as
-  ``NewConnectionError`` / ``ConnectTimeoutError`` so ``Retry(connect=N)`` counts it.
-- :class:`FastpathHTTPSConnection` does TLS over ``ssl.MemoryBIO`` (urllib3's own
-  ``SSLTransport`` and verification code) for direct connections, so the ClientHello is
-  the first flight and rides in the SYN. CONNECT tunnels through an ``http://`` proxy use
-  the stock code: the CONNECT request is the (replay-safe) first flight. Where TLS must
-  go through ``SSLContext.wrap_socket`` (an ``https://`` proxy, urllib3's experimental
-  HTTP/2, a context without ``wrap_bio``) the connect is completed first, without early
-  data, because ``wrap_socket`` cannot take a pending socket.
-- :class:`FastpathPoolManager` / :class:`FastpathProxyManager` install the pools on a
-  *new* ``pool_classes_by_scheme`` dict (urllib3's module-level dict is never touched) and
-  hand the options to each pool outside the pool key.
-
-The connections are in :mod:`.urllib3_connection` (re-exported here), their TLS over
-memory buffers and shared contexts in :mod:`.urllib3_tls`.
+:class:`FastpathPoolManager` / :class:`FastpathProxyManager` install the pools on a *new*
+``pool_classes_by_scheme`` dict (urllib3's module-level dict is never touched) and hand
+the options to each pool outside the pool key. The connections they make
+(:class:`FastpathHTTPConnection`, :class:`FastpathHTTPSConnection`: TCP Fast Open and
+MPTCP, the request or ClientHello in the SYN, stock exceptions) are in
+:mod:`.urllib3_connection` and re-exported here; their TLS over memory buffers and shared
+contexts are in :mod:`.urllib3_tls`.
 """
 
 from __future__ import annotations
