@@ -19,7 +19,7 @@ from http_fastpath.netlab import Server, next_loopback
 
 from .._kernel import MPTCP_TFO
 from .._servers import https, server_tls
-from ..wheel import build_wheel, fresh_venv
+from .._wheel import build_wheel, fresh_venv
 
 pytestmark = pytest.mark.netns
 
