@@ -272,7 +272,7 @@ def _get_via(entry: str, fast: bool, url: str, ca_file: str) -> int:
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize(
     "env",
-    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NO_PROXY=*"],
+    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NO_PROXY-tls", "NO_PROXY=*"],
 )
 def test_env_proxies_route_as_stock(
     entry: str, env: str, monkeypatch: pytest.MonkeyPatch, ca: trustme.CA, ca_file: str
@@ -284,6 +284,10 @@ def test_env_proxies_route_as_stock(
             monkeypatch.setenv("HTTPS_PROXY", proxy.url)
             # a list, as users write it: only the TLS server is proxied
             monkeypatch.setenv("NO_PROXY", f"unrelated.test, {plain.host}")
+        elif env == "NO_PROXY-tls":  # the TLS server directly, the plain one proxied
+            monkeypatch.setenv("HTTP_PROXY", proxy.url)
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+            monkeypatch.setenv("NO_PROXY", f"{tls.host},unrelated.test")
         elif env == "NO_PROXY=*":
             monkeypatch.setenv("ALL_PROXY", proxy.url)
             monkeypatch.setenv("NO_PROXY", "*")
@@ -302,6 +306,7 @@ def test_env_proxies_route_as_stock(
         "HTTPS_PROXY": 1,
         "ALL_PROXY": 2,
         "NO_PROXY": 1,
+        "NO_PROXY-tls": 1,
         "NO_PROXY=*": 0,
     }[env]
     assert len(routes[False]) == expected
