@@ -13,6 +13,17 @@ from http_fastpath._core import memory as _memory
 from http_fastpath._core import sslcache as _sslcache
 from http_fastpath.netlab import _netns as netns
 
+# Server fixtures live in tests/_servers.py; importing them here registers them.
+from ._servers import (  # noqa: F401
+    full_backlog,
+    http_server,
+    https_server,
+    mptcp_server,
+    proxy,
+    silent_listener,
+    tls_server,
+)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Must run before any thread exists: a network namespace belongs to a thread.
@@ -56,12 +67,6 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return str(path)
-
-
-def server_tls(ca: trustme.CA, *identities: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*identities).configure_cert(ctx)
-    return ctx
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from http_fastpath.netlab import Lab, LabError, PathSpec
 
 from .._altsvc_server import AltSvcOrigin
 from .._h3server import H3TestServer
+from .._servers import server_tls
 from .._stack import FastpathTransport, httpx
-from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
 

@@ -25,8 +25,8 @@ from http_fastpath.netlab import SERVICE_ADDRESS, Lab, LabError, PathSpec, Serve
 
 from .._clients import BOTH, KINDS, Outcome, ok, run
 from .._kernel import TFO_NO_KERNEL_BLACKHOLE
+from .._servers import server_tls
 from .._stack import httpx
-from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
 

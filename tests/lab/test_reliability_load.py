@@ -9,12 +9,8 @@ printed (``-s``) and loosely bounded. Bounded in count and in time (each < ~60 s
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import requests
@@ -22,6 +18,7 @@ import requests
 from http_fastpath import FastpathAdapter, connection_info
 from http_fastpath.netlab import Server
 
+from .._observe import fd_count, rss_mb, settle, thread_count
 from .._stack import AsyncFastpathTransport, httpx
 
 pytestmark = pytest.mark.netns
@@ -29,37 +26,11 @@ pytestmark = pytest.mark.netns
 RSS_BOUND_MB = 64  # loose: catches a per-request leak (8000+ requests), not allocator noise
 
 
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise KeyError("VmRSS")
-
-
-def _settle(measure: Callable[[], int], baseline: int, seconds: float = 10.0) -> int:
-    """``measure()`` once it is back to ``baseline`` (the server side closes on EOF)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        gc.collect()
-        value = measure()
-        if value <= baseline or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
 @pytest.mark.timeout(240)  # bounded below; a loaded 2-core machine needs more than the default
 def test_requests_16_threads_x_500(capsys: pytest.CaptureFixture[str]) -> None:
     threads, per_thread = 16, 500
     with Server() as server:
-        baseline_fds, baseline_threads, rss0 = _fds(), _threads(), _rss_mb()
+        baseline_fds, baseline_threads, rss0 = fd_count(), thread_count(), rss_mb()
         session = requests.Session()
         adapter = FastpathAdapter(pool_maxsize=threads)
         session.mount("http://", adapter)
@@ -88,11 +59,11 @@ def test_requests_16_threads_x_500(capsys: pytest.CaptureFixture[str]) -> None:
         for t in workers:
             t.join(120)
         elapsed = time.monotonic() - start
-        rss1 = _rss_mb()
+        rss1 = rss_mb()
         session.close()
         connections = len(server.records)
-        fds = _settle(_fds, baseline_fds)
-        live_threads = _settle(_threads, baseline_threads)
+        fds = settle(fd_count, baseline_fds)
+        live_threads = settle(thread_count, baseline_threads)
     total = threads * per_thread
     with capsys.disabled():
         print(
@@ -134,16 +105,16 @@ def test_httpx_async_64_tasks_x_200(capsys: pytest.CaptureFixture[str]) -> None:
                     good += ok
 
             await asyncio.gather(*(worker(n) for n in range(tasks)))
-        return good, errors, _rss_mb()
+        return good, errors, rss_mb()
 
     with Server() as server:
-        baseline_fds, baseline_threads, rss0 = _fds(), _threads(), _rss_mb()
+        baseline_fds, baseline_threads, rss0 = fd_count(), thread_count(), rss_mb()
         start = time.monotonic()
         good, errors, rss1 = asyncio.run(main(server.url))
         elapsed = time.monotonic() - start
         connections = len(server.records)
-        fds = _settle(_fds, baseline_fds)
-        live_threads = _settle(_threads, baseline_threads)
+        fds = settle(fd_count, baseline_fds)
+        live_threads = settle(thread_count, baseline_threads)
     total = tasks * per_task
     with capsys.disabled():
         print(

@@ -33,11 +33,13 @@ from http_fastpath import (
     FastpathOptions,
     FastpathPoolManager,
     OptionError,
+    TFOStatus,
 )
 from http_fastpath._integrations.env import parse_environ
 from http_fastpath.netlab import Proxy, Server, next_loopback
 
 from .._clients import KINDS, ok, run
+from .._servers import https
 from .._stack import (
     AsyncFastpathTransport,
     FastpathTransport,
@@ -45,7 +47,6 @@ from .._stack import (
     fastpath_client,
     httpx,
 )
-from ..conftest import server_tls
 
 # -- options fuzzing -----------------------------------------------------------------------------
 
@@ -138,19 +139,8 @@ def test_fuzzed_options_object_is_checked(name: str, options: Any, tfo: Any) -> 
         CONSTRUCTORS[name](**kwargs)
 
 
-def test_options_and_keywords_together_are_refused() -> None:
-    for name, ctor in CONSTRUCTORS.items():
-        if name == "FastpathOptions":
-            continue
-        with pytest.raises(OptionError, match="options"):
-            ctor(options=FastpathOptions(), tfo=False)
-
-
-def test_option_error_message_names_value_and_allowed() -> None:
-    with pytest.raises(OptionError) as err:
-        FastpathOptions(tfo_policy="never")  # type: ignore[arg-type]  # wrong on purpose
-    assert "tfo_policy" in str(err.value) and "'never'" in str(err.value)
-    assert "'safe'" in str(err.value) and "'always'" in str(err.value)
+# The fixed cases (each mistake, each constructor, the same message) live in
+# tests/unit/test_options.py; these two fuzz the same surface.
 
 
 ENV_TEXT = st.text(
@@ -197,8 +187,8 @@ def _cert_server(ca: trustme.CA, case: str) -> Server:
         ).configure_cert(ctx)
         return Server(host=host, tls=ctx)
     if case == "untrusted":
-        return Server(host=host, tls=server_tls(trustme.CA(), host))  # another, unknown CA
-    return Server(host=host, tls=server_tls(ca, "wrong.example"))  # valid chain, wrong host
+        return https(trustme.CA(), host=host)  # another, unknown CA
+    return https(ca, "wrong.example", host=host)  # valid chain, wrong host
 
 
 REASONS = {
@@ -282,17 +272,22 @@ def _get_via(entry: str, fast: bool, url: str, ca_file: str) -> int:
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize(
     "env",
-    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NO_PROXY=*"],
+    ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NO_PROXY-tls", "NO_PROXY=*"],
 )
 def test_env_proxies_route_as_stock(
     entry: str, env: str, monkeypatch: pytest.MonkeyPatch, ca: trustme.CA, ca_file: str
 ) -> None:
-    host = next_loopback()
-    with Server() as plain, Server(host=host, tls=server_tls(ca, host)) as tls, Proxy() as proxy:
+    """The one home of "environment proxies route as stock", for every integration."""
+    with Server() as plain, https(ca) as tls, Proxy() as proxy:
         if env == "NO_PROXY":
             monkeypatch.setenv("HTTP_PROXY", proxy.url)
             monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-            monkeypatch.setenv("NO_PROXY", f"{plain.host}")  # only the TLS server is proxied
+            # a list, as users write it: only the TLS server is proxied
+            monkeypatch.setenv("NO_PROXY", f"unrelated.test, {plain.host}")
+        elif env == "NO_PROXY-tls":  # the TLS server directly, the plain one proxied
+            monkeypatch.setenv("HTTP_PROXY", proxy.url)
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+            monkeypatch.setenv("NO_PROXY", f"{tls.host},unrelated.test")
         elif env == "NO_PROXY=*":
             monkeypatch.setenv("ALL_PROXY", proxy.url)
             monkeypatch.setenv("NO_PROXY", "*")
@@ -311,6 +306,7 @@ def test_env_proxies_route_as_stock(
         "HTTPS_PROXY": 1,
         "ALL_PROXY": 2,
         "NO_PROXY": 1,
+        "NO_PROXY-tls": 1,
         "NO_PROXY=*": 0,
     }[env]
     assert len(routes[False]) == expected
@@ -323,6 +319,8 @@ def test_env_proxies_route_as_stock(
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("policy", ["safe", "always"])
 def test_post_and_patch_never_ride_in_the_syn_unless_always(kind: str, policy: str) -> None:
+    """The one home of "a POST never rides in the SYN" for every integration (the dialer's
+    own test is in test_dialer; the env opt-in's and the CLI's in theirs)."""
     options = {"tfo_policy": policy, "mptcp": False}
     with Server() as server:
         calls = [
@@ -332,18 +330,27 @@ def test_post_and_patch_never_ride_in_the_syn_unless_always(kind: str, policy: s
             ("GET", "/"),
             ("POST", "/echo"),
         ]
+        outcomes = []
         for method, path in calls:  # each on a fresh client: a new connection, cookie cached
             (outcome,) = ok(
                 run(kind, "fast", [(method, server.url + path, b"body")], options=options)
             )
             assert outcome.status == 200
+            outcomes.append(outcome)
         records = server.records
     assert [r.requests for r in records] == [[m] for m, _ in calls]
     syn_data = {(i, r.requests[0]): r.syn_data for i, r in enumerate(records)}
     assert syn_data[(0, "GET")] is False  # no cookie yet
     assert syn_data[(3, "GET")] is True
-    for key in [(1, "POST"), (2, "PATCH"), (4, "POST")]:
-        assert syn_data[key] is (policy == "always"), key
+    for index, method in [(1, "POST"), (2, "PATCH"), (4, "POST")]:
+        assert syn_data[(index, method)] is (policy == "always"), (index, method)
+        assert outcomes[index].body == b"body"  # the echo: the body arrived whole
+        info = outcomes[index].info
+        assert info is not None  # what connection_info reports agrees with the server
+        if policy == "safe":
+            assert info.tfo is TFOStatus.NOT_ATTEMPTED and info.early_data_safe is False
+        else:
+            assert info.tfo_used
 
 
 @pytest.mark.netns

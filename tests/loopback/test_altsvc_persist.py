@@ -31,7 +31,7 @@ from http_fastpath._core.altsvc_file import MAGIC
 
 from .._altsvc_server import AltSvcOrigin
 from .._h3server import H3TestServer
-from ..conftest import server_tls
+from .._servers import server_tls
 from .test_altsvc_upgrade import KINDS, Client
 
 pytestmark = pytest.mark.netns

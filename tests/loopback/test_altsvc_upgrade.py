@@ -26,8 +26,8 @@ from http_fastpath._core.altsvc_cache import BrokenAlternatives
 
 from .._altsvc_server import AltSvcOrigin, UdpBlackHole
 from .._h3server import H3TestServer
+from .._servers import server_tls
 from .._stack import AsyncFastpathTransport, FastpathTransport, httpx
-from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -318,7 +318,7 @@ def test_upgraded_connection_resumes_with_0rtt(
 def test_requests_through_a_proxy_stay_on_tcp_and_never_teach(
     ca: trustme.CA, ca_file: str, h3: H3TestServer
 ) -> None:
-    from http_fastpath.netlab._proxy import Proxy
+    from http_fastpath.netlab import Proxy
 
     with Proxy() as proxy, _origin(ca, f'h3=":{h3.port}"') as origin:
         proxies = {"https": proxy.url}
@@ -338,7 +338,7 @@ def test_requests_through_a_proxy_stay_on_tcp_and_never_teach(
 
 
 def test_httpx_proxy_routes_stay_on_tcp(ca: trustme.CA, ca_file: str, h3: H3TestServer) -> None:
-    from http_fastpath.netlab._proxy import Proxy
+    from http_fastpath.netlab import Proxy
 
     from .._stack import fastpath_client
 

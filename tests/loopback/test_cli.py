@@ -26,7 +26,7 @@ from http_fastpath._core import capabilities as _capabilities
 from http_fastpath.netlab import Server, full_backlog, next_loopback, silent_listener
 
 from .._kernel import MPTCP_INFO, TCP_IS_MPTCP
-from ..conftest import server_tls
+from .._servers import https, server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -243,8 +243,7 @@ def test_probe_tls_with_cacert_alpn_h2(
 def test_probe_tls_http11_only_server_says_no_h2(
     capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: str
 ) -> None:
-    host = next_loopback()
-    with Server(tls=server_tls(ca, host), host=host, tfo=False) as server:
+    with https(ca, tfo=False) as server:
         status, out, _ = run_cli(capsys, "probe", server.url, "--cacert", ca_file, "--json")
         records = server.records
     assert status == 0
@@ -338,17 +337,15 @@ def test_probe_unresolvable_host() -> None:
 
 
 def test_probe_bad_certificate(ca: trustme.CA, ca_file: str) -> None:
-    host = next_loopback()
     other = trustme.CA()  # the server's certificate comes from a CA we do not trust
-    with Server(tls=server_tls(other, host), host=host) as server:
+    with https(other) as server:
         done = run_subprocess("probe", server.url, "--cacert", ca_file)
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "certificate verif")
 
 
 def test_probe_wrong_hostname(ca: trustme.CA, ca_file: str) -> None:
-    host = next_loopback()
-    with Server(tls=server_tls(ca, "other.example"), host=host) as server:
+    with https(ca, "other.example") as server:
         done = run_subprocess("probe", server.url, "--cacert", ca_file)
         insecure = run_subprocess("probe", server.url, "--insecure")
     assert done.returncode == 1
@@ -466,8 +463,7 @@ def test_get_https_verbose_with_cacert(
     capsys: pytest.CaptureFixture[str], client: str, ca: trustme.CA, ca_file: str
 ) -> None:
     _client_or_skip(client)
-    host = next_loopback()
-    with Server(tls=server_tls(ca, host), host=host, mptcp=True) as server:
+    with https(ca, mptcp=True) as server:
         code, out, err = run_cli(
             capsys,
             "get",
@@ -486,14 +482,14 @@ def test_get_https_verbose_with_cacert(
     for key in ("dns", "connect", "tls", "first byte", "total"):
         line = next(line for line in err.splitlines() if line.startswith(f"*   {key} "))
         assert line.split()[-1] != "n/a", line
-    assert f"-> {host}:{server.port}" in err
+    assert f"-> {server.host}:{server.port}" in err
     assert "TFO       syn_data_acked" in err  # the second connection: ClientHello in the SYN
     assert "MPTCP     yes" in err
     assert [r.syn_data for r in records] == [False, True]
     # The destination memory's entry for this address:port, after each connection.
     memory = [line for line in err.splitlines() if line.startswith("*   memory ")]
     assert len(memory) == 2
-    assert f"{host}:{server.port}: mptcp=mptcp" in memory[1] and "connections=2" in memory[1]
+    assert f"{server.host}:{server.port}: mptcp=mptcp" in memory[1] and "connections=2" in memory[1]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -557,8 +553,7 @@ def test_get_bad_certificate_and_refused(
     capsys: pytest.CaptureFixture[str], client: str, ca_file: str
 ) -> None:
     _client_or_skip(client)
-    host = next_loopback()
-    with Server(tls=server_tls(trustme.CA(), host), host=host) as server:
+    with https(trustme.CA()) as server:
         code, out, err = run_cli(capsys, "get", server.url, f"--{client}", "--cacert", ca_file)
         assert code == 1 and out == ""
         assert_one_line_error(err, "certificate verif")

@@ -13,7 +13,7 @@ import http_fastpath
 from http_fastpath import DialError, FastpathOptions, TFOStatus, connect, milestones
 from http_fastpath.netlab import Server
 
-from ..conftest import server_tls
+from .._servers import https
 
 pytestmark = pytest.mark.netns
 
@@ -46,7 +46,7 @@ def test_the_request_rides_in_the_syn_once_a_cookie_is_cached() -> None:
 
 def test_tls_the_client_hello_rides_in_the_syn(ca: trustme.CA, client_tls: ssl.SSLContext) -> None:
     client_tls.set_alpn_protocols(["h2", "http/1.1"])
-    with Server(tls=server_tls(ca, "localhost")) as server:
+    with https(ca, "localhost") as server:
         for _ in range(2):
             conn = connect(
                 server.host,
@@ -67,7 +67,7 @@ def test_tls_the_client_hello_rides_in_the_syn(ca: trustme.CA, client_tls: ssl.S
 
 
 def test_tls_failure_closes_the_socket(ca: trustme.CA, client_tls: ssl.SSLContext) -> None:
-    with Server(tls=server_tls(ca, "localhost")) as server:
+    with https(ca, "localhost") as server:
         with pytest.raises(ssl.SSLCertVerificationError):
             connect(server.host, server.port, timeout=5, ssl_context=client_tls)  # no SAN
 
@@ -94,7 +94,7 @@ def test_errors_are_the_dialers() -> None:
 
 
 def test_milestones_of_one_connection(ca: trustme.CA, client_tls: ssl.SSLContext) -> None:
-    with Server(tls=server_tls(ca, "localhost")) as server, milestones() as marks:
+    with https(ca, "localhost") as server, milestones() as marks:
         conn = connect(
             server.host, server.port, timeout=5, ssl_context=client_tls, server_hostname="localhost"
         )

@@ -15,7 +15,7 @@ from http_fastpath._core.sockets import FastpathSocket
 from http_fastpath._core.tls import TLSSocket
 from http_fastpath.netlab import Server, next_loopback
 
-from ..conftest import server_tls
+from .._servers import https
 
 pytestmark = pytest.mark.netns
 
@@ -67,15 +67,14 @@ def test_cleartext_tfo_ten_fresh_connections() -> None:
 def test_tls13_tfo_ten_fresh_connections(ca: trustme.CA, client_tls: ssl.SSLContext) -> None:
     options = FastpathOptions(tfo=True, mptcp=False)
     client_tls.minimum_version = ssl.TLSVersion.TLSv1_3
-    host = next_loopback()
     infos = []
-    with Server(tls=server_tls(ca, host), host=host) as server:
+    with https(ca) as server:
         for _ in range(10):
             sock = _dial(server, options)
-            tls = TLSSocket(sock, client_tls, server_hostname=host)
+            tls = TLSSocket(sock, client_tls, server_hostname=server.host)
             tls.do_handshake()
             assert tls.ssl_object.version() == "TLSv1.3"
-            assert _exchange(tls, host, "POST", b"payload") == b"payload"
+            assert _exchange(tls, server.host, "POST", b"payload") == b"payload"
             infos.append(sock.connection_info())
             tls.close()
         records = server.records
@@ -85,16 +84,17 @@ def test_tls13_tfo_ten_fresh_connections(ca: trustme.CA, client_tls: ssl.SSLCont
 
 @pytest.mark.parametrize("bad", ["hostname", "ca"])
 def test_tls_verification_is_enforced(ca: trustme.CA, bad: str) -> None:
-    host = next_loopback()
     ctx = ssl.create_default_context()
     if bad == "ca":
         trustme.CA().configure_trust(ctx)
     else:
         ca.configure_trust(ctx)
-    with Server(tls=server_tls(ca, host), host=host) as server:
+    with https(ca) as server:
         for _ in range(2):  # the second connection sends its ClientHello in the SYN
             sock = _dial(server, FastpathOptions(mptcp=False))
-            tls = TLSSocket(sock, ctx, server_hostname="wrong.test" if bad == "hostname" else host)
+            tls = TLSSocket(
+                sock, ctx, server_hostname="wrong.test" if bad == "hostname" else server.host
+            )
             with pytest.raises(ssl.SSLCertVerificationError):
                 tls.do_handshake()
             tls.close()
@@ -193,25 +193,11 @@ def test_cookie_cached_dead_server_is_a_connect_error() -> None:
     assert sock.fileno() == -1  # closed, nothing leaked
 
 
-def test_silent_server_times_out_as_connect_timeout(sysctl: object) -> None:
+def test_silent_server_times_out_as_connect_timeout(full_backlog: tuple[str, int]) -> None:
     # A listener whose accept queue is full drops SYNs: the handshake never completes.
-    host = next_loopback()
-    sysctl("net.ipv4.tcp_syn_retries", "1")  # type: ignore[operator]
-    with socket.socket() as listener:
-        listener.bind((host, 0))
-        listener.listen(0)
-        port = listener.getsockname()[1]
-        fillers = []
-        for _ in range(3):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex((host, port))
-            fillers.append(s)
-        sock = dial(host, port, options=FastpathOptions(mptcp=False), timeout=0.3)
-        with pytest.raises(DialTimeout):
-            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
-        for s in fillers:
-            s.close()
+    sock = dial(*full_backlog, options=FastpathOptions(mptcp=False), timeout=0.3)
+    with pytest.raises(DialTimeout):
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
 
 
 def test_non_idempotent_cleartext_never_rides_in_the_syn() -> None:
@@ -263,17 +249,15 @@ def test_eager_dial_without_tfo_is_connected() -> None:
         dial(server.host, server.port, options=FastpathOptions(tfo=False, mptcp=False))
 
 
-def test_no_connect_timeout_is_bounded_by_the_kernel_as_stock(sysctl: object) -> None:
-    """``timeout=None``: the wait ends when the kernel gives up the handshake, as stock's."""
-    from http_fastpath.netlab import full_backlog
-
-    sysctl("net.ipv4.tcp_syn_retries", "1")  # type: ignore[operator]  # gives up after ~3 s
-    host = next_loopback()
-    with full_backlog(host) as port:
-        with pytest.raises(TimeoutError) as stock:
-            socket.create_connection((host, port), timeout=None).close()
-        sock = dial(host, port, options=FastpathOptions(mptcp=False), timeout=None)
-        with pytest.raises(DialTimeout):  # a TimeoutError too, as stock's
-            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+def test_no_connect_timeout_is_bounded_by_the_kernel_as_stock(
+    full_backlog: tuple[str, int],
+) -> None:
+    """``timeout=None``: the wait ends when the kernel gives up the handshake, as stock's
+    (``tcp_syn_retries`` is 1: it gives up after ~3 s)."""
+    with pytest.raises(TimeoutError) as stock:
+        socket.create_connection(full_backlog, timeout=None).close()
+    sock = dial(*full_backlog, options=FastpathOptions(mptcp=False), timeout=None)
+    with pytest.raises(DialTimeout):  # a TimeoutError too, as stock's
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
     assert stock.value.errno == 110  # ETIMEDOUT: the kernel ended stock's connect
     assert sock.fileno() == -1

@@ -18,8 +18,8 @@ import trustme
 from http_fastpath.netlab import Server, next_loopback
 
 from .._kernel import MPTCP_TFO
-from ..conftest import server_tls
-from ..wheel import build_wheel, fresh_venv
+from .._servers import https, server_tls
+from .._wheel import build_wheel, fresh_venv
 
 pytestmark = pytest.mark.netns
 
@@ -129,10 +129,9 @@ def test_unmodified_script(
     env = {"SSL_CERT_FILE": ca_file, "REQUESTS_CA_BUNDLE": ca_file}
     if variable is not None:
         env["HTTP_FASTPATH"] = variable
-    host = next_loopback()
     with (
         Server(tfo=True, mptcp=True) as plain,
-        Server(tfo=True, mptcp=True, tls=server_tls(ca, host), host=host) as tls,
+        https(ca, tfo=True, mptcp=True) as tls,
     ):
         urls = [plain.url + "/"] * 3 + [tls.url + "/"] * 3
         done = _run(wheel_python, SCRIPTS[client], urls, env, tmp_path)
@@ -452,9 +451,9 @@ def test_hosts_left_out_get_stock_connections(
     }
     with (
         Server(tfo=True, mptcp=True, host=left_out) as out_plain,
-        Server(tfo=True, mptcp=True, tls=server_tls(ca, left_out), host=left_out) as out_tls,
+        https(ca, host=left_out, tfo=True, mptcp=True) as out_tls,
         Server(tfo=True, mptcp=True, host=fast) as fast_plain,
-        Server(tfo=True, mptcp=True, tls=server_tls(ca, fast), host=fast) as fast_tls,
+        https(ca, host=fast, tfo=True, mptcp=True) as fast_tls,
     ):
         servers = (out_plain, out_tls, fast_plain, fast_tls)
         urls = [s.url + "/" for s in servers for _ in range(3)]

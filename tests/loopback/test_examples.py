@@ -6,16 +6,14 @@ import inspect
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
-from http_fastpath.netlab import Server, next_loopback
+from http_fastpath.netlab import Server
 
 from .._kernel import MPTCP_TFO
-from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -32,11 +30,11 @@ def _run(*argv: str, env: dict[str, str] | None = None) -> str:
 
 def test_every_example_is_run_by_a_test() -> None:
     """Each file in examples/ is named (quoted, as a test runs it) by a test outside this one."""
-    here = Path(__file__).resolve().parent
-    sources = "".join(
-        (here / f).read_text() for f in ("test_examples.py", "test_httpx_examples.py")
+    sources = (
+        Path(__file__)
+        .read_text()
+        .replace(inspect.getsource(test_every_example_is_run_by_a_test), "")
     )
-    sources = sources.replace(inspect.getsource(test_every_example_is_run_by_a_test), "")
     untested = [p.name for p in EXAMPLES.iterdir() if p.is_file() and f'"{p.name}"' not in sources]
     assert not untested, f"examples no test runs: {untested}"
 
@@ -49,15 +47,8 @@ def test_requests_mount_lab_mode() -> None:
     assert "(True, True)" in out  # the server's kernel saw SYN data and MPTCP
 
 
-@pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[Server]:
-    host = next_loopback()
-    with Server(tls=server_tls(ca, host), host=host, mptcp=True) as server:
-        yield server
-
-
-def test_connection_info_example(tls_server: Server, ca_file: str) -> None:
-    out = _run(sys.executable, "connection_info.py", tls_server.url + "/", "--cafile", ca_file)
+def test_connection_info_example(mptcp_server: Server, ca_file: str) -> None:
+    out = _run(sys.executable, "connection_info.py", mptcp_server.url + "/", "--cafile", ca_file)
     lines = out.splitlines()
     assert len(lines) == 6
     assert all("mptcp=True" in line for line in lines)
@@ -65,7 +56,15 @@ def test_connection_info_example(tls_server: Server, ca_file: str) -> None:
     # (whatever the client) carry their ClientHello in the SYN.
     assert "tfo=cookie_requested" in lines[0]
     assert all("tfo=syn_data_acked" in line for line in lines[1:])
-    assert [r.syn_data for r in tls_server.records] == [False] + [True] * 5
+    assert [r.syn_data for r in mptcp_server.records] == [False] + [True] * 5
+
+
+@pytest.mark.parametrize("name", ["httpx_sync.py", "httpx_async.py"])
+def test_httpx_example_runs(name: str) -> None:
+    out = _run(sys.executable, name)
+    assert "tfo=cookie_requested" in out
+    assert "tfo=syn_data_acked" in out
+    assert "https://" in out
 
 
 def test_env_optin_example() -> None:

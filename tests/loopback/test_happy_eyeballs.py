@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import ssl
@@ -40,8 +39,9 @@ from http_fastpath._core.memory import MEMORY
 from http_fastpath.netlab import Server, full_backlog, next_loopback, resolving
 
 from .. import _clients
+from .._observe import open_fds
+from .._servers import server_tls
 from .._stack import AsyncFastpathTransport, httpx
-from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -85,19 +85,6 @@ def both_silent() -> Iterator[int]:
     with full_backlog(v4) as port, full_backlog("::1", port):
         with resolving({NAME: ["::1", v4]}):
             yield port
-
-
-def _fds() -> set[str]:
-    """What this process's file descriptors point to (a socket's inode is unique).
-
-    Compared as "nothing new" (``after <= before``): a server thread of an earlier test
-    may close one of its sockets meanwhile.
-    """
-    out = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            out.add(os.readlink(f"/proc/self/fd/{fd}"))
-    return out
 
 
 def _exchange(sock: socket.socket) -> bytes:
@@ -191,14 +178,14 @@ def test_an_address_whose_socket_cannot_be_made_is_skipped(first: str) -> None:
 
 def test_both_silent_is_a_connect_timeout_and_closes_everything() -> None:
     with both_silent() as port:
-        before = _fds()
+        before = open_fds()
         started = time.monotonic()
         sock = dial(NAME, port, options=NO_MPTCP, timeout=0.5)
         with pytest.raises(DialTimeout):
             sock.sendall(GET)
         took = time.monotonic() - started
         assert sock.fileno() == -1
-        assert _fds() <= before
+        assert open_fds() <= before
     print(f"\nboth silent, timeout 0.5 s: {took * 1000:.0f} ms")
     assert took < BOUND  # the timeout bounds the race, not each attempt
 
@@ -220,7 +207,7 @@ def test_keyboard_interrupt_mid_race_leaks_nothing() -> None:
         raise KeyboardInterrupt
 
     with both_silent() as port:
-        before = _fds()
+        before = open_fds()
         old = signal.signal(signal.SIGALRM, interrupt)
         try:
             signal.setitimer(signal.ITIMER_REAL, 0.4)  # after the second attempt started
@@ -231,7 +218,7 @@ def test_keyboard_interrupt_mid_race_leaks_nothing() -> None:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
         assert sock.fileno() == -1
-        assert _fds() <= before
+        assert open_fds() <= before
 
 
 # -- TCP Fast Open and MPTCP on each attempt ------------------------------------------------
@@ -360,9 +347,9 @@ def test_stock_sync_clients_wait_for_the_connect_timeout(kind: str) -> None:
 def test_both_silent_raises_the_stock_connect_timeout(kind: str) -> None:
     with both_silent() as port:
         url = f"http://{NAME}:{port}/"
-        before = _fds()
+        before = open_fds()
         fast = _clients.run(kind, "fast", [("GET", url)], connect_timeout=0.4)[0].error
-        assert _fds() <= before
+        assert open_fds() <= before
         stock = _clients.run(kind, "stock", [("GET", url)], connect_timeout=0.4)[0].error
     assert fast is not None and stock is not None
     assert type(fast) is type(stock), (fast, stock)
@@ -378,9 +365,9 @@ def test_asyncio_cancellation_mid_race_leaks_nothing() -> None:
         assert asyncio.all_tasks() == {asyncio.current_task()}
 
     with both_silent() as port:
-        before = _fds()
+        before = open_fds()
         asyncio.run(main(port))
-        assert _fds() <= before
+        assert open_fds() <= before
 
 
 def test_trio_cancellation_mid_race_leaks_nothing() -> None:
@@ -391,9 +378,9 @@ def test_trio_cancellation_mid_race_leaks_nothing() -> None:
             assert scope.cancelled_caught
 
     with both_silent() as port:
-        before = _fds()
+        before = open_fds()
         trio.run(main, port)
-        assert _fds() <= before
+        assert open_fds() <= before
 
 
 def test_connection_info_and_get_verbose_show_the_attempts(
@@ -423,9 +410,9 @@ def test_a_race_without_connect_timeout_ends_when_the_kernel_gives_up(sysctl: An
     """``timeout=None`` and every address silent: each handshake ends with ETIMEDOUT."""
     sysctl("net.ipv4.tcp_syn_retries", "1")  # the kernel gives up after ~3 s
     with both_silent() as port:
-        before = _fds()
+        before = open_fds()
         sock = dial(NAME, port, options=NO_MPTCP, timeout=None)
         with pytest.raises(DialTimeout):
             sock.sendall(GET)
         assert sock.fileno() == -1
-        assert _fds() <= before
+        assert open_fds() <= before

@@ -28,6 +28,7 @@ from http_fastpath import (
 from http_fastpath._core.sockets import new_socket
 
 from .._h3server import H3TestServer, payload
+from .._observe import fd_count
 from .._stack import http3_transports, httpx
 
 HTTP3Transport, AsyncHTTP3Transport = http3_transports()
@@ -137,13 +138,9 @@ def test_httpx_closing_a_response_early_stops_the_stream(
 
 
 def test_no_fd_or_thread_leak(h3: H3TestServer, ca_file: str) -> None:
-    import os
     import threading
 
-    def fds() -> int:
-        return len(os.listdir("/proc/self/fd"))
-
-    before_fds, before_threads = fds(), threading.active_count()
+    before_fds, before_threads = fd_count(), threading.active_count()
     port, _ = _udp_port(bound=False)
     for _ in range(3):
         with httpx.Client(transport=HTTP3Transport(verify=ca_file, backend="userspace")) as c:
@@ -153,7 +150,7 @@ def test_no_fd_or_thread_leak(h3: H3TestServer, ca_file: str) -> None:
         with httpx.Client(transport=HTTP3Transport(backend="userspace")) as c:
             with pytest.raises(httpx.ConnectError):
                 c.get(h3.url("/"))  # untrusted certificate
-    assert fds() == before_fds
+    assert fd_count() == before_fds
     assert threading.active_count() == before_threads
 
 

@@ -27,11 +27,16 @@ from http_fastpath import (
 
 from .._h3server import H3TestServer, payload
 
-_QUIC = probe().kernel_quic
-pytestmark = [
-    pytest.mark.kernel_quic,
-    pytest.mark.skipif(not _QUIC.available, reason=f"kernel QUIC: {_QUIC.detail}"),
-]
+pytestmark = pytest.mark.kernel_quic
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kernel_quic() -> None:
+    """Skip, with the probe's reason, without the module: probed when the tests run, not at
+    collection (the probe opens sockets)."""
+    quic = probe().kernel_quic
+    if not quic.available:
+        pytest.skip(f"kernel QUIC: {quic.detail}")
 
 
 @pytest.fixture(scope="module")

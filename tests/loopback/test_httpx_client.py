@@ -15,9 +15,9 @@ from http_fastpath import (
     connection_info,
 )
 from http_fastpath._integrations.httpx import environment_proxies
-from http_fastpath.netlab import Server, next_loopback
-from http_fastpath.netlab._proxy import Proxy
+from http_fastpath.netlab import Proxy, Server
 
+from .._servers import https
 from .._stack import (
     AsyncFastpathTransport,
     FastpathTransport,
@@ -25,7 +25,6 @@ from .._stack import (
     fastpath_client,
     httpx,
 )
-from ..conftest import server_tls
 
 ENVIRONMENTS = [
     {},
@@ -46,11 +45,8 @@ def test_environment_table_matches_stock(
     assert environment_proxies() == get_environment_proxies()
 
 
-def test_options_and_arguments_are_validated() -> None:
-    with pytest.raises(OptionError, match="tfo_policy"):
-        FastpathTransport(tfo_policy="sometimes")  # type: ignore[arg-type]
-    with pytest.raises(OptionError, match="tfo"):
-        FastpathTransport(options=FastpathOptions(), tfo=False)
+def test_transport_and_client_arguments_are_validated() -> None:
+    # The options themselves are checked, for every constructor, in tests/unit/test_options.py.
     with pytest.raises(OptionError, match="retries"):
         AsyncFastpathTransport(retries=-1)
     with pytest.raises(OptionError, match="transport"):
@@ -87,8 +83,7 @@ def test_env_proxy_and_no_proxy_route_like_stock(monkeypatch: pytest.MonkeyPatch
 def test_async_client_https_through_env_proxy(
     monkeypatch: pytest.MonkeyPatch, ca: trustme.CA, client_tls: ssl.SSLContext
 ) -> None:
-    host = next_loopback()
-    with Server(host=host, tls=server_tls(ca, host)) as server, Proxy() as proxy:
+    with https(ca) as server, Proxy() as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
 
         async def main() -> httpx.Response:
@@ -97,4 +92,4 @@ def test_async_client_https_through_env_proxy(
 
         resp = asyncio.run(main())
         assert resp.text == "hello GET"
-        assert [r.requests for r in proxy.records] == [[f"CONNECT {host}:{server.port}"]]
+        assert [r.requests for r in proxy.records] == [[f"CONNECT {server.host}:{server.port}"]]

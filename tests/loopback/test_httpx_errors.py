@@ -6,23 +6,19 @@ ours, sync, asyncio and trio, against real (dead, silent or misconfigured) serve
 
 from __future__ import annotations
 
-import socket
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
 from http_fastpath import connection_info
-from http_fastpath._core.sockets import new_socket
-from http_fastpath.netlab import Server, full_backlog, next_loopback
+from http_fastpath.netlab import Server, full_backlog, next_loopback, silent_listener
 
 from .._httpx_util import run_async
+from .._observe import active_opens, connect_attempts
+from .._servers import https, server_tls
 from .._stack import AsyncFastpathTransport, FastpathTransport, httpx
-from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -73,26 +69,6 @@ def target(cached: bool, primed: str) -> str:
     return primed if cached else next_loopback()
 
 
-@contextmanager
-def listener(host: str, backlog: int) -> Iterator[tuple[socket.socket, int]]:
-    sock = new_socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-    sock.bind((host, 0))
-    sock.listen(backlog)
-    try:
-        yield sock, sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-def active_opens() -> int:
-    """``Tcp: ActiveOpens`` of this namespace: SYNs the client side started."""
-    lines = Path("/proc/net/snmp").read_text().splitlines()
-    for head, values in zip(lines[::2], lines[1::2], strict=True):
-        if head.startswith("Tcp:"):
-            return int(dict(zip(head.split()[1:], values.split()[1:], strict=True))["ActiveOpens"])
-    raise KeyError("ActiveOpens")
-
-
 T = httpx.Timeout(5.0, connect=0.5)
 
 
@@ -123,7 +99,7 @@ def test_silent_server_is_connect_timeout(impl: str, lib: str, cached: bool, pri
 
 @pytest.mark.parametrize(("impl", "lib"), KINDS, ids=IDS)
 def test_no_response_is_read_timeout(impl: str, lib: str, primed: str) -> None:
-    with listener(primed, 8) as (_, port):
+    with silent_listener(primed) as port:
         exc = fetch(impl, lib, f"http://{primed}:{port}/", httpx.Timeout(5.0, read=0.3))
     assert type(exc) is httpx.ReadTimeout
 
@@ -150,26 +126,11 @@ def test_bad_certificate_is_connect_error_with_the_reason(
 
 @pytest.mark.parametrize(("impl", "lib"), KINDS, ids=IDS)
 def test_untrusted_certificate_is_connect_error(impl: str, lib: str, ca: trustme.CA) -> None:
-    host = next_loopback()
-    with Server(host=host, tls=server_tls(ca, host)) as server:
+    with https(ca) as server:
         exc = fetch(impl, lib, f"{server.url}/", T)  # default trust store: not our CA
     assert type(exc) is httpx.ConnectError
     if (impl, lib) != ("stock", "trio"):  # trio's SSLStream drops the message
         assert "CERTIFICATE_VERIFY_FAILED" in str(exc)
-
-
-@pytest.mark.parametrize("scheme", ["http", "https"])
-@pytest.mark.parametrize(("impl", "lib"), [k for k in KINDS if k[1] != "trio"])
-def test_retries_apply_to_a_dead_server_with_a_cached_cookie(
-    impl: str, lib: str, scheme: str, primed: str
-) -> None:
-    before = active_opens()
-    exc = fetch(impl, lib, f"{scheme}://{primed}:8080/", T, retries=2, verify=False)
-    assert type(exc) is httpx.ConnectError
-    # One attempt + two retries, like stock. Ours adds one plain SYN to the first attempt:
-    # a reset answering a SYN that carried data is retried once without data (a middlebox
-    # may reset SYN data; test_reliability_lab row 6), then TFO is paused for the address.
-    assert active_opens() - before == 3 + (impl == "ours")
 
 
 @pytest.mark.parametrize("lib", ["sync", "asyncio"])
@@ -177,4 +138,4 @@ def test_retries_without_tfo_are_not_doubled(lib: str, primed: str) -> None:
     before = active_opens()
     exc = fetch("ours", lib, f"http://{primed}:8080/", T, retries=2, tfo=False)
     assert type(exc) is httpx.ConnectError
-    assert active_opens() - before == 3
+    assert active_opens() - before == connect_attempts(2, fast=False)  # no SYN data to retry

@@ -21,21 +21,12 @@ from http_fastpath import connection_info
 from http_fastpath.netlab import next_loopback
 
 from .._httpx_util import ASYNC_LIBS, run_async
+from .._observe import tcp_ext
 from .._stack import AsyncFastpathTransport, FastpathTransport, httpx
 
 pytestmark = pytest.mark.netns
 
 PORT = 8443
-
-
-def tcp_ext(name: str) -> int:
-    """A ``TcpExt`` counter of this network namespace (what ``nstat`` reads)."""
-    lines = Path("/proc/net/netstat").read_text().splitlines()
-    for head, values in zip(lines[::2], lines[1::2], strict=True):
-        if head.startswith("TcpExt:"):
-            table = dict(zip(head.split()[1:], values.split()[1:], strict=True))
-            return int(table[name])
-    raise KeyError(name)
 
 
 class H2Server:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
 import ssl
-import time
 
 import pytest
 import trustme
 
 from http_fastpath import connection_info
-from http_fastpath.netlab import Server, next_loopback
+from http_fastpath.netlab import Server
 
 from .._httpx_util import ASYNC_LIBS, run_async
+from .._observe import open_fds, settle
+from .._servers import for_scheme
 from .._stack import AsyncFastpathTransport, httpx
-from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -30,35 +28,11 @@ async def _trio_sleep(seconds: float) -> None:
     await trio.sleep(seconds)
 
 
-def settled_fds(before: set[str]) -> set[str]:
-    """Open fds once the in-process test server closed its side (bounded: 5 s)."""
-    deadline = time.monotonic() + 5
-    while True:
-        gc.collect()
-        now = open_fds()
-        if now <= before or time.monotonic() > deadline:
-            return now
-        time.sleep(0.05)
-
-
-def open_fds() -> set[str]:
-    out = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            out.add(f"{fd}:{os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            pass  # the fd listing the directory itself
-    return out
-
-
 @pytest.mark.parametrize("lib", ASYNC_LIBS)
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_sixteen_tasks_hundred_requests(
     lib: str, scheme: str, ca: trustme.CA, client_tls: ssl.SSLContext
 ) -> None:
-    host = next_loopback()
-    tls = server_tls(ca, host) if scheme == "https" else None
-
     def living_tasks() -> list[str]:
         if lib == "asyncio":
             return sorted(repr(t.get_coro()) for t in asyncio.all_tasks())
@@ -100,10 +74,10 @@ def test_sixteen_tasks_hundred_requests(
         after = living_tasks()
         return statuses, [t for t in after if t not in tasks_before]
 
-    with Server(host=host, tls=tls) as server:
+    with for_scheme(scheme, ca) as server:
         before = open_fds()
         statuses, leftover_tasks = run_async(lib, main, server.url)
-        after = settled_fds(before)
+        after = settle(open_fds, before, 5)
         connections = len(server.records)
     assert statuses == [200] * (TASKS * REQUESTS)
     assert leftover_tasks == [], f"tasks left: {leftover_tasks}"
@@ -112,11 +86,9 @@ def test_sixteen_tasks_hundred_requests(
 
 
 @pytest.mark.parametrize("lib", ASYNC_LIBS)
-def test_cancelled_connect_leaks_nothing(lib: str) -> None:
+def test_cancelled_connect_leaks_nothing(lib: str, full_backlog: tuple[str, int]) -> None:
     """Cancelling a request while its (TFO) connect waits for the SYN-ACK closes the socket."""
-    from http_fastpath.netlab import full_backlog
-
-    host = next_loopback()
+    host, port = full_backlog
 
     async def main(url: str) -> None:
         import anyio
@@ -128,10 +100,9 @@ def test_cancelled_connect_leaks_nothing(lib: str) -> None:
                     await client.get(url)
                 assert scope.cancelled_caught
 
-    with full_backlog(host) as port:
-        before = open_fds()
-        run_async(lib, main, f"http://{host}:{port}/")
-        after = settled_fds(before)
+    before = open_fds()
+    run_async(lib, main, f"http://{host}:{port}/")
+    after = settle(open_fds, before, 5)
     assert after <= before, f"leaked fds: {sorted(after - before)}"
 
 

@@ -16,12 +16,11 @@ from http_fastpath import (
 )
 from http_fastpath._backends.common import _open
 from http_fastpath._core.options import FastpathOptions
-from http_fastpath.netlab import Server, next_loopback
-from http_fastpath.netlab._proxy import Proxy
+from http_fastpath.netlab import Proxy, Server, next_loopback
 
 from .._httpx_util import ASYNC_LIBS, run_async
+from .._servers import for_scheme, https, server_tls
 from .._stack import AsyncFastpathStream, AsyncFastpathTransport, FastpathTransport, httpx
-from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -87,9 +86,7 @@ def test_everything_off_in_the_kernel_still_works(
 ) -> None:
     sysctl("net.ipv4.tcp_fastopen", "0")
     sysctl("net.mptcp.enabled", "0")
-    host = next_loopback()
-    tls = server_tls(ca, host) if scheme == "https" else None
-    with Server(host=host, tls=tls, mptcp=False) as server:
+    with for_scheme(scheme, ca, mptcp=False) as server:
         get_resps = get(lib, f"{server.url}/", 3, verify=client_tls)
         records = server.records
     assert [r.status_code for r in get_resps] == [200] * 3
@@ -126,12 +123,11 @@ def test_forward_proxy(lib: str) -> None:
 
 @pytest.mark.parametrize("lib", LIBS)
 def test_connect_tunnel_through_proxy(lib: str, ca: trustme.CA, client_tls: ssl.SSLContext) -> None:
-    host = next_loopback()
-    with Server(host=host, tls=server_tls(ca, host)) as server, Proxy() as proxy:
+    with https(ca) as server, Proxy() as proxy:
         responses = get(lib, f"{server.url}/", 3, proxy=proxy.url, verify=client_tls)
         records = proxy.records
     assert [r.text for r in responses] == ["hello GET"] * 3
-    assert [r.requests for r in records] == [[f"CONNECT {host}:{server.port}"]] * 3
+    assert [r.requests for r in records] == [[f"CONNECT {server.host}:{server.port}"]] * 3
     assert [r.syn_data for r in records] == [False, True, True]  # CONNECT is replay-safe
     assert all(r.extensions["network_stream"].get_extra_info("ssl_object") for r in responses)
 

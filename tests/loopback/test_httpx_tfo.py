@@ -18,22 +18,15 @@ from http_fastpath import (
     TFOStatus,
     connection_info,
 )
-from http_fastpath.netlab import Server, next_loopback
+from http_fastpath.netlab import Server
 
 from .._httpx_util import ASYNC_LIBS, run_async
+from .._servers import for_scheme
 from .._stack import AsyncFastpathTransport, FastpathTransport, httpx
-from ..conftest import server_tls
 
 pytestmark = pytest.mark.netns
 
 N = 20
-
-
-def _server(scheme: str, ca: trustme.CA) -> Server:
-    if scheme == "http":
-        return Server()
-    host = next_loopback()
-    return Server(tls=server_tls(ca, host), host=host)
 
 
 def _check(server: Server, infos: list[ConnectionInfo | None], scheme: str) -> None:
@@ -58,7 +51,7 @@ def test_sync_twenty_fresh_connections(
     scheme: str, ca: trustme.CA, client_tls: ssl.SSLContext
 ) -> None:
     infos = []
-    with _server(scheme, ca) as server:
+    with for_scheme(scheme, ca) as server:
         for _ in range(N):
             transport = FastpathTransport(verify=client_tls, mptcp=False)
             with httpx.Client(transport=transport) as client:
@@ -85,28 +78,9 @@ def test_async_twenty_fresh_connections(
                 infos.append(connection_info(resp))
         return infos
 
-    with _server(scheme, ca) as server:
+    with for_scheme(scheme, ca) as server:
         infos = run_async(lib, main, server.url)
         _check(server, infos, scheme)
-
-
-def test_post_is_not_sent_in_the_syn_under_the_safe_policy() -> None:
-    with Server() as server:
-        for _ in range(3):
-            with httpx.Client(transport=FastpathTransport(mptcp=False)) as client:
-                resp = client.get(f"{server.url}/")  # primes the cookie
-        with httpx.Client(transport=FastpathTransport(mptcp=False)) as client:
-            resp = client.post(f"{server.url}/echo", content=b"pay")
-            assert resp.content == b"pay"
-            info = connection_info(resp)
-        assert server.records[-1].syn_data is False
-        assert info is not None
-        assert info.tfo is TFOStatus.NOT_ATTEMPTED
-        assert info.early_data_safe is False
-        with httpx.Client(transport=FastpathTransport(mptcp=False, tfo_policy="always")) as client:
-            resp = client.post(f"{server.url}/echo", content=b"pay")
-            assert resp.content == b"pay"
-        assert server.records[-1].syn_data is True
 
 
 def test_connection_info_on_keepalive_requests_is_the_connections() -> None:

@@ -33,7 +33,7 @@ import trustme
 from http_fastpath.netlab import Server, next_loopback
 
 from .._clients import IMPLS, run
-from ..conftest import server_tls
+from .._servers import for_scheme, https, server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -56,10 +56,10 @@ def test_urllib3_with_pyopenssl_injected(
 ) -> None:
     """pyOpenSSL's context has no wrap_bio: connect first, then its own wrap_socket."""
     host = next_loopback() if family == socket.AF_INET else "::1"
-    with Server(tls=server_tls(ca, host), host=host, family=family) as server:
+    with https(ca, host=host, family=family) as server:
         url = server.url + "/"
         outcomes = [run("requests", impl, [("GET", url)], verify=ca_file)[0] for _ in range(3)]
-        with Server(tls=server_tls(ca, "other.test"), host=host, family=family) as wrong:
+        with https(ca, "other.test", host=host, family=family) as wrong:
             (rejected,) = run("requests", impl, [("GET", wrong.url + "/")], verify=ca_file)
     assert [o.status for o in outcomes] == [200, 200, 200], [o.error for o in outcomes]
     assert isinstance(rejected.error, requests.exceptions.SSLError), repr(rejected.error)
@@ -166,18 +166,17 @@ def test_truststore_context_verifies_as_stock(ca: trustme.CA, impl: str) -> None
 
     ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ca.configure_trust(ctx)
-    host = next_loopback()
 
     def transport() -> httpx.BaseTransport:
         return FastpathTransport(verify=ctx) if impl == "fast" else httpx.HTTPTransport(verify=ctx)
 
-    with Server(tls=server_tls(ca, host), host=host) as good:
+    with https(ca) as good:
         statuses = []
         for _ in range(3):  # a fresh connection each time; the 2nd and 3rd have a TFO cookie
             with httpx.Client(transport=transport()) as client:
                 statuses.append(client.get(good.url + "/").status_code)
         records = good.records
-    with Server(tls=server_tls(ca, "other.test"), host=host) as wrong:
+    with https(ca, "other.test", host=good.host) as wrong:
         with httpx.Client(transport=transport()) as client:
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|hostname"):
                 client.get(wrong.url + "/")
@@ -193,7 +192,7 @@ def test_client_proxy_argument_keeps_the_fastpath(lib: str) -> None:
     import asyncio
 
     from http_fastpath import FastpathOptions, connection_info
-    from http_fastpath.netlab._proxy import Proxy
+    from http_fastpath.netlab import Proxy
 
     from .._stack import AsyncFastpathTransport, FastpathTransport, httpx
 
@@ -256,11 +255,9 @@ def test_stream_extras_read_as_stock(ca: trustme.CA, lib: str, scheme: str) -> N
 
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
-    host = next_loopback()
-    tls = server_tls(ca, host) if scheme == "https" else None
     seen: dict[str, list[tuple[str, dict[str, object]]]] = {"stock": [], "fast": []}
 
-    with Server(tls=tls, host=host) as server:
+    with for_scheme(scheme, ca) as server:
         url = server.url + "/"
         for impl in ("stock", "fast", "fast"):  # the second fast one connects with a cookie
             points: list[tuple[str, dict[str, object]]] = []
@@ -312,9 +309,8 @@ def test_urllib3_connection_attributes_read_as_stock(ca: trustme.CA, ca_file: st
 
     from http_fastpath import FastpathPoolManager
 
-    host = next_loopback()
     seen: dict[str, list[object]] = {"stock": [], "fast": []}
-    with Server(tls=server_tls(ca, host), host=host) as server:
+    with https(ca) as server:
         url = server.url + "/"
         for impl in ("stock", "fast", "fast"):  # the second fast one connects with a cookie
 
@@ -366,9 +362,8 @@ def test_requests_ca_bundle_hooks_and_raw(
     from http_fastpath import FastpathAdapter
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file)
-    host = next_loopback()
     seen: dict[str, object] = {}
-    with Server(tls=server_tls(ca, host), host=host) as server:
+    with https(ca) as server:
         for impl in ("stock", "fast", "fast"):  # the second fast one connects with a cookie
             with requests.Session() as session:
                 if impl == "fast":

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import socket
 import ssl
 import threading
-import time
 import types
 import urllib.parse
 import warnings
@@ -27,7 +25,6 @@ from http_fastpath import (
     FastpathAdapter,
     FastpathError,
     FastpathOptions,
-    OptionError,
     TFOStatus,
     connection_info,
 )
@@ -39,7 +36,8 @@ from http_fastpath._integrations.urllib3 import (
 )
 from http_fastpath.netlab import Proxy, Server, next_loopback
 
-from ..conftest import server_tls
+from .._observe import active_opens, connect_attempts, fd_count, settle
+from .._servers import https, server_tls
 
 pytestmark = pytest.mark.netns
 
@@ -64,30 +62,6 @@ def _stock(**kw: Any) -> requests.Session:
 
 
 BOTH = pytest.mark.parametrize("make", [_stock, _fast], ids=["stock", "fastpath"])
-
-
-def _tls_server(ca: trustme.CA, **kw: Any) -> Server:
-    host = next_loopback()
-    return Server(tls=server_tls(ca, host), host=host, **kw)
-
-
-@pytest.fixture
-def https_server(ca: trustme.CA) -> Iterator[Server]:
-    with _tls_server(ca) as server:
-        yield server
-
-
-@pytest.fixture
-def http_server() -> Iterator[Server]:
-    with Server() as server:
-        yield server
-
-
-def _active_opens() -> int:
-    """``Tcp: ActiveOpens`` of this network namespace (/proc/net/snmp)."""
-    lines = [ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines()]
-    head, values = [ln for ln in lines if ln[0] == "Tcp:"]
-    return int(values[head.index("ActiveOpens")])
 
 
 # -- the fast path, proven from the server's kernel ------------------------------------------
@@ -127,7 +101,7 @@ def test_connection_info_survives_body_read_and_pool_return(http_server: Server)
 
 
 def test_mptcp_listener_and_plain_listener(ca: trustme.CA, ca_file: str) -> None:
-    with _tls_server(ca, mptcp=True) as mp, _tls_server(ca) as plain, _fast() as session:
+    with https(ca, mptcp=True) as mp, https(ca) as plain, _fast() as session:
         resp = session.get(mp.url, verify=ca_file)
         info = connection_info(resp)
         assert resp.text == "hello GET"
@@ -140,20 +114,6 @@ def test_mptcp_listener_and_plain_listener(ca: trustme.CA, ca_file: str) -> None
         assert info is not None and info.mptcp is False
         assert (info.transport, info.socket_protocol) == ("tcp", "mptcp")
         assert plain.records[0].is_mptcp is False
-
-
-def test_post_never_rides_in_the_syn_get_does(http_server: Server) -> None:
-    infos = {}
-    for method in ("GET", "GET", "POST", "GET"):
-        with _fast(mptcp=False) as session:
-            resp = session.request(method, http_server.url + "/echo", data=b"body")
-            assert resp.headers["X-Method"] == method and resp.content == b"body"
-            infos[method] = connection_info(resp)
-    assert [r.syn_data for r in http_server.records] == [False, True, False, True]
-    assert [r.requests for r in http_server.records][2] == ["POST"]
-    post = infos["POST"]
-    assert post is not None and post.tfo is TFOStatus.NOT_ATTEMPTED
-    assert post.early_data_safe is False
 
 
 def test_tfo_policy_always_and_pickle_round_trip(http_server: Server) -> None:
@@ -176,56 +136,26 @@ def test_tfo_policy_always_and_pickle_round_trip(http_server: Server) -> None:
 
 
 def test_http_proxy_forward_and_connect_carry_syn_data(
-    http_server: Server, https_server: Server, ca_file: str
+    http_server: Server, https_server: Server, proxy: Proxy, ca_file: str
 ) -> None:
-    with Proxy() as proxy:
-        proxies = {"http": proxy.url, "https": proxy.url}
-        for _ in range(3):
-            for server in (http_server, https_server):
-                with _fast(mptcp=False) as session:
-                    resp = session.get(server.url + "/bytes?n=5", proxies=proxies, verify=ca_file)
-                    assert resp.content == b"xxxxx"
-                    info = connection_info(resp)
-                    assert info is not None
-                    assert info.peer_address == (proxy.host, proxy.port)
-                    adapter = session.get_adapter(server.url)
-                    assert isinstance(adapter, FastpathAdapter)
-                    assert isinstance(adapter.proxy_manager[proxy.url], FastpathProxyManager)
-        records = proxy.records
+    proxies = {"http": proxy.url, "https": proxy.url}
+    for _ in range(3):
+        for server in (http_server, https_server):
+            with _fast(mptcp=False) as session:
+                resp = session.get(server.url + "/bytes?n=5", proxies=proxies, verify=ca_file)
+                assert resp.content == b"xxxxx"
+                info = connection_info(resp)
+                assert info is not None
+                assert info.peer_address == (proxy.host, proxy.port)
+                adapter = session.get_adapter(server.url)
+                assert isinstance(adapter, FastpathAdapter)
+                assert isinstance(adapter.proxy_manager[proxy.url], FastpathProxyManager)
+    records = proxy.records
     assert len(records) == 6
     assert not records[0].syn_data and all(r.syn_data for r in records[1:])
     assert records[0].requests == [f"GET {http_server.url}/bytes?n=5"]
     assert records[1].requests == [f"CONNECT {https_server.host}:{https_server.port}"]
     assert len(http_server.records) == 3 and len(https_server.records) == 3
-
-
-def test_env_proxies_and_no_proxy_as_stock(
-    ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    routes = {}
-    for make in (_stock, _fast):
-        with Proxy() as proxy, _tls_server(ca) as via, _tls_server(ca) as direct:
-            with Server() as plain, Server() as plain_via:
-                monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-                monkeypatch.setenv("HTTP_PROXY", proxy.url)
-                monkeypatch.setenv("NO_PROXY", f"{direct.host},{plain.host}")
-                servers = {"via": via, "direct": direct, "plain": plain, "plain_via": plain_via}
-                with make() as session:
-                    for server in servers.values():
-                        assert session.get(server.url, verify=ca_file).text == "hello GET"
-                seen = [req for rec in proxy.records for req in rec.requests]
-                routes[make.__name__] = {
-                    name: "proxy" if any(f"{s.host}:{s.port}" in req for req in seen) else "direct"
-                    for name, s in servers.items()
-                }
-                assert all(len(s.records) == 1 for s in servers.values())
-    assert routes["_fast"] == routes["_stock"]
-    assert routes["_stock"] == {
-        "via": "proxy",
-        "direct": "direct",
-        "plain": "direct",
-        "plain_via": "proxy",
-    }
 
 
 @BOTH
@@ -320,8 +250,7 @@ def test_verify_path_and_tls_failures(
         other.cert_pem.write_to_path(str(path))
         with pytest.raises(requests.exceptions.SSLError):
             session.get(https_server.url, verify=str(path))
-    host = next_loopback()
-    with Server(tls=server_tls(ca, "wrong.test"), host=host) as wrong, make() as session:
+    with https(ca, "wrong.test") as wrong, make() as session:
         with pytest.raises(requests.exceptions.SSLError, match="match|mismatch"):
             session.get(wrong.url, verify=ca_file)
 
@@ -365,32 +294,16 @@ def test_refused_is_connection_error(make: Factory) -> None:
 
 
 @BOTH
-def test_refused_https_with_cookie_is_connection_error(
-    make: Factory, ca: trustme.CA, ca_file: str
-) -> None:
-    with _tls_server(ca) as server, _fast(mptcp=False) as session:
-        for _ in range(2):
-            session.get(server.url, verify=ca_file).close()
-            session.close()
-        assert server.records[1].syn_data
-        url = server.url
-    with make() as session, pytest.raises(requests.exceptions.ConnectionError) as err:
-        session.get(url, verify=ca_file)
-    assert isinstance(err.value.args[0].reason, NewConnectionError)
-
-
-@BOTH
 def test_retry_connect_n_counts_attempts_as_stock(make: Factory) -> None:
     host, port = _dead_address_with_cookie()
     retry = Retry(total=None, connect=3, read=0, backoff_factor=0)
     with make(max_retries=retry) as session:
-        before = _active_opens()
+        before = active_opens()
         with pytest.raises(requests.exceptions.ConnectionError) as err:
             session.get(f"http://{host}:{port}/")
-        attempts = _active_opens() - before
-    # The first try and exactly three retries; ours adds one plain SYN to the first try (a
-    # reset answering SYN data is retried once without data, then TFO pauses for the address).
-    assert attempts == 4 + (make is _fast)
+        attempts = active_opens() - before
+    # The first try and exactly three retries; ours adds one plain SYN (connect_attempts).
+    assert attempts == connect_attempts(3, fast=make is _fast)
     assert "Max retries exceeded" in str(err.value)
     assert isinstance(err.value.args[0].reason, NewConnectionError)
 
@@ -402,23 +315,13 @@ def test_dead_proxy_is_proxy_error(make: Factory, http_server: Server) -> None:
         session.get(http_server.url, proxies={"http": f"http://{host}:{port}"})
 
 
-@pytest.fixture
-def silent_listener(sysctl: Any) -> Iterator[tuple[str, int, socket.socket]]:
-    """A listener that never accepts: handshakes complete, requests are never answered."""
-    host = next_loopback()
-    sysctl("net.ipv4.tcp_syn_retries", "1")
-    with socket.socket() as listener:
-        listener.setsockopt(socket.IPPROTO_TCP, 23, 16)  # TCP_FASTOPEN: hand out cookies
-        listener.bind((host, 0))
-        listener.listen(16)
-        yield host, listener.getsockname()[1], listener
-
-
 @BOTH
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_read_timeout_is_read_timeout(make: Factory, scheme: str, silent_listener: Any) -> None:
+def test_read_timeout_is_read_timeout(
+    make: Factory, scheme: str, silent_listener: tuple[str, int]
+) -> None:
     # https: the TLS handshake is never answered, which stock reports as a read timeout too.
-    host, port, _ = silent_listener
+    host, port = silent_listener
     with make() as session:
         for _ in range(2):  # the second one has a cookie: the first flight rides in the SYN
             with pytest.raises(requests.exceptions.ReadTimeout):
@@ -466,12 +369,8 @@ def test_connect_timeout_is_connect_timeout(make: Factory, sysctl: Any) -> None:
 # -- load, fds, kernel switches --------------------------------------------------------------
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def test_threads_share_one_session_and_fds_return_to_baseline(http_server: Server) -> None:
-    baseline = _open_fds()
+    baseline = fd_count()
     session = _fast(pool_maxsize=8)
     errors: list[BaseException] = []
 
@@ -491,42 +390,14 @@ def test_threads_share_one_session_and_fds_return_to_baseline(http_server: Serve
     assert not errors, errors[:3]
     assert sum(len(r.requests) for r in http_server.records) == 1600
     session.close()
-    deadline = time.monotonic() + 5
-    while _open_fds() > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)  # the server side closes its ends when it sees EOF
-    assert _open_fds() <= baseline
-
-
-@pytest.mark.parametrize("setting", ["net.ipv4.tcp_fastopen", "net.mptcp.enabled"])
-def test_kernel_switches_off_still_succeed(
-    setting: str, sysctl: Any, http_server: Server, https_server: Server, ca_file: str
-) -> None:
-    sysctl(setting, "0")
-    for server in (http_server, https_server, http_server, https_server):
-        with _fast() as session:
-            resp = session.get(server.url, verify=ca_file)
-            assert resp.text == "hello GET"
-            info = connection_info(resp)
-        assert info is not None
-        if setting == "net.ipv4.tcp_fastopen":
-            assert info.tfo is TFOStatus.UNAVAILABLE
-        else:
-            assert (info.transport, info.socket_protocol, info.mptcp) == ("tcp", "tcp", False)
-    syn_data = [r.syn_data for r in http_server.records + https_server.records]
-    tfo_on = setting != "net.ipv4.tcp_fastopen"
-    assert syn_data == [False, tfo_on, False, tfo_on]
+    assert settle(fd_count, baseline, 5) <= baseline  # the server closes its ends on EOF
 
 
 # -- construction ------------------------------------------------------------------------
 
 
-def test_options_are_validated() -> None:
-    with pytest.raises(OptionError, match="tfo"):
-        FastpathAdapter(tfo="yes")  # type: ignore[arg-type]
-    with pytest.raises(OptionError, match="tfo_policy"):
-        FastpathAdapter(tfo_policy="sometimes")  # type: ignore[arg-type]  # wrong on purpose
-    with pytest.raises(OptionError, match="not both"):
-        FastpathAdapter(options=FastpathOptions(), mptcp=False)
+def test_pool_keywords_reach_requests() -> None:
+    # The options themselves are checked, for every constructor, in tests/unit/test_options.py.
     adapter = FastpathAdapter(pool_connections=3, pool_maxsize=4, max_retries=2)
     assert adapter.max_retries.total == 2 and adapter._pool_maxsize == 4
     assert adapter.fastpath_options == FastpathOptions()

@@ -24,8 +24,8 @@ from http_fastpath._core import sslcache as _sslcache
 from http_fastpath._core.sslcache import AlpnFixed, SSLContextCache, httpx_key, unwrap, urllib3_key
 from http_fastpath.netlab import Server, next_loopback
 
+from .._servers import https, server_tls
 from .._stack import AsyncFastpathTransport, FastpathTransport, httpx
-from ..conftest import server_tls
 
 # -- the key functions: pure ------------------------------------------------------------------
 
@@ -207,13 +207,6 @@ def test_alpn_fixed_switches_contexts_and_never_sets_alpn() -> None:
 # -- real connections -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[Server]:
-    host = next_loopback()
-    with Server(host=host, tls=server_tls(ca, host)) as server:
-        yield server
-
-
 class Mutations:
     """Records every change made to any ``ssl.SSLContext`` (methods and attributes)."""
 
@@ -262,13 +255,13 @@ def _get(url: str, verify: Any) -> requests.Response:
 
 
 def test_requests_share_one_context_per_settings_never_changed(
-    tls_server: Server, ca_file: str, monkeypatch: pytest.MonkeyPatch
+    https_server: Server, ca_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _get(tls_server.url, ca_file).ok
+    assert _get(https_server.url, ca_file).ok
     (ctx,) = _shared()
     seen = Mutations(monkeypatch)
     for _ in range(3):  # new connections: the same context, untouched
-        assert _get(tls_server.url, ca_file).ok
+        assert _get(https_server.url, ca_file).ok
     assert _shared() == [ctx] and _sslcache.CACHE.built == 1
     assert seen.on(ctx) == []
 
@@ -279,15 +272,14 @@ def test_stock_verification_behaviour_with_shared_contexts(
     other_ca = trustme.CA()
     other_file = tmp_path / "other.pem"
     other_ca.cert_pem.write_to_path(str(other_file))
-    host = next_loopback()
-    with Server(host=host, tls=server_tls(ca, host)) as good:
+    with https(ca) as good:
         for _ in range(2):  # the second time from the cache (and the ClientHello in the SYN)
             assert _get(good.url, ca_file).ok
             with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
                 _get(good.url, str(other_file))  # the wrong CA
             with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
                 assert _get(good.url, False).ok
-    with Server(host=host, tls=server_tls(ca, "wrong.example")) as wrong:
+    with https(ca, "wrong.example", host=good.host) as wrong:
         for _ in range(2):
             with pytest.raises(requests.exceptions.SSLError, match="mismatch"):
                 _get(wrong.url, ca_file)
@@ -298,8 +290,7 @@ def test_a_rewritten_ca_file_is_picked_up(ca: trustme.CA, tmp_path: Any) -> None
     other_ca = trustme.CA()
     bundle = tmp_path / "bundle.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    host = next_loopback()
-    with Server(host=host, tls=server_tls(ca, host)) as server:
+    with https(ca) as server:
         assert _get(server.url, str(bundle)).ok
         assert _get(server.url, str(bundle)).ok  # from the cache
         before = _sslcache.CACHE.built
@@ -362,8 +353,7 @@ def test_a_ca_directory_rewritten_in_place_is_picked_up(
     directory = tmp_path / "certs"
     directory.mkdir()
     good = _hashed(directory, ca)
-    host = next_loopback()
-    with Server(host=host, tls=server_tls(ca, host)) as server:
+    with https(ca) as server:
         assert _get(server.url, str(directory)).ok
         assert _get(server.url, str(directory)).ok
         hits = _sslcache.CACHE.hits
@@ -400,19 +390,19 @@ def test_client_certificates_are_different_keys(ca: trustme.CA, tmp_path: Any) -
     assert len(_shared()) == _sslcache.CACHE.built == 3  # alice, bob, none: each its own
 
 
-def test_the_callers_own_context_is_used_as_given(tls_server: Server, ca_file: str) -> None:
+def test_the_callers_own_context_is_used_as_given(https_server: Server, ca_file: str) -> None:
     mine = ssl.create_default_context(cafile=ca_file)
     transport = FastpathTransport(verify=mine)
     assert transport._core._ssl_context is mine
     with httpx.Client(transport=transport) as client:
-        assert client.get(tls_server.url).status_code == 200
+        assert client.get(https_server.url).status_code == 200
     pm = FastpathPoolManager(ssl_context=ssl.create_default_context(cafile=ca_file))
-    assert pm.request("GET", tls_server.url).status == 200
+    assert pm.request("GET", https_server.url).status == 200
     assert len(_sslcache.CACHE) == 0
 
 
 def test_httpx_transports_share_contexts_per_settings(
-    tls_server: Server, ca_file: str, monkeypatch: pytest.MonkeyPatch
+    https_server: Server, ca_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # verify=<str>
@@ -430,7 +420,7 @@ def test_httpx_transports_share_contexts_per_settings(
     for transport in (a, b, h2):
         with httpx.Client(transport=transport) as client:
             for _ in range(2):
-                assert client.get(tls_server.url, headers={"Connection": "close"}).is_success
+                assert client.get(https_server.url, headers={"Connection": "close"}).is_success
 
     async def main() -> int:
         with warnings.catch_warnings():
@@ -438,7 +428,7 @@ def test_httpx_transports_share_contexts_per_settings(
             async_transport = AsyncFastpathTransport(verify=ca_file)
         assert unwrap(async_transport._core._ssl_context) is ctx
         async with httpx.AsyncClient(transport=async_transport) as client:
-            return (await client.get(tls_server.url)).status_code
+            return (await client.get(https_server.url)).status_code
 
     assert asyncio.run(main()) == 200
     for shared in [ctx, others[0]]:
@@ -465,7 +455,6 @@ def test_httpx_verification_with_shared_contexts(
 ) -> None:
     other_file = tmp_path / "other.pem"
     trustme.CA().cert_pem.write_to_path(str(other_file))
-    host = next_loopback()
 
     def get(url: str, verify: Any) -> int:
         with warnings.catch_warnings():
@@ -474,13 +463,13 @@ def test_httpx_verification_with_shared_contexts(
         with httpx.Client(transport=transport) as client:
             return int(client.get(url).status_code)
 
-    with Server(host=host, tls=server_tls(ca, host)) as good:
+    with https(ca) as good:
         for _ in range(2):  # the second time from the cache
             assert get(good.url, ca_file) == 200
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 get(good.url, str(other_file))
             assert get(good.url, False) == 200
-    with Server(host=host, tls=server_tls(ca, "wrong.example")) as wrong:
+    with https(ca, "wrong.example", host=good.host) as wrong:
         with pytest.raises(httpx.ConnectError, match="mismatch"):
             get(wrong.url, ca_file)
     assert _sslcache.CACHE.built == 3
@@ -513,7 +502,6 @@ def test_opt_in_clients_share_contexts_and_verify_as_stock(
     same verification results as stock, HTTP/2's ALPN list on its own context."""
     other_file = tmp_path / "other.pem"
     trustme.CA().cert_pem.write_to_path(str(other_file))
-    host = next_loopback()
 
     def get(url: str, verify: Any, http2: bool = False) -> str:
         with warnings.catch_warnings():
@@ -523,7 +511,7 @@ def test_opt_in_clients_share_contexts_and_verify_as_stock(
             return str(client.get(url).http_version)
 
     assert _defaults().create_ssl_context is not httpx.create_ssl_context  # patched
-    with Server(host=host, tls=server_tls(ca, host)) as good:
+    with https(ca) as good:
         for _ in range(3):
             assert get(good.url, ca_file) == "HTTP/1.1"
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -532,27 +520,27 @@ def test_opt_in_clients_share_contexts_and_verify_as_stock(
         assert _sslcache.CACHE.built == 3  # one per settings, not one per client
         assert get(good.url, ca_file, http2=True) == "HTTP/1.1"  # the server has no h2
         assert _sslcache.CACHE.built == 4  # ["http/1.1", "h2"] is another context
-    with Server(host=host, tls=server_tls(ca, "wrong.example")) as wrong:
+    with https(ca, "wrong.example", host=good.host) as wrong:
         with pytest.raises(httpx.ConnectError, match="mismatch"):
             get(wrong.url, ca_file)
 
 
 def test_opt_in_leaves_the_callers_context_and_undoes(
-    tls_server: Server, ca: trustme.CA, opted_in: None
+    https_server: Server, ca: trustme.CA, opted_in: None
 ) -> None:
     import http_fastpath
 
     mine = ssl.create_default_context()
     ca.configure_trust(mine)
     with httpx.Client(verify=mine) as client:
-        assert client.get(tls_server.url).status_code == 200
+        assert client.get(https_server.url).status_code == 200
     assert _sslcache.CACHE.built == 0  # the caller's own context: used as given
     assert httpx.__name__ in http_fastpath.status()["patched"]  # type: ignore[operator]
     http_fastpath.uninstall()
     assert _defaults().create_ssl_context is httpx.create_ssl_context
 
 
-def test_opt_in_with_host_rules_keeps_stock_contexts(tls_server: Server) -> None:
+def test_opt_in_with_host_rules_keeps_stock_contexts(https_server: Server) -> None:
     """With hosts=/exclude= the hosts left out get stock backends: stock contexts too."""
     import http_fastpath
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import ssl
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,16 +23,9 @@ from http_fastpath._integrations import urllib3 as fp_urllib3
 from http_fastpath._integrations import urllib3_tls
 from http_fastpath.netlab import Proxy, Server, next_loopback
 
-from ..conftest import server_tls
+from .._observe import fd_count
 
 pytestmark = pytest.mark.netns
-
-
-@pytest.fixture
-def https_server(ca: trustme.CA) -> Iterator[Server]:
-    host = next_loopback()
-    with Server(tls=server_tls(ca, host), host=host) as server:
-        yield server
 
 
 def _fresh_gets(pm: urllib3.PoolManager, url: str, n: int) -> list[Any]:
@@ -131,11 +122,11 @@ def test_falls_back_to_stock_tls_if_urllib3_changes(
 
 def test_tls_failures_leak_no_fd(https_server: Server) -> None:
     pm = FastpathPoolManager(retries=False)  # system CAs: the trustme cert is refused
-    before = len(os.listdir("/proc/self/fd"))
+    before = fd_count()
     for _ in range(10):
         with pytest.raises(SSLError):
             pm.request("GET", https_server.url)
-    assert len(os.listdir("/proc/self/fd")) <= before + 1
+    assert fd_count() <= before + 1
 
 
 def test_refused_raises_max_retry_error_like_stock() -> None:

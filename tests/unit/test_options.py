@@ -17,17 +17,21 @@ def test_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [({"tfo": "yes"}, "tfo"), ({"mptcp": 1}, "mptcp"), ({"tfo_policy": "sometimes"}, "tfo_policy")],
+    ("kwargs", "field", "allowed"),
+    [
+        ({"tfo": "yes"}, "tfo", "True or False"),
+        ({"mptcp": 1}, "mptcp", "True or False"),
+        ({"tfo_policy": "sometimes"}, "tfo_policy", "'safe' or 'always'"),
+    ],
 )
 def test_invalid_values_name_the_field_value_and_allowed(
-    kwargs: dict[str, object], field: str
+    kwargs: dict[str, object], field: str, allowed: str
 ) -> None:
     with pytest.raises(OptionError) as info:
         FastpathOptions(**kwargs)  # type: ignore[arg-type]
     message = str(info.value)
     assert field in message and repr(next(iter(kwargs.values()))) in message
-    assert "allowed" in message
+    assert f"allowed: {allowed}" in message
     assert isinstance(info.value, ValueError) and isinstance(info.value, FastpathError)
     again = pickle.loads(pickle.dumps(info.value))
     assert str(again) == message

@@ -11,7 +11,7 @@ import pytest
 
 import http_fastpath
 
-from ..wheel import build_wheel, fresh_venv
+from .._wheel import build_wheel, fresh_venv
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def test_sdist_builds_offline_with_everything_needed(tmp_path: Path) -> None:
     import sys
     import tarfile
 
-    from ..wheel import ROOT
+    from .._wheel import ROOT
 
     subprocess.run(
         [
