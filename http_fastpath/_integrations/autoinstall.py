@@ -21,16 +21,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from .._core.options import FastpathOptions, resolve_options
-from .autoinstall_patchers import _patch_httpcore, _patch_httpx_tls, _patch_urllib3
+from .autoinstall_patchers import NotYet, _patch_httpcore, _patch_httpx_tls, _patch_urllib3
 from .env import HostList, HostRules, parse_hosts, read_environ, warn_env
 from .hooks import PostImportFinder, Undo
 from .hooks import undo_all as _undo_all
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["activate_from_environ", "install", "status", "uninstall"]
 
@@ -81,6 +78,8 @@ class _State:
     errors: dict[str, str] = dataclasses.field(default_factory=dict)
     finder: PostImportFinder | None = None
     http3: bool = False
+    #: modules whose turn came while they were still being imported (see :func:`_apply`)
+    unfinished: set[str] = dataclasses.field(default_factory=set)
 
 
 _state = _State()
@@ -94,9 +93,26 @@ def _apply(name: str, module: ModuleType) -> None:
             return
         try:
             _state.undo[name] = _PATCHERS[name](module, options, _state.rules)
+        except NotYet:
+            # Reached from inside the module's own import (httpx <= 0.27 imports httpcore
+            # at its top, which starts the opt-in): patched once what it needs is there.
+            _state.unfinished.add(name)
         except Exception as exc:  # never break the program's own import
             _state.errors[name] = f"{type(exc).__name__}: {exc}"
             warn_env(f"http_fastpath: could not patch {name} ({exc}); it keeps its stock behaviour")
+
+
+def finish_unfinished() -> None:
+    """Patch the modules that were still being imported when their turn came (called on
+    every later import, and when an httpcore pool makes its backend)."""
+    if not _state.unfinished:
+        return
+    with _lock:
+        for name in sorted(_state.unfinished):
+            _state.unfinished.discard(name)
+            module = sys.modules.get(name)
+            if module is not None:
+                _apply(name, module)  # (NotYet again: still unfinished)
 
 
 def _host_list(name: str, value: str | Iterable[str] | None) -> HostList | None:
@@ -148,7 +164,7 @@ def install(
         _state.rules = rules
         _state.http3 = http3 is True
         _state.errors.clear()
-        finder = PostImportFinder(_PATCHERS, _apply)
+        finder = PostImportFinder(_PATCHERS, _apply, finish_unfinished)
         _state.finder = finder
         sys.meta_path.insert(0, finder)
         for name in _PATCHERS:
@@ -170,6 +186,7 @@ def uninstall() -> None:
         _state.rules = HostRules()
         _state.http3 = False
         _state.finder = None
+        _state.unfinished.clear()
 
 
 def status() -> dict[str, object]:

@@ -20,7 +20,7 @@ from .hooks import Undo
 from .hooks import patch as _patch
 from .hooks import undo_all as _undo_all
 
-__all__: list[str] = []
+__all__ = ["NotYet"]
 
 
 def _choosing_new(stock: type[Any], rules: HostRules) -> Callable[..., Any]:
@@ -54,6 +54,10 @@ def _patch_urllib3(module: ModuleType, options: FastpathOptions, rules: HostRule
             attrs["__new__"] = _choosing_new(pool.ConnectionCls, rules)
         _patch(pool, "ConnectionCls", type(name, (base,), attrs), undo)
     return _undo_all(undo)
+
+
+class NotYet(Exception):
+    """The module is still being imported: patch it later (see ``autoinstall``)."""
 
 
 def _caller_retries() -> int:
@@ -140,6 +144,9 @@ def _backend_factory(
     """What the pool calls instead of ``SyncBackend()`` / ``AutoBackend()``."""
 
     def backend() -> Any:
+        from .autoinstall import finish_unfinished
+
+        finish_unfinished()  # httpx <= 0.27: its TLS patch waits for the first pool
         made = cls(options, retries=_caller_retries())
         if rules.restricts:
             made.fastpath_stock = stock()  # one stock backend per pool, as stock has
@@ -164,6 +171,8 @@ def _patch_httpx_tls(module: ModuleType, options: FastpathOptions, rules: HostRu
     defaults = sys.modules.get(f"{module.__name__}._transports.default")
     stock = getattr(defaults, "create_ssl_context", None)
     if defaults is None or stock is None:
+        if getattr(getattr(module, "__spec__", None), "_initializing", False):
+            raise NotYet(module.__name__)  # its transports are not defined yet
         raise RuntimeError(f"{module.__name__}: no _transports.default.create_ssl_context")
     stack_module = "httpx2" if module.__name__ == "httpx2" else "httpx"
 

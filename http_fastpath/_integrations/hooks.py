@@ -73,9 +73,13 @@ class PostImportFinder:
     #: ``_http_fastpath_env``): they never ask each other, so they cannot recurse
     _http_fastpath_hook = True
 
-    def __init__(self, names: Container[str], apply: Apply) -> None:
+    def __init__(
+        self, names: Container[str], apply: Apply, on_import: Callable[[], None] | None = None
+    ) -> None:
         self._names = names
         self._apply = apply
+        #: called at every import the finder sees (cheap: for what is left to do)
+        self._on_import = on_import
 
     def find_spec(
         self,
@@ -83,6 +87,8 @@ class PostImportFinder:
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> ModuleSpec | None:
+        if self._on_import is not None:
+            self._on_import()
         if fullname not in self._names:
             return None
         for finder in sys.meta_path:

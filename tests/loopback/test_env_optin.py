@@ -549,6 +549,7 @@ def test_h3_upgrades_an_unmodified_script(
 ) -> None:
     """``HTTP_FASTPATH=tfo,h3``: the 1st request over TCP, the next ones over HTTP/3 (every
     request builds a new client: the memory is the process's)."""
+    pytest.importorskip("aioquic", reason="HTTP/3 needs the http3 extra (aioquic)")
     from .._altsvc_server import AltSvcOrigin
     from .._h3server import H3TestServer
 
