@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import linux as _linux
-from .info import ConnectionInfo, deferred_info
+from .info import ConnectionInfo, _DeferredInfo
 
 if TYPE_CHECKING:
     from .record import DialRecord
@@ -110,8 +110,9 @@ class Proof:
     def info(self) -> ConnectionInfo:
         """The connection's :class:`ConnectionInfo` (read when first looked at)."""
         info = self._info
-        if info is None:
-            info = self._info = deferred_info(self._read)
+        if info is None:  # (deferred_info, inline: once per connection)
+            info = self._info = _new_deferred(_DeferredInfo)
+            _set(info, "_read", self._read)
         return info
 
     def _read(self) -> ConnectionInfo:
@@ -145,3 +146,4 @@ class Proof:
 
 
 _MPTCP = _linux.IPPROTO_MPTCP
+_new_deferred, _set = object.__new__, object.__setattr__
