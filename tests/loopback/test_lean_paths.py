@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import pickle
 import socket
 from typing import Any
@@ -121,6 +122,29 @@ def test_keep_alive_responses_share_one_proof_asked_once(monkeypatch: pytest.Mon
             assert not _info.is_read(first)
             assert asked == [1]  # once per connection, not once per response
             assert first.peer_address == (server.host, server.port)
+
+
+def test_a_closed_connection_leaves_no_garbage_cycle() -> None:
+    """Proof, deferred info and record are freed by reference counting, not by the GC."""
+    with Server() as server:
+        with requests.Session() as session:
+            session.mount("http://", FastpathAdapter(mptcp=False))
+            session.get(f"{server.url}/", headers={"Connection": "close"})  # the cookie
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(5):
+                    resp = session.get(f"{server.url}/", headers={"Connection": "close"})
+                    assert resp.content == b"hello GET" and connection_info(resp) is not None
+                del resp
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                gc.collect()
+                cyclic = [type(o).__name__ for o in gc.garbage]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+    assert cyclic == []
 
 
 def test_a_live_proof_reads_the_socket() -> None:
