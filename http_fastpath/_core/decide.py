@@ -59,6 +59,10 @@ __all__ = [
 Buffer = bytes | bytearray | memoryview
 
 
+#: ``sys.platform`` when it is Linux (the usual value, tested by identity first), else None
+_HERE_LINUX: Final = _linux.PLATFORM if _linux.is_linux(_linux.PLATFORM) else None
+
+
 def _valid(until: float | None, now: Now) -> bool:
     return until is not None and now.mono < until
 
@@ -94,7 +98,7 @@ def plan_socket(
     """
     if not options.mptcp:
         return _TCP_SOCKET
-    if not _linux.is_linux(platform):
+    if platform is not _HERE_LINUX and not _linux.is_linux(platform):
         why = _cached(
             Why.MPTCP_PLATFORM,
             ("platform", platform),
@@ -176,7 +180,7 @@ def plan_first_flight(
     safe = None if not first_flight else is_replay_safe(first_flight)
     if not options.tfo or kernel_refused or plain_retry:
         return _PLAIN_SYN[safe]
-    if not _linux.is_linux(platform):
+    if platform is not _HERE_LINUX and not _linux.is_linux(platform):
         why = _cached(
             Why.TFO_PLATFORM, ("platform", platform), ("detail", tfo_platform_detail(platform))
         )
@@ -185,7 +189,8 @@ def plan_first_flight(
         return _NOTHING_TO_SEND
     if not safe and options.tfo_policy != "always":
         return _NOT_REPLAY_SAFE
-    if _valid(dest.tfo_paused_until, now):
+    paused_until = dest.tfo_paused_until
+    if paused_until is not None and now.mono < paused_until:  # (_valid, inline)
         why = _cached(
             Why.TFO_PAUSED,
             ("dest", describe(key)),

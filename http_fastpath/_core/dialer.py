@@ -66,6 +66,17 @@ def open_pending(
     """Create the socket for ``addresses[0]`` and leave it pending (not yet connected)."""
     if not addresses:
         raise ValueError("open_pending needs at least one address")
+    return _open_pending(addresses, options, timeout, source_address, socket_options)
+
+
+def _open_pending(
+    addresses: Sequence[Address],
+    options: FastpathOptions,
+    timeout: float | None,
+    source_address: tuple[str, int] | None,
+    socket_options: Sequence[SocketOption],
+) -> FastpathSocket:
+    """:func:`open_pending` (``addresses`` not empty), its arguments by position."""
     record = DialRecord(options)
     now = _now()
     if len(addresses) == 1:
@@ -155,14 +166,8 @@ def dial(
     ``socket.gaierror`` (resolution), :class:`.exceptions.DialTimeout`,
     :class:`.exceptions.DialError`.
     """
-    addresses = resolve(host, port, family)
-    sock = open_pending(
-        addresses,
-        options=options,
-        timeout=timeout,
-        source_address=source_address,
-        socket_options=socket_options,
-    )
+    addresses = resolve(host, port, family)  # (never empty)
+    sock = _open_pending(addresses, options, timeout, source_address, socket_options)
     if not options.tfo:
         sock.complete(None)
     return sock

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import linux as _linux
-from .info import ConnectionInfo, deferred_info
+from .info import ConnectionInfo, _DeferredInfo
 
 if TYPE_CHECKING:
     from .record import DialRecord
@@ -87,6 +87,33 @@ class _Snapshot:
         self.mptcp = mptcp
 
 
+class _Reader:
+    """What a proof reads from, without the proof: the deferred info holds this, not the
+    :class:`Proof` that holds the info, so a connection's proof is freed by reference
+    counting (no cycle for the garbage collector on every connection)."""
+
+    __slots__ = ("local", "read_once", "record", "snapshot", "sock")
+
+    def __init__(self, record: DialRecord, sock: socket.socket) -> None:
+        self.record = record
+        self.sock: socket.socket | None = sock
+        self.snapshot: _Snapshot | None = None
+        self.local: Any = None
+        self.read_once = False
+
+    def __call__(self) -> ConnectionInfo:
+        self.read_once = True
+        record, sock, snapshot = self.record, self.sock, self.snapshot
+        if snapshot is None and sock is not None and sock.fileno() >= 0:
+            try:
+                return record.connection_info(sock)
+            except OSError:
+                snapshot = _Snapshot(record, sock)
+        if snapshot is None:  # sealed, or closed without a seal: what was read in time
+            snapshot = _Snapshot(record, None, self.local)
+        return record.closed_connection_info(snapshot)
+
+
 class Proof:
     """The proof of one connection: a :class:`ConnectionInfo` read when first looked at.
 
@@ -97,51 +124,38 @@ class Proof:
     stays readable afterwards, with the RTT the connect saw.
     """
 
-    # Defaults on the class: a proof that nobody reads costs two attribute stores.
-    _info: ConnectionInfo | None = None
-    _local: Any = None
-    _snapshot: _Snapshot | None = None
-    _read_once = False
+    __slots__ = ("_info", "_reader")
 
     def __init__(self, record: DialRecord, sock: socket.socket) -> None:
-        self._record = record
-        self._sock: socket.socket | None = sock
+        self._reader = _Reader(record, sock)
+        self._info: ConnectionInfo | None = None
 
     def info(self) -> ConnectionInfo:
         """The connection's :class:`ConnectionInfo` (read when first looked at)."""
         info = self._info
-        if info is None:
-            info = self._info = deferred_info(self._read)
+        if info is None:  # (deferred_info, inline: once per connection)
+            info = self._info = _new_deferred(_DeferredInfo)
+            _set(info, "_read", self._reader)
         return info
-
-    def _read(self) -> ConnectionInfo:
-        self._read_once = True
-        record, sock, snapshot = self._record, self._sock, self._snapshot
-        if snapshot is None and sock is not None and sock.fileno() >= 0:
-            try:
-                return record.connection_info(sock)
-            except OSError:
-                snapshot = _Snapshot(record, sock)
-        if snapshot is None:  # sealed, or closed without a seal: what was read in time
-            snapshot = _Snapshot(record, None, self._local)
-        return record.closed_connection_info(snapshot)
 
     def seal(self) -> None:
         """Call before the socket closes: keeps the proof readable without the socket."""
-        sock = self._sock
+        reader = self._reader
+        sock = reader.sock
         if sock is None:
             return
-        self._sock = None
-        if self._info is None or self._read_once:
+        reader.sock = None
+        if self._info is None or reader.read_once:
             return  # nobody can look, or somebody did
-        record = self._record
+        record = reader.record
         try:
             if record.tcp_info_raw is None or sock.proto == _MPTCP:
-                self._snapshot = _Snapshot(record, sock)  # more to read than the address
+                reader.snapshot = _Snapshot(record, sock)  # more to read than the address
             else:
-                self._local = sock.getsockname()
+                reader.local = sock.getsockname()
         except OSError:  # closed already
             pass
 
 
 _MPTCP = _linux.IPPROTO_MPTCP
+_new_deferred, _set = object.__new__, object.__setattr__

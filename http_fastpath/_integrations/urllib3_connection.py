@@ -103,6 +103,7 @@ def ensure_stock_urllib3(module: Any = urllib3) -> None:
 
 
 _DEFAULT_OPTIONS = FastpathOptions()
+assert INFO_ATTR == "_http_fastpath_info"  # getresponse stores it by name
 
 
 def _stock_str(obj: object, text: str) -> str:
@@ -139,6 +140,8 @@ class FastpathHTTPConnection(HTTPConnection):
     #: What the dialer did for the current socket (None before the first connect).
     fastpath_record: DialRecord | None = None
     _fastpath_proof: Proof | None = None
+    #: ``_fastpath_proof.info()``, kept for the next responses on the same connection
+    _fastpath_info: ConnectionInfo | None = None
     _fastpath_complete_on_dial: bool = False
 
     def __init__(
@@ -175,7 +178,7 @@ class FastpathHTTPConnection(HTTPConnection):
             raise NewConnectionError(self, f"Failed to establish a new connection: {e}") from e
         sys.audit("http.client.connect", self, self.host, self.port)
         self.fastpath_record = sock.fastpath_record
-        self._fastpath_proof = None
+        self._fastpath_proof = self._fastpath_info = None
         if self._fastpath_complete_on_dial and sock.is_pending:
             try:
                 sock.complete(None)
@@ -204,11 +207,13 @@ class FastpathHTTPConnection(HTTPConnection):
             raise self._connect_error(e) from e
 
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]
-        proof = self._fastpath_proof
-        info = proof.info() if proof is not None else self._fastpath_capture()
+        # Kept alive: the same ConnectionInfo object for every response (no call, no read).
+        info = self._fastpath_info
+        if info is None:
+            info = self._fastpath_capture()
         response = super().getresponse()
         if info is not None:
-            setattr(response, INFO_ATTR, info)
+            response._http_fastpath_info = info  # type: ignore[attr-defined]  # (INFO_ATTR)
         return response
 
     def _fastpath_capture(self) -> ConnectionInfo | None:
@@ -220,13 +225,14 @@ class FastpathHTTPConnection(HTTPConnection):
                 return None
             raw = getattr(sock, "socket", sock)  # SSLTransport keeps the TCP socket here
             proof = self._fastpath_proof = Proof(record, raw)
-        return proof.info()
+        info = self._fastpath_info = proof.info()
+        return info
 
     def close(self) -> None:
         proof = self._fastpath_proof
         if proof is not None:
             proof.seal()  # the proof stays readable without the socket
-            self._fastpath_proof = None
+            self._fastpath_proof = self._fastpath_info = None
         super().close()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import pickle
 import socket
 from typing import Any
@@ -28,7 +29,7 @@ from http_fastpath._core import dialer as _dialer
 from http_fastpath._core import info as _info
 from http_fastpath._core import linux as _linux
 from http_fastpath._core.memory import MEMORY
-from http_fastpath._core.proof import INFO_EXTENSION
+from http_fastpath._core.proof import INFO_EXTENSION, Proof
 from http_fastpath._core.sockets import FastpathSocket
 from http_fastpath.netlab import Server
 
@@ -99,6 +100,51 @@ def test_requests_proof_after_the_body_and_the_close() -> None:
     assert first.tfo is TFOStatus.COOKIE_REQUESTED and first.syn_data_bytes == 0
     assert second.tfo is TFOStatus.SYN_DATA_ACKED and second.tfo_used
     assert second.local_address is not None and second.rtt_ms is not None
+
+
+def test_keep_alive_responses_share_one_proof_asked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per kept-alive response: the connection's one ConnectionInfo, no call into the proof."""
+    asked: list[int] = []
+    info = Proof.info
+
+    def counting(self: Proof) -> ConnectionInfo:
+        asked.append(1)
+        return info(self)
+
+    monkeypatch.setattr(Proof, "info", counting)
+    with Server() as server:
+        with requests.Session() as session:
+            session.mount("http://", FastpathAdapter(mptcp=False))
+            resps = [session.get(f"{server.url}/") for _ in range(4)]
+            infos = [connection_info(r) for r in resps]
+            first = infos[0]
+            assert first is not None and all(i is first for i in infos)
+            assert not _info.is_read(first)
+            assert asked == [1]  # once per connection, not once per response
+            assert first.peer_address == (server.host, server.port)
+
+
+def test_a_closed_connection_leaves_no_garbage_cycle() -> None:
+    """Proof, deferred info and record are freed by reference counting, not by the GC."""
+    with Server() as server:
+        with requests.Session() as session:
+            session.mount("http://", FastpathAdapter(mptcp=False))
+            session.get(f"{server.url}/", headers={"Connection": "close"})  # the cookie
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(5):
+                    resp = session.get(f"{server.url}/", headers={"Connection": "close"})
+                    assert resp.content == b"hello GET" and connection_info(resp) is not None
+                del resp
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                gc.collect()
+                cyclic = [type(o).__name__ for o in gc.garbage]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+    assert cyclic == []
 
 
 def test_a_live_proof_reads_the_socket() -> None:
