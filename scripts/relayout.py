@@ -207,7 +207,6 @@ TESTS: dict[str, str] = {
     "test_http3_kernel_real": "loopback",
     "test_httpx_client": "loopback",
     "test_httpx_errors": "loopback",
-    "test_httpx_examples": "loopback",
     "test_httpx_http2": "loopback",
     "test_httpx_load": "loopback",
     "test_httpx_paths": "loopback",
