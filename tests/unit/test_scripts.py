@@ -55,3 +55,16 @@ def test_demo_reuses_a_full_install(tmp_path: Path) -> None:
         "-m pip install --quiet --upgrade pip",
         "-m pip install --quiet -e .[demo]",
     ]
+
+
+def test_every_test_file_the_scripts_name_exists() -> None:
+    """scripts/test and scripts/test-matrix name test files; a moved or merged file must
+    fail here, in the first minute, not at the end of CI."""
+    import re
+
+    named = set()
+    for script in ("test", "test-matrix"):
+        named |= set(re.findall(r"tests/[\w/*]+\.py", (ROOT / "scripts" / script).read_text()))
+    assert named, "no test file named: the pattern no longer matches the scripts"
+    missing = sorted(p for p in named if not list(ROOT.glob(p)))
+    assert not missing, f"named in scripts/ but not in tests/: {missing}"
