@@ -26,7 +26,8 @@ from .._core import addresses as _addresses
 from .._core import connect as _connect
 from .._core import handshake as _handshake
 from .._core import sslcache as _sslcache
-from .._core.proof import INFO_EXTENSION, Proof
+from .._core.info import ConnectionInfo
+from .._core.proof import INFO_EXTENSION, new_proof, seal
 from .._core.sockets import Pending
 from .common import (
     BackendBase,
@@ -223,7 +224,7 @@ class AsyncStreamImpl(_InfoMixin):
         pending: Pending | None,
         retries: int = 0,
         stream: anyio.abc.ByteStream | None = None,
-        proof: Proof | None = None,
+        proof: ConnectionInfo | None = None,
     ) -> None:
         self._sock = sock  # a plain socket (trio wants exactly that); connect maybe pending
         self._pending = pending
@@ -267,7 +268,7 @@ class AsyncStreamImpl(_InfoMixin):
                 with _map(errors.connect):
                     self._sock, self._pending = _reopen(pending)
                 continue
-            self._proof = Proof(pending.record, sock)
+            self._proof = new_proof(pending.record, sock)
             with _map(errors.connect):
                 await self._wrap()
             return sent
@@ -297,7 +298,7 @@ class AsyncStreamImpl(_InfoMixin):
 
     async def aclose(self) -> None:
         if self._proof is not None:
-            self._proof.seal()
+            seal(self._proof)
         if self._stream is not None:
             await self._stream.aclose()
         else:
@@ -328,8 +329,7 @@ class AsyncStreamImpl(_InfoMixin):
 
     def get_extra_info(self, info: str) -> Any:
         if info == INFO_EXTENSION:
-            proof = self._proof
-            return None if proof is None else proof.info()
+            return self._proof
         ssl_object = None
         if self._stream is not None:
             ssl_object = self._stream.extra(TLSAttribute.ssl_object, None)

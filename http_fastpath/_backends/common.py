@@ -21,7 +21,7 @@ from .._core.addresses import Address
 from .._core.exceptions import OptionError
 from .._core.info import ConnectionInfo
 from .._core.options import FastpathOptions, resolve_options
-from .._core.proof import INFO_EXTENSION, Proof
+from .._core.proof import INFO_EXTENSION, seal
 from .._core.sockets import Pending, SocketOption
 
 __all__ = ["BackendBase", "CoreErrors", "CoreSocketOption"]
@@ -152,22 +152,21 @@ class _InfoMixin:
 
     _sock: socket.socket
     _pending: Pending | None
-    _proof: Proof | None
+    _proof: ConnectionInfo | None
 
     def connection_info(self) -> ConnectionInfo | None:
         """The kernel's view of this connection (None while it is not connected yet).
 
         Read when first looked at (the transports attach it to every response), once;
         a connection closed before anyone looked keeps what its connect saw (see
-        :class:`http_fastpath._core.proof.Proof`).
+        :func:`http_fastpath._core.proof.seal`).
         """
-        proof = self._proof
-        return None if proof is None else proof.info()
+        return self._proof
 
     def _capture(self) -> None:
         """Keep the proof readable after close (for direct httpcore users)."""
         if self._proof is not None:
-            self._proof.seal()
+            seal(self._proof)
 
     def _extra(self, info: str, ssl_object: ssl.SSLObject | None) -> Any:
         if info == INFO_EXTENSION:

@@ -36,7 +36,8 @@ from .._core import connect as _connect
 from .._core import dialer as _dialer
 from .._core import sslcache as _sslcache
 from .._core.addresses import resolve
-from .._core.proof import INFO_EXTENSION, Proof
+from .._core.info import ConnectionInfo
+from .._core.proof import INFO_EXTENSION, new_proof, seal
 from .._core.sockets import Pending
 from .._core.tls import TLSSocket
 from .common import (
@@ -69,7 +70,7 @@ class SyncStreamImpl(_InfoMixin):
         pending: Pending | None,
         retries: int = 0,
         tls: TLSSocket | None = None,
-        proof: Proof | None = None,
+        proof: ConnectionInfo | None = None,
     ) -> None:
         self._sock = sock  # a plain socket; its connect may still be pending
         self._pending = pending
@@ -104,7 +105,7 @@ class SyncStreamImpl(_InfoMixin):
             except BaseException:
                 sock.close()
                 raise
-            self._proof = Proof(pending.record, sock)
+            self._proof = new_proof(pending.record, sock)
             return sent
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -146,7 +147,7 @@ class SyncStreamImpl(_InfoMixin):
 
     def close(self) -> None:
         if self._proof is not None:
-            self._proof.seal()
+            seal(self._proof)
         self._sock.close()
 
     def start_tls(
@@ -177,8 +178,7 @@ class SyncStreamImpl(_InfoMixin):
 
     def get_extra_info(self, info: str) -> Any:
         if info == INFO_EXTENSION:
-            proof = self._proof
-            return None if proof is None else proof.info()
+            return self._proof
         return self._extra(info, None if self._tls is None else self._tls.ssl_object)
 
 

@@ -31,7 +31,7 @@ The dialer's modules, from the bottom up:
   code) and the blocking drivers (:func:`~.connect.complete_sync`);
 - this module -- the entry points.
 
-The connection's proof (:class:`.proof.Proof`) is read from the kernel when someone looks
+The connection's proof (:func:`.proof.new_proof`) is read from the kernel when someone looks
 at it; what the connect itself had to read (``TCP_INFO`` for the TCP Fast Open outcome,
 ``TCP_IS_MPTCP``) is kept on the :class:`~.record.DialRecord` and not read again.
 

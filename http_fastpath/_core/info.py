@@ -167,7 +167,7 @@ def deferred_info(read: Callable[[], ConnectionInfo]) -> ConnectionInfo:
 
 def is_read(info: ConnectionInfo) -> bool:
     """False for a :func:`deferred_info` nobody has looked at yet."""
-    if type(info) is not _DeferredInfo:
+    if not issubclass(type(info), _DeferredInfo):
         return True
     return "_real" in object.__getattribute__(info, "__dict__")
 

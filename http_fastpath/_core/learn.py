@@ -14,7 +14,7 @@ import dataclasses
 import enum
 
 from . import linux as _linux
-from .memory import Destination, MptcpAnswer
+from .memory import Destination, MptcpAnswer, counted
 from .options import FastpathOptions
 from .reasons import Now, Reason, Why, _clock, describe, is_loopback, reason
 
@@ -150,24 +150,3 @@ def only_counted(
     )
 
 
-_tuple_new = tuple.__new__
-
-
-def counted(dest: Destination, syn_data_acked: bool) -> Destination:
-    """``dest`` after one more completed connection: counters up, refusal and reset cleared."""
-    return _tuple_new(
-        Destination,
-        (
-            dest[0],  # mptcp
-            dest[1],  # mptcp_learned_at
-            dest[2],  # mptcp_until
-            dest[3],  # tfo_paused_until
-            dest[4],  # tfo_pause_reason
-            None,  # refused_at
-            None,  # syn_data_reset_at
-            dest[7] + 1,  # connections
-            dest[8] + syn_data_acked,  # syn_data_acked
-            dest[9],  # tfo_pauses
-            dest[10],  # won_race_at
-        ),
-    )

@@ -102,9 +102,16 @@ class DestinationMemory:
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._entries: OrderedDict[DestinationKey, Destination] = OrderedDict()
         self._lock = threading.Lock()
-        #: changes waiting to be applied (:meth:`later`), oldest first
-        self._later: deque[tuple[DestinationKey, Callable[..., Destination], tuple[Any, ...]]]
-        self._later = deque()
+        #: connections counted but not applied yet (:attr:`count_later`), oldest first
+        self._later: deque[tuple[DestinationKey, bool]] = deque()
+        #: ``count_later((key, syn_data_acked))``: one more connection to ``key``
+        #: (:func:`counted`), applied before the next read or write (:meth:`peek` excepted).
+        #: For the connect path: a bound ``deque.append`` (one C call, no lock), for the
+        #: connections no decision waits for (no refusal or reset to clear); the caller
+        #: bounds the queue (:meth:`flush` once ``pending_counts()`` passes ``LATER_MAX``).
+        self.count_later = self._later.append
+        #: how many counts wait (``len`` of the queue, bound)
+        self.pending_counts = self._later.__len__
         self.max_entries = max_entries
         #: :meth:`peek` as a bound ``dict.get(key, default)``: one C call (the connect path)
         self.lookup = self._entries.get
@@ -124,28 +131,20 @@ class DestinationMemory:
             while len(self._entries) > value:
                 self._entries.popitem(last=False)
 
-    def later(self, key: DestinationKey, change: Callable[..., Destination], *args: Any) -> None:
-        """:meth:`update`, applied before the next read or write (:meth:`peek` excepted).
-
-        For changes no decision waits for (a connection counted): the connect path pays
-        a ``deque.append`` instead of the lock. Every other method applies the waiting
-        changes first, in order, so what it sees is as if each had been made at once.
-        """
-        later = self._later
-        later.append((key, change, args))
-        if len(later) > _LATER_MAX:
-            with self._lock:
-                self._apply_later()
+    def flush(self) -> None:
+        """Apply the counts waiting in :attr:`count_later` now."""
+        with self._lock:
+            self._apply_later()
 
     def _apply_later(self) -> None:
-        """Apply the waiting changes (the lock held)."""
+        """Apply the waiting counts (the lock held)."""
         later, entries = self._later, self._entries
         while later:
             try:
-                key, change, args = later.popleft()
+                key, acked = later.popleft()
             except IndexError:  # (emptied by another thread meanwhile)
                 break
-            entries[key] = change(entries.get(key, UNKNOWN), *args)
+            entries[key] = counted(entries.get(key, UNKNOWN), acked)
             entries.move_to_end(key)
         while len(entries) > self._max:
             entries.popitem(last=False)
@@ -211,8 +210,31 @@ class DestinationMemory:
             return len(self._entries)
 
 
-#: Changes that may wait in :meth:`DestinationMemory.later` before they are applied anyway.
-_LATER_MAX: Final = 1024
+#: Counts that may wait in :attr:`DestinationMemory.count_later` before they are applied.
+LATER_MAX: Final = 1024
+
+
+_tuple_new = tuple.__new__
+
+
+def counted(dest: Destination, syn_data_acked: bool) -> Destination:
+    """``dest`` after one more completed connection: counters up, refusal and reset cleared."""
+    return _tuple_new(
+        Destination,
+        (
+            dest[0],  # mptcp
+            dest[1],  # mptcp_learned_at
+            dest[2],  # mptcp_until
+            dest[3],  # tfo_paused_until
+            dest[4],  # tfo_pause_reason
+            None,  # refused_at
+            None,  # syn_data_reset_at
+            dest[7] + 1,  # connections
+            dest[8] + syn_data_acked,  # syn_data_acked
+            dest[9],  # tfo_pauses
+            dest[10],  # won_race_at
+        ),
+    )
 
 
 #: The process-wide memory every connection consults.

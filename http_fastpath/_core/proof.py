@@ -1,7 +1,8 @@
 """The proof of a connection: read from the kernel when looked at, found on a response.
 
-:class:`Proof` is one connection's :class:`ConnectionInfo`, read from the live socket the
-first time someone looks (what the connect itself read is on its :class:`.record.DialRecord`).
+:func:`new_proof` makes one connection's :class:`ConnectionInfo`, read from the live socket
+the first time someone looks (what the connect itself read is on its
+:class:`.record.DialRecord`); :func:`seal` keeps it readable once the socket is closed.
 ``connection_info(response)`` finds the proof our adapters attached to a response.
 """
 
@@ -17,7 +18,7 @@ from .info import ConnectionInfo, _DeferredInfo
 if TYPE_CHECKING:
     from .record import DialRecord
 
-__all__ = ["INFO_ATTR", "INFO_EXTENSION", "Proof", "connection_info"]
+__all__ = ["INFO_ATTR", "INFO_EXTENSION", "connection_info", "new_proof", "seal"]
 
 #: httpx responses: ``response.extensions[INFO_EXTENSION]`` (set by our transports).
 INFO_EXTENSION = "http_fastpath.connection_info"
@@ -55,7 +56,7 @@ def connection_info(response: object) -> ConnectionInfo | None:
 
 
 class _Snapshot:
-    """What a proof needs when the socket is gone (see :meth:`Proof.seal`).
+    """What a proof needs when the socket is gone (see :func:`seal`).
 
     From ``sock`` when given (about to close), else from what the connect read.
     """
@@ -87,75 +88,75 @@ class _Snapshot:
         self.mptcp = mptcp
 
 
-class _Reader:
-    """What a proof reads from, without the proof: the deferred info holds this, not the
-    :class:`Proof` that holds the info, so a connection's proof is freed by reference
-    counting (no cycle for the garbage collector on every connection)."""
+class _ProofInfo(_DeferredInfo):
+    """One connection's proof: its :class:`ConnectionInfo`, read when first looked at.
 
-    __slots__ = ("local", "read_once", "record", "snapshot", "sock")
-
-    def __init__(self, record: DialRecord, sock: socket.socket) -> None:
-        self.record = record
-        self.sock: socket.socket | None = sock
-        self.snapshot: _Snapshot | None = None
-        self.local: Any = None
-        self.read_once = False
-
-    def __call__(self) -> ConnectionInfo:
-        self.read_once = True
-        record, sock, snapshot = self.record, self.sock, self.snapshot
-        if snapshot is None and sock is not None and sock.fileno() >= 0:
-            try:
-                return record.connection_info(sock)
-            except OSError:
-                snapshot = _Snapshot(record, sock)
-        if snapshot is None:  # sealed, or closed without a seal: what was read in time
-            snapshot = _Snapshot(record, None, self.local)
-        return record.closed_connection_info(snapshot)
-
-
-class Proof:
-    """The proof of one connection: a :class:`ConnectionInfo` read when first looked at.
-
-    :meth:`info` returns the same (deferred) object every time; its fields are read from
-    the live socket the first time one is looked at. :meth:`seal` is called before the
-    socket closes: if nobody looked yet, it keeps what the proof still needs from the
-    socket (its local address; ``TCP_INFO`` if the connect did not read it), so the proof
-    stays readable afterwards, with the RTT the connect saw.
+    One object per connection, nothing else: its ``__dict__`` holds the record and the
+    socket (``_sock``, None once :func:`seal` ran), what the seal kept (``_local``, the
+    socket's address; ``_snapshot``, more when the connect did not read ``TCP_INFO``)
+    and, once looked at, the real info (``_real``). It references the record and the
+    socket, never the other way round: freed by reference counting (no cycle).
     """
 
-    __slots__ = ("_info", "_reader")
+    def __getattribute__(self, name: str) -> Any:
+        state = _getattr(self, "__dict__")
+        real = state.get("_real")
+        if real is None:
+            real = state.setdefault("_real", _read(state))
+        return getattr(real, name)
 
-    def __init__(self, record: DialRecord, sock: socket.socket) -> None:
-        self._reader = _Reader(record, sock)
-        self._info: ConnectionInfo | None = None
 
-    def info(self) -> ConnectionInfo:
-        """The connection's :class:`ConnectionInfo` (read when first looked at)."""
-        info = self._info
-        if info is None:  # (deferred_info, inline: once per connection)
-            info = self._info = _new_deferred(_DeferredInfo)
-            _set(info, "_read", self._reader)
-        return info
+def new_proof(record: DialRecord, sock: socket.socket) -> ConnectionInfo:
+    """The proof of the connection ``record`` describes, on ``sock`` (any object on the fd).
 
-    def seal(self) -> None:
-        """Call before the socket closes: keeps the proof readable without the socket."""
-        reader = self._reader
-        sock = reader.sock
-        if sock is None:
-            return
-        reader.sock = None
-        if self._info is None or reader.read_once:
-            return  # nobody can look, or somebody did
-        record = reader.record
+    Nothing is read until someone looks; call :func:`seal` before the socket closes.
+    """
+    info = _new_deferred(_ProofInfo)
+    state = _getattr(info, "__dict__")
+    state["_record"] = record
+    state["_sock"] = sock
+    return info
+
+
+def seal(info: ConnectionInfo) -> None:
+    """Call before the socket closes: keeps the proof readable without the socket.
+
+    If nobody looked yet, keeps what the proof still needs from the socket: its local
+    address, and ``TCP_INFO`` if the connect did not read it (the proof's RTT is then
+    the one at the close). Only for a :func:`new_proof`; sealing twice is harmless.
+    """
+    state = _getattr(info, "__dict__")
+    sock = state.get("_sock")
+    if sock is None:
+        return
+    state["_sock"] = None
+    if "_real" in state:
+        return  # somebody looked: nothing more to keep
+    record = state["_record"]
+    try:
+        if record.tcp_info_raw is None or sock.proto == _MPTCP:
+            state["_snapshot"] = _Snapshot(record, sock)  # more to read than the address
+        else:
+            state["_local"] = sock.getsockname()
+    except OSError:  # closed already
+        pass
+
+
+def _read(state: dict[str, Any]) -> ConnectionInfo:
+    """The real info: from the live socket, else from what :func:`seal` kept."""
+    record: DialRecord = state["_record"]
+    sock: socket.socket | None = state.get("_sock")
+    snapshot: _Snapshot | None = state.get("_snapshot")
+    if snapshot is None and sock is not None and sock.fileno() >= 0:
         try:
-            if record.tcp_info_raw is None or sock.proto == _MPTCP:
-                reader.snapshot = _Snapshot(record, sock)  # more to read than the address
-            else:
-                reader.local = sock.getsockname()
-        except OSError:  # closed already
-            pass
+            return record.connection_info(sock)
+        except OSError:
+            snapshot = _Snapshot(record, sock)
+    if snapshot is None:  # sealed, or closed without a seal: what was read in time
+        snapshot = _Snapshot(record, None, state.get("_local"))
+    return record.closed_connection_info(snapshot)
 
 
 _MPTCP = _linux.IPPROTO_MPTCP
-_new_deferred, _set = object.__new__, object.__setattr__
+_new_deferred = object.__new__
+_getattr = object.__getattribute__

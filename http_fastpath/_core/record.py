@@ -26,7 +26,8 @@ from .info import (
 )
 from .learn import ConnectOutcome, Learned, Observation
 from .log import log_fallback_once
-from .memory import MEMORY, UNKNOWN, Destination, DestinationKey
+from .memory import LATER_MAX as _LATER_MAX
+from .memory import MEMORY, UNKNOWN, Destination, DestinationKey, counted
 from .options import FastpathOptions
 from .reasons import Now, Reason, Why
 from .stats import COUNTERS
@@ -178,6 +179,19 @@ _SOL_TCP, _TCP_INFO = _linux.SOL_TCP, _linux.TCP_INFO
 
 #: ``MEMORY.peek`` as a bound ``dict.get`` (pass the default): one C call per lookup
 _peek = MEMORY.lookup
+_count_later, _waiting, _tally_later = (
+    MEMORY.count_later,
+    MEMORY.pending_counts,
+    COUNTERS.count_later,
+)
+#: the counters' kind of a plain TCP connection: ``_KINDS[syn_data][acked][cookie_request]``
+_KINDS = tuple(
+    tuple(
+        tuple((syn, acked, cookie, False, False) for cookie in (False, True))
+        for acked in (False, True)
+    )
+    for syn in (False, True)
+)
 
 
 def _outcome(exc: BaseException | None) -> ConnectOutcome:
@@ -234,13 +248,17 @@ def _learn_connected(
                 syn_data = record.syn_data_bytes = 0
     if proto != _MPTCP and _learning.only_counted(proto, plain_retry, syn_data, client_fail):
         # What most connections teach: one more connection (:func:`.learn.learn` agrees).
-        kind = (syn_data > 0, acked, record.tfo_requested and not syn_data, False, False)
+        # (the kind: a tuple made once, not one per connection)
+        kind = _KINDS[syn_data > 0][acked][record.tfo_requested and not syn_data]
         dest = _peek(key, UNKNOWN)
         if dest[5] is None and dest[6] is None:  # no refusal or reset to clear: may wait
-            MEMORY.later(key, _learning.counted, acked)
-            COUNTERS.later(kind)
+            _count_later((key, acked))
+            _tally_later(kind)
+            if _waiting() > _LATER_MAX:
+                MEMORY.flush()
+                COUNTERS.flush()
         else:
-            MEMORY.update(key, _learning.counted, acked)
+            MEMORY.update(key, counted, acked)
             COUNTERS.tally(kind)
         return _COUNTED
     return _learn_outcome(sock, record, key, None, plain_retry, now, acked, client_fail)

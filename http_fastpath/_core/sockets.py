@@ -32,6 +32,7 @@ SocketOption = tuple[int, int, int | bytes] | tuple[int, int, None, int]
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
+    from typing_extensions import Self
 
 
 def new_socket(family: int, type: int, proto: int) -> socket.socket:
@@ -93,11 +94,12 @@ class FastpathSocket(socket.socket):
     _fp_pending: Pending | None
     fastpath_record: DialRecord
 
-    def __init__(
-        self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None
-    ) -> None:
-        socket.socket.__init__(self, family, type, proto, fileno)
-        self._fp_pending = None
+    # No __init__ of its own (socket.socket's runs: one Python frame less per connection);
+    # the dialer sets both slots, and dup() sets ``_fp_pending`` on the copy.
+    def dup(self) -> Self:
+        copy = super().dup()
+        copy._fp_pending = None
+        return copy
 
     @property
     def is_pending(self) -> bool:

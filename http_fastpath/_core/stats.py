@@ -67,8 +67,11 @@ class _Counters:
             (f.name for f in dataclasses.fields(FastpathStats) if f.name != "fallbacks"), 0
         )
         self._kinds: dict[tuple[bool, bool, bool, bool, bool], int] = {}
-        #: kinds tallied without the lock (:meth:`later`), counted at the next snapshot
+        #: kinds tallied without the lock, counted at the next snapshot: ``count_later(kind)``
+        #: is :meth:`tally` as a bound ``deque.append`` (the connect path; the caller bounds
+        #: the queue with :meth:`flush`, as it bounds the destination memory's)
         self._later: deque[tuple[bool, bool, bool, bool, bool]] = deque()
+        self.count_later = self._later.append
         self._fallbacks: dict[str, int] = {}
 
     def connected(
@@ -82,13 +85,10 @@ class _Counters:
         with self._lock:
             kinds[kind] = kinds.get(kind, 0) + 1
 
-    def later(self, kind: tuple[bool, bool, bool, bool, bool]) -> None:
-        """:meth:`tally`, without the lock: a ``deque.append``, counted by :meth:`snapshot`."""
-        later = self._later
-        later.append(kind)
-        if len(later) > 1024:
-            with self._lock:
-                self._apply_later()
+    def flush(self) -> None:
+        """Count the kinds waiting in :attr:`count_later` now."""
+        with self._lock:
+            self._apply_later()
 
     def _apply_later(self) -> None:
         later, kinds = self._later, self._kinds

@@ -48,7 +48,7 @@ from .._core import trace as _trace
 from .._core.exceptions import DialError, DialTimeout, FastpathError
 from .._core.info import ConnectionInfo
 from .._core.options import FastpathOptions
-from .._core.proof import INFO_ATTR, Proof
+from .._core.proof import INFO_ATTR, new_proof, seal
 from .._core.record import DialRecord
 from .._core.sockets import FastpathSocket
 from .urllib3_tls import (
@@ -139,8 +139,7 @@ class FastpathHTTPConnection(HTTPConnection):
     fastpath_options: FastpathOptions = _DEFAULT_OPTIONS
     #: What the dialer did for the current socket (None before the first connect).
     fastpath_record: DialRecord | None = None
-    _fastpath_proof: Proof | None = None
-    #: ``_fastpath_proof.info()``, kept for the next responses on the same connection
+    #: the connection's proof (:func:`.._core.proof.new_proof`), on each of its responses
     _fastpath_info: ConnectionInfo | None = None
     _fastpath_complete_on_dial: bool = False
 
@@ -178,7 +177,7 @@ class FastpathHTTPConnection(HTTPConnection):
             raise NewConnectionError(self, f"Failed to establish a new connection: {e}") from e
         sys.audit("http.client.connect", self, self.host, self.port)
         self.fastpath_record = sock.fastpath_record
-        self._fastpath_proof = self._fastpath_info = None
+        self._fastpath_info = None
         if self._fastpath_complete_on_dial and sock.is_pending:
             try:
                 sock.complete(None)
@@ -207,32 +206,24 @@ class FastpathHTTPConnection(HTTPConnection):
             raise self._connect_error(e) from e
 
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]
-        # Kept alive: the same ConnectionInfo object for every response (no call, no read).
+        # One proof per connection, made at its first response (read when looked at);
+        # kept alive, every response gets that same object: no call, no read.
         info = self._fastpath_info
         if info is None:
-            info = self._fastpath_capture()
+            record, sock = self.fastpath_record, self.sock
+            if record is not None and sock is not None:
+                # (an SSLTransport keeps the TCP socket in .socket)
+                info = self._fastpath_info = new_proof(record, getattr(sock, "socket", sock))
         response = super().getresponse()
         if info is not None:
             response._http_fastpath_info = info  # type: ignore[attr-defined]  # (INFO_ATTR)
         return response
 
-    def _fastpath_capture(self) -> ConnectionInfo | None:
-        """The connection's proof: read from the kernel when someone looks at it."""
-        proof = self._fastpath_proof
-        if proof is None:
-            record, sock = self.fastpath_record, self.sock
-            if record is None or sock is None:
-                return None
-            raw = getattr(sock, "socket", sock)  # SSLTransport keeps the TCP socket here
-            proof = self._fastpath_proof = Proof(record, raw)
-        info = self._fastpath_info = proof.info()
-        return info
-
     def close(self) -> None:
-        proof = self._fastpath_proof
-        if proof is not None:
-            proof.seal()  # the proof stays readable without the socket
-            self._fastpath_proof = self._fastpath_info = None
+        info = self._fastpath_info
+        if info is not None:
+            seal(info)  # the proof stays readable without the socket
+            self._fastpath_info = None
         super().close()
 
 

@@ -28,9 +28,12 @@ from http_fastpath._core import addresses as _addresses
 from http_fastpath._core import dialer as _dialer
 from http_fastpath._core import info as _info
 from http_fastpath._core import linux as _linux
+from http_fastpath._core import proof as _proof
 from http_fastpath._core.memory import MEMORY
-from http_fastpath._core.proof import INFO_EXTENSION, Proof
+from http_fastpath._core.proof import INFO_EXTENSION
+from http_fastpath._core.record import DialRecord
 from http_fastpath._core.sockets import FastpathSocket
+from http_fastpath._integrations import urllib3_connection as _u3c
 from http_fastpath.netlab import Server
 
 from .._stack import FastpathTransport, httpx
@@ -105,13 +108,13 @@ def test_requests_proof_after_the_body_and_the_close() -> None:
 def test_keep_alive_responses_share_one_proof_asked_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Per kept-alive response: the connection's one ConnectionInfo, no call into the proof."""
     asked: list[int] = []
-    info = Proof.info
+    made = _proof.new_proof
 
-    def counting(self: Proof) -> ConnectionInfo:
+    def counting(record: DialRecord, sock: socket.socket) -> ConnectionInfo:
         asked.append(1)
-        return info(self)
+        return made(record, sock)
 
-    monkeypatch.setattr(Proof, "info", counting)
+    monkeypatch.setattr(_u3c, "new_proof", counting)
     with Server() as server:
         with requests.Session() as session:
             session.mount("http://", FastpathAdapter(mptcp=False))
