@@ -74,9 +74,9 @@ class _LeanSSLTransport(SSLTransport):
         return self._wrap_ssl_read(len(buffer) if nbytes is None else nbytes, buffer)
 
     def _wrap_ssl_read(self, len: int, buffer: bytearray | None = None) -> Any:
+        incoming, sslobj = self.incoming, self.sslobj
         try:
-            incoming = self.incoming
-            if not incoming.pending and not self.sslobj.pending() and not incoming.eof:
+            if not incoming.pending and not sslobj.pending() and not incoming.eof:
                 # Nothing buffered: read the socket first, rather than have OpenSSL raise
                 # SSLWantReadError (an exception per response) to say so.
                 data = self.socket.recv(16384)
@@ -84,11 +84,33 @@ class _LeanSSLTransport(SSLTransport):
                     incoming.write(data)
                 else:
                     incoming.write_eof()
-            return self._ssl_io_loop(self.sslobj.read, len, buffer)
+            try:  # the usual case in a straight line: one record, nothing to send back
+                ret = sslobj.read(len, buffer)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return self._ssl_io_loop(sslobj.read, len, buffer)
+            if self.outgoing.pending:  # (a TLS 1.3 key update answered)
+                self.socket.sendall(self.outgoing.read())
+            return ret
         except ssl.SSLError as e:
             if e.errno == ssl.SSL_ERROR_EOF and self.suppress_ragged_eofs:
                 return 0  # eof, return 0.
             raise
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        if flags != 0:
+            raise ValueError("non-zero flags not allowed in calls to sendall")
+        sslobj, outgoing = self.sslobj, self.outgoing
+        with memoryview(data) as view, view.cast("B") as byte_view:
+            amount, count = len(byte_view), 0
+            while count < amount:
+                rest = byte_view[count:] if count else byte_view
+                try:  # a memory BIO takes every write: the usual case in a straight line
+                    count += sslobj.write(rest)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    count += self._ssl_io_loop(sslobj.write, rest)
+                    continue
+                if outgoing.pending:
+                    self.socket.sendall(outgoing.read())
 
     def _ssl_io_loop(self, func: Callable[..., Any], arg1: Any = None, arg2: Any = None) -> Any:
         while True:

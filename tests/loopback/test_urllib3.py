@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import ssl
 from typing import Any
 
@@ -147,3 +148,25 @@ def test_https_keepalive_reuses_one_lean_transport(https_server: Server, ca_file
     assert isinstance(conn.sock, urllib3_tls._LeanSSLTransport)
     pool._put_conn(conn)
     assert len(https_server.records) == 1 and https_server.records[0].requests == ["GET"] * 3
+
+
+def test_lean_transport_large_bodies_both_ways(
+    https_server: Server, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The straight-line read and write, and the loop for a record split across reads."""
+    looped: list[object] = []
+    loop = urllib3_tls._LeanSSLTransport._ssl_io_loop
+
+    def counting(self: urllib3_tls._LeanSSLTransport, func: Any, *args: Any) -> Any:
+        looped.append(func)
+        return loop(self, func, *args)
+
+    monkeypatch.setattr(urllib3_tls._LeanSSLTransport, "_ssl_io_loop", counting)
+    pool = FastpathPoolManager(ca_certs=ca_file).connection_from_url(https_server.url)
+    body = os.urandom(1 << 20)
+    assert pool.request("POST", "/echo", body=body).data == body
+    assert pool.request("GET", f"/bytes?n={1 << 20}").data == b"x" * (1 << 20)
+    # 1 MiB in 16 KiB records over 16 KiB socket reads: some record is split, and the
+    # read it cut short finishes in the loop
+    assert [f for f in looped if getattr(f, "__name__", "") == "read"]
+    assert len(https_server.records) == 1  # one connection, both kept alive
