@@ -148,5 +148,3 @@ def only_counted(
         and not plain_retry
         and not (syn_data_bytes > 0 and client_fail == _linux.TFO_SYN_RETRANSMITTED)
     )
-
-
