@@ -26,6 +26,9 @@ def _key(address: Address) -> DestinationKey:
 
 def resolve(host: str, port: int, family: int = socket.AF_UNSPEC) -> list[Address]:
     """``getaddrinfo`` for a stream connection; raises ``socket.gaierror`` like the stdlib."""
+    found = _NUMERIC.get((host, port, family))  # an IP literal seen before (never bracketed)
+    if found is not None and _trace.collecting() is None:
+        return found
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     tracing = _trace.collecting() is not None
