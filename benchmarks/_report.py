@@ -214,8 +214,8 @@ def _targets(results: dict[str, Any]) -> list[str]:
             f"{r['ratio']:.3f} | {_check(r['ratio'] <= 1.01)} |"
         )
     for r in results.get("cpu", {}).get("rows", []):
-        if r["client"].endswith(" A/A"):
-            continue  # the noise floor: shown in its own section
+        if r["client"].endswith(" A/A") or r["client"].endswith(", 1st connection"):
+            continue  # the noise floor, and the learning connection: shown with the table
         for what, key in (("client CPU", "ratio"), ("wall time", "wall_ratio")):
             if key not in r:
                 continue
@@ -458,6 +458,14 @@ def write(results: dict[str, Any], out: Path) -> None:
             "~95 % confidence interval (sign-test interval, no assumption on the noise). Rows *requests A/A* run stock against",
             "stock: the noise floor of the same machine in the same run. A target missed by",
             "the median whose interval still reaches it is shown as *within noise*.",
+            "",
+            "The learning connection runs on a client of its own, closed before measuring. The",
+            "rows *requests, 1st connection* keep it alive instead: the destination's first",
+            "connection is an MPTCP socket (nothing is known yet), which this plain-TCP server",
+            "answers in plain TCP, so the kernel runs it in its MPTCP fallback for the",
+            "connection's life; that costs the CPU and wall time these rows show on every",
+            "request over it. Later connections to the destination are plain TCP sockets",
+            "(the destination memory). `mptcp=False` avoids it for servers known to lack MPTCP.",
             "",
             "| mode | scheme | client | stock CPU µs | fastpath CPU µs | CPU ratio (95% CI) | stock wall µs | fastpath wall µs | wall ratio (95% CI) |",
             "|---|---|---|---|---|---|---|---|---|",

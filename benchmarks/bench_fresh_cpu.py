@@ -5,8 +5,11 @@ in a forked process (its own GIL) on a TCP Fast Open listener; "fresh" answers w
 ``Connection: close``, so every request opens a new connection through the same client,
 which measures connection set-up rather than client construction; "keep-alive" reuses
 one connection; "bulk" downloads 32 MB over one connection. The fastpath runs with the
-default options (TFO + MPTCP) after a learning phase, so the destination memory has
-seen the server answer MPTCP in plain TCP. Stock and fastpath are interleaved in rounds
+default options (TFO + MPTCP) after a learning connection (on a client of its own,
+closed before measuring), so the destination memory has seen the server answer MPTCP in
+plain TCP and the measured connections are plain TCP sockets; the row
+``requests, 1st connection`` keeps the destination's first connection alive instead (an
+MPTCP socket in the kernel's fallback to TCP). Stock and fastpath are interleaved in rounds
 (the order alternating); CPU is the client process's ``process_time``, wall the
 ``perf_counter``; each figure is the median over the rounds of the per-request mean, each
 ratio the median of the rounds' paired ratios, with its ~95 % confidence interval; rows
@@ -243,6 +246,41 @@ def interleaved(made: Made, per_round: int, rounds: int) -> dict[Any, dict[str, 
     return out
 
 
+#: The row of the destination's first connection kept alive (an MPTCP socket in fallback).
+LEARNING_ROW = "requests, 1st connection"
+
+
+def _row(
+    mode: str, https: bool, client: str, got: dict[Any, dict[str, Any]], per_round: int, rounds: int
+) -> dict[str, Any]:
+    stock, fast, paired = got[False], got[True], got["paired"]
+    return {
+        "mode": mode,
+        "scheme": "https" if https else "http",
+        "client": client,
+        "stock_cpu_us": round(stock["cpu_us"], 1),
+        "fast_cpu_us": round(fast["cpu_us"], 1),
+        "ratio": round(paired["cpu"], 3),
+        "stock_wall_us": round(stock["wall_us"], 1),
+        "fast_wall_us": round(fast["wall_us"], 1),
+        "wall_ratio": round(paired["wall"], 3),
+        "ratio_ci": [round(x, 3) for x in paired["cpu_ci"]],
+        "wall_ratio_ci": [round(x, 3) for x in paired["wall_ci"]],
+        "requests": per_round * rounds,
+        "rounds": rounds,
+    }
+
+
+def _line(row: dict[str, Any]) -> str:
+    lo, hi = row["ratio_ci"]
+    return (
+        f"  {row['mode']:<10} {row['scheme']:<5} {row['client']:<13} CPU stock "
+        f"{row['stock_cpu_us']:9.1f} µs fastpath {row['fast_cpu_us']:9.1f} µs "
+        f"ratio {row['ratio']:.3f} (95% CI {lo:.3f}-{hi:.3f}) | "
+        f"wall ratio {row['wall_ratio']:.3f}"
+    )
+
+
 MODES = ("fresh", "keep-alive", "bulk")
 
 
@@ -275,47 +313,46 @@ def measure(
                 url, child = _serve(host, ctx, close=mode == "fresh")
                 if bulk:
                     url += "bulk"
+                first = None
+                if mode == "keep-alive" and "requests" in clients:
+                    # The destination's first connection, made before anything is known
+                    # about it: an MPTCP socket the plain-TCP server answers in plain TCP
+                    # (kernel fallback), kept alive for the row "<client>, 1st connection".
+                    first = _requests(True, url, ca_file.name)
+                    first[0](1)
                 try:
                     for name, same in [(c, False) for c in clients] + [
                         (c, True) for c in aa if c in clients
                     ]:
                         if importlib.util.find_spec(name.split()[0]) is None:
                             continue  # that client is not installed
+                        if not same:  # the learning connection, on a client closed before
+                            learn, done = CLIENTS[name](True, url, ca_file.name)
+                            learn(1)
+                            done()
                         made = {
                             fast: CLIENTS[name](fast and not same, url, ca_file.name)
                             for fast in (False, True)
                         }
                         for run, _ in made.values():
-                            run(2 if bulk else 30)  # warm-up: the learning connection, caches
+                            run(2 if bulk else 30)  # warm-up: caches, TFO cookie
                         got = interleaved(made, per_round, n_rounds)
                         for _, close in made.values():
                             close()
-                        stock, fast = got[False], got[True]
-                        paired = got["paired"]
-                        row = {
-                            "mode": mode,
-                            "scheme": "https" if ctx else "http",
-                            "client": f"{name} A/A" if same else name,
-                            "stock_cpu_us": round(stock["cpu_us"], 1),
-                            "fast_cpu_us": round(fast["cpu_us"], 1),
-                            "ratio": round(paired["cpu"], 3),
-                            "stock_wall_us": round(stock["wall_us"], 1),
-                            "fast_wall_us": round(fast["wall_us"], 1),
-                            "wall_ratio": round(paired["wall"], 3),
-                            "ratio_ci": [round(x, 3) for x in paired["cpu_ci"]],
-                            "wall_ratio_ci": [round(x, 3) for x in paired["wall_ci"]],
-                            "requests": per_round * n_rounds,
-                            "rounds": n_rounds,
-                        }
+                        client = f"{name} A/A" if same else name
+                        rows.append(_row(mode, ctx is not None, client, got, per_round, n_rounds))
+                        log(_line(rows[-1]))
+                    if first is not None:
+                        stock = _requests(False, url, ca_file.name)
+                        stock[0](30)
+                        got = interleaved({False: stock, True: first}, per_round, n_rounds)
+                        row = _row(mode, ctx is not None, LEARNING_ROW, got, per_round, n_rounds)
                         rows.append(row)
-                        lo, hi = row["ratio_ci"]
-                        log(
-                            f"  {mode:<10} {row['scheme']:<5} {row['client']:<13} CPU stock "
-                            f"{row['stock_cpu_us']:9.1f} µs fastpath {row['fast_cpu_us']:9.1f} µs "
-                            f"ratio {row['ratio']:.3f} (95% CI {lo:.3f}-{hi:.3f}) | "
-                            f"wall ratio {row['wall_ratio']:.3f}"
-                        )
+                        log(_line(rows[-1]))
+                        stock[1]()
                 finally:
+                    if first is not None:
+                        first[1]()
                     child.terminate()
                     child.join(5)
     return rows
