@@ -90,6 +90,12 @@ def check_files(
     return out[0], out[1]
 
 
+def check_ticket_file(ticket_file: object) -> str | None:
+    """Validate ``ticket_file=`` of the HTTP/3 transports and adapter (no ``http3="auto"``
+    there: they are HTTP/3 already): None or a path, as :func:`check_files` says."""
+    return check_files(True, None, ticket_file)[1]
+
+
 class Decision(NamedTuple):
     """Where a request goes: HTTP/3 to ``alternative``, or TCP (``alternative`` None)
     because of ``why``."""

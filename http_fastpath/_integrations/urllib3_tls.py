@@ -24,6 +24,9 @@ from urllib3.util.ssltransport import SSLTransport
 
 from .._core import sslcache as _sslcache
 
+#: Bytes read from the socket at most at once by :class:`_LeanSSLTransport`.
+READ_SIZE = 65536
+
 #: Private urllib3 helper that builds the TLS context and verifies exactly like stock.
 _WRAP_AND_VERIFY: Callable[..., Any] | None = getattr(
     _u3_connection, "_ssl_wrap_socket_and_match_hostname", None
@@ -40,6 +43,11 @@ class _LeanSSLTransport(SSLTransport):
     Stock's ``conn.sock`` is an ``SSLSocket``, so code calls socket methods on it (the
     server's address: ``resp.connection.sock.getpeername()``); those go to the TCP socket.
     """
+
+    #: where the socket is read into (made at the first read): one read takes several
+    #: TLS records (up to 16 KiB + 22 bytes each), so a large body costs fewer reads,
+    #: no record is cut at a fixed 16 KiB, and no bytes object is made per read
+    _read_view: memoryview | None = None
 
     def getpeername(self) -> Any:
         return self.socket.getpeername()
@@ -76,18 +84,29 @@ class _LeanSSLTransport(SSLTransport):
     def _wrap_ssl_read(self, len: int, buffer: bytearray | None = None) -> Any:
         incoming, sslobj = self.incoming, self.sslobj
         try:
-            if not incoming.pending and not sslobj.pending() and not incoming.eof:
-                # Nothing buffered: read the socket first, rather than have OpenSSL raise
-                # SSLWantReadError (an exception per response) to say so.
-                data = self.socket.recv(16384)
-                if data:
-                    incoming.write(data)
-                else:
-                    incoming.write_eof()
-            try:  # the usual case in a straight line: one record, nothing to send back
-                ret = sslobj.read(len, buffer)
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                return self._ssl_io_loop(sslobj.read, len, buffer)
+            # Nothing buffered: read the socket first, rather than have OpenSSL raise
+            # SSLWantReadError (an exception per response) to say so. A record cut
+            # short by the last read asks for the rest the same way, in this loop.
+            wait = not incoming.pending and not sslobj.pending() and not incoming.eof
+            while True:
+                if wait:
+                    view = self._read_view
+                    if view is None:  # (the class changed after the handshake: no __init__)
+                        view = self._read_view = memoryview(bytearray(READ_SIZE))
+                    n = self.socket.recv_into(view)
+                    if n:
+                        incoming.write(view[:n])
+                    else:
+                        incoming.write_eof()
+                try:
+                    ret = sslobj.read(len, buffer)
+                    break
+                except ssl.SSLWantReadError:
+                    if self.outgoing.pending:
+                        self.socket.sendall(self.outgoing.read())
+                    wait = True
+                except ssl.SSLWantWriteError:  # (a memory BIO takes every write)
+                    return self._ssl_io_loop(sslobj.read, len, buffer)
             if self.outgoing.pending:  # (a TLS 1.3 key update answered)
                 self.socket.sendall(self.outgoing.read())
             return ret

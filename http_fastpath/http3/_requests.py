@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http
 import io
+import os
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -24,6 +25,8 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from .._core.exceptions import DialError, DialTimeout, OptionError
 from .._core.proof import INFO_ATTR
+from .._core.upgrade import check_ticket_file
+from . import _persist
 from ._drivers import BackendName, SyncH3Connection, SyncH3Pool, VerifyType, select_backend
 from ._h3._client import StreamState
 from ._h3._errors import H3ReadTimeout, H3StreamError, H3TLSError
@@ -101,28 +104,37 @@ class HTTP3Adapter(HTTPAdapter):
     Requests for ``http://`` URLs or through a proxy are sent by the stock ``HTTPAdapter``.
     Which backend carried a response: ``http_fastpath.connection_info(response).quic_backend``.
     Session resumption and 0-RTT as for ``HTTP3Transport`` (``early_data=False`` turns
-    0-RTT off); the tickets belong to this adapter.
+    0-RTT off); the tickets belong to this adapter, or to the file ``ticket_file`` names
+    (a path; secrets, written 0600), which the next process resumes from.
     """
 
-    __attrs__ = [*HTTPAdapter.__attrs__, "_h3_backend", "_h3_early_data"]
+    __attrs__ = [*HTTPAdapter.__attrs__, "_h3_backend", "_h3_early_data", "_h3_ticket_file"]
 
     def __init__(
-        self, *, backend: BackendName = "auto", early_data: bool = True, **kwargs: Any
+        self,
+        *,
+        backend: BackendName = "auto",
+        early_data: bool = True,
+        ticket_file: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
     ) -> None:
+        ticket_path = check_ticket_file(ticket_file)
         if backend == "kernel":  # fail here, not at the first request
             select_backend(backend)
         if not isinstance(early_data, bool):
             raise OptionError("early_data", early_data, "True or False")
         self._h3_backend = backend
         self._h3_early_data = early_data
-        self._h3_pool = SyncH3Pool(backend, trust_env=False, early_data=early_data)
+        self._h3_ticket_file = ticket_path
+        self._h3_pool = _pool(backend, early_data, ticket_path)
         super().__init__(**kwargs)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         HTTPAdapter.__setstate__(self, state)  # type: ignore[attr-defined]
         early_data = getattr(self, "_h3_early_data", True)
         self._h3_early_data = early_data
-        self._h3_pool = SyncH3Pool(self._h3_backend, trust_env=False, early_data=early_data)
+        self._h3_ticket_file = getattr(self, "_h3_ticket_file", None)
+        self._h3_pool = _pool(self._h3_backend, early_data, self._h3_ticket_file)
 
     def send(
         self,
@@ -157,7 +169,15 @@ class HTTP3Adapter(HTTPAdapter):
 
     def close(self) -> None:
         self._h3_pool.close()
+        if self._h3_ticket_file is not None:
+            _persist.flush_all()
         super().close()
+
+
+def _pool(backend: BackendName, early_data: bool, ticket_file: str | None) -> SyncH3Pool:
+    """The adapter's QUIC pool; its tickets the process's store for ``ticket_file``."""
+    tickets = None if ticket_file is None else _persist.tickets_for(ticket_file)
+    return SyncH3Pool(backend, trust_env=False, early_data=early_data, tickets=tickets)
 
 
 def h3_request(

@@ -7,6 +7,7 @@ Thin shells: configuration in, :mod:`._drivers` underneath, the client's excepti
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator, Generator, Iterator
 from types import ModuleType
@@ -14,7 +15,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from .._core.exceptions import DialError, DialTimeout, OptionError
 from .._core.proof import INFO_EXTENSION
+from .._core.upgrade import check_ticket_file
 from .._integrations.transports import derive
+from . import _persist
 from ._drivers import (
     AsyncH3Connection,
     AsyncH3Pool,
@@ -118,7 +121,9 @@ class _H3Base:
         trust_env: bool = True,
         backend: BackendName = "auto",
         early_data: bool = True,
+        ticket_file: str | os.PathLike[str] | None = None,
     ) -> None:
+        ticket_path = check_ticket_file(ticket_file)
         if cert is not None:
             raise OptionError("cert", cert, "None (HTTP/3 has no client certificates yet)")
         quic_configuration("localhost", verify, trust_env=trust_env)  # validate early
@@ -127,11 +132,16 @@ class _H3Base:
         client = self._client
         if not isinstance(early_data, bool):
             raise OptionError("early_data", early_data, "True or False")
+        # The tickets: this transport's own, or the process's store for the file.
+        tickets = None if ticket_path is None else _persist.tickets_for(ticket_path)
+        self._ticket_file = ticket_path
         if self._asynchronous:
-            self._pool: Any = AsyncH3Pool(backend, trust_env, early_data=early_data)
+            self._pool: Any = AsyncH3Pool(
+                backend, trust_env, early_data=early_data, tickets=tickets
+            )
             self._body = derive(_AsyncBody, client.AsyncByteStream)
         else:
-            self._pool = SyncH3Pool(backend, trust_env, early_data=early_data)
+            self._pool = SyncH3Pool(backend, trust_env, early_data=early_data, tickets=tickets)
             self._body = derive(_SyncBody, client.SyncByteStream)
         self._verify = verify
         self._trust_env = trust_env
@@ -161,7 +171,9 @@ class H3TransportImpl(_H3Base, Generic[_Req, _Resp]):
     HEAD, OPTIONS or TRACE without a body rides in 0-RTT (one round trip to the first
     byte). ``early_data=False``: never send a request in 0-RTT. Other requests always
     wait for the handshake. ``connection_info(response)`` has ``resumed`` and
-    ``early_data``.
+    ``early_data``. ``ticket_file`` (a path; the tickets are secrets, written 0600): keep
+    the tickets in that file, so the next process resumes too (docs/http3.md,
+    "Persistence across processes").
 
     There is no fallback to TCP when the server does not speak HTTP/3: the request fails
     with the client's ``ConnectError`` / ``ConnectTimeout``. See docs/http3.md.
@@ -187,6 +199,8 @@ class H3TransportImpl(_H3Base, Generic[_Req, _Resp]):
         self._pool.close()
         if self._plain is not None:
             self._plain.close()
+        if self._ticket_file is not None:
+            _persist.flush_all()
 
 
 class AsyncH3TransportImpl(_H3Base, Generic[_Req, _Resp]):
@@ -216,3 +230,5 @@ class AsyncH3TransportImpl(_H3Base, Generic[_Req, _Resp]):
         await self._pool.aclose()
         if self._plain is not None:
             await self._plain.aclose()
+        if self._ticket_file is not None:
+            _persist.flush_all()  # (small: at most a few KB, written at once)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import stat
 import subprocess
 import sys
@@ -286,3 +287,95 @@ def test_421_goes_to_the_origin_over_tcp_and_drops_the_alternative(
         (method, "/status/421", body or b""),
         ("GET", "/", b""),
     ]
+
+
+#: a short-lived program on the HTTP/3 transports themselves (no Alt-Svc): N GETs
+DIRECT = textwrap.dedent(
+    """
+    import json, sys
+    import anyio
+    from http_fastpath import connection_info
+    from tests._stack import http3_transports, httpx
+
+    args = json.loads(sys.argv[1])
+    kind, url, ca, tickets = args["kind"], args["url"], args["ca"], args["ticket_file"]
+    HTTP3Transport, AsyncHTTP3Transport = http3_transports()
+
+    def row(r):
+        info = connection_info(r)
+        return [r.status_code, r.text, info.transport, info.resumed, info.early_data]
+
+    if kind == "requests":
+        import requests
+        from http_fastpath.http3 import HTTP3Adapter
+        with requests.Session() as s:
+            s.mount("https://", HTTP3Adapter(backend="userspace", ticket_file=tickets))
+            out = [row(s.get(url, verify=ca, timeout=5)) for _ in range(args["n"])]
+    elif kind == "httpx":
+        transport = HTTP3Transport(verify=ca, backend="userspace", ticket_file=tickets)
+        with httpx.Client(transport=transport, timeout=5) as client:
+            out = [row(client.get(url)) for _ in range(args["n"])]
+    else:
+        async def main():
+            transport = AsyncHTTP3Transport(verify=ca, backend="userspace", ticket_file=tickets)
+            async with httpx.AsyncClient(transport=transport, timeout=5) as client:
+                return [row(await client.get(url)) for _ in range(args["n"])]
+        out = anyio.run(main, backend=kind)
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_http3_transports_keep_tickets_in_the_ticket_file(
+    kind: str, ca_file: str, h3: H3TestServer, tmp_path: Path
+) -> None:
+    """HTTP3Transport / AsyncHTTP3Transport / HTTP3Adapter(ticket_file=...): the next
+    process resumes, its GET in 0-RTT (the server's side says so)."""
+    tickets = tmp_path / "tickets.json"
+    args = {"kind": kind, "url": f"https://localhost:{h3.port}/", "ca": ca_file, "n": 2}
+    args["ticket_file"] = str(tickets)
+
+    def process() -> Any:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HTTP_FASTPATH")}
+        if "HTTP_FASTPATH_TEST_STACK" in os.environ:
+            env["HTTP_FASTPATH_TEST_STACK"] = os.environ["HTTP_FASTPATH_TEST_STACK"]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        done = subprocess.run(
+            [sys.executable, "-c", DIRECT, json.dumps(args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    first = process()
+    assert [r[:3] for r in first] == [[200, "hello over h3", "quic"]] * 2
+    assert _mode(tickets) == 0o600 and json.loads(tickets.read_text())["tickets"]
+    second = process()
+    assert second[0] == [200, "hello over h3", "quic", True, "accepted"]
+    assert h3.wait_for(lambda: len(h3.handshakes) == 2)
+    assert h3.handshakes == [(False, False), (True, True)]
+    assert h3.epochs[-1] == "0rtt"
+
+
+def test_http3_transports_check_ticket_file(tmp_path: Path) -> None:
+    from http_fastpath._core.exceptions import OptionError
+    from http_fastpath.http3 import HTTP3Adapter
+
+    from .._stack import http3_transports
+
+    for make in (*http3_transports(), HTTP3Adapter):
+        with pytest.raises(OptionError, match="invalid value for ticket_file: ''"):
+            make(ticket_file="")
+        with pytest.raises(OptionError, match="ticket_file"):
+            make(ticket_file=3)  # type: ignore[arg-type]  # wrong on purpose
+    adapter = HTTP3Adapter(ticket_file=tmp_path / "t.json")
+    copy = pickle.loads(pickle.dumps(adapter))
+    assert copy._h3_ticket_file == adapter._h3_ticket_file == str(tmp_path / "t.json")
+    assert copy._h3_pool.tickets is adapter._h3_pool.tickets  # one store per file and process
+    adapter.close()
+    copy.close()

@@ -150,23 +150,21 @@ def test_https_keepalive_reuses_one_lean_transport(https_server: Server, ca_file
     assert len(https_server.records) == 1 and https_server.records[0].requests == ["GET"] * 3
 
 
+@pytest.mark.parametrize("read_size", [urllib3_tls.READ_SIZE, 1000])
 def test_lean_transport_large_bodies_both_ways(
-    https_server: Server, ca_file: str, monkeypatch: pytest.MonkeyPatch
+    https_server: Server, ca_file: str, monkeypatch: pytest.MonkeyPatch, read_size: int
 ) -> None:
-    """The straight-line read and write, and the loop for a record split across reads."""
-    looped: list[object] = []
-    loop = urllib3_tls._LeanSSLTransport._ssl_io_loop
-
-    def counting(self: urllib3_tls._LeanSSLTransport, func: Any, *args: Any) -> Any:
-        looped.append(func)
-        return loop(self, func, *args)
-
-    monkeypatch.setattr(urllib3_tls._LeanSSLTransport, "_ssl_io_loop", counting)
+    """1 MiB each way over one kept-alive connection, read READ_SIZE bytes at a time and
+    1000 at a time (every 16 KiB record cut into pieces: the read waits for the rest)."""
+    monkeypatch.setattr(urllib3_tls, "READ_SIZE", read_size)
     pool = FastpathPoolManager(ca_certs=ca_file).connection_from_url(https_server.url)
     body = os.urandom(1 << 20)
     assert pool.request("POST", "/echo", body=body).data == body
     assert pool.request("GET", f"/bytes?n={1 << 20}").data == b"x" * (1 << 20)
-    # 1 MiB in 16 KiB records over 16 KiB socket reads: some record is split, and the
-    # read it cut short finishes in the loop
-    assert [f for f in looped if getattr(f, "__name__", "") == "read"]
-    assert len(https_server.records) == 1  # one connection, both kept alive
+    assert pool.request("GET", "/bytes?n=5").data == b"x" * 5
+    conn = pool._get_conn()
+    assert isinstance(conn.sock, urllib3_tls._LeanSSLTransport)
+    view = conn.sock._read_view
+    assert view is not None and len(view) == read_size
+    pool._put_conn(conn)
+    assert len(https_server.records) == 1  # one connection, kept alive throughout
