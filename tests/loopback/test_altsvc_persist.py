@@ -87,12 +87,17 @@ def run_process(kind: str, url: str, n: int, ca_file: str, tmp: Path, tickets: b
         "alt_svc_file": str(tmp / "altsvc.txt"),
         "ticket_file": str(tmp / "tickets.json") if tickets else None,
     }
+    return _run(SCRIPT, args, tmp)
+
+
+def _run(script: str, args: dict[str, Any], tmp: Path) -> Any:
+    """``script`` in a fresh Python process (no opt-in variables): its printed JSON."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HTTP_FASTPATH")}
     if "HTTP_FASTPATH_TEST_STACK" in os.environ:
         env["HTTP_FASTPATH_TEST_STACK"] = os.environ["HTTP_FASTPATH_TEST_STACK"]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(args)],
+        [sys.executable, "-c", script, json.dumps(args)],
         capture_output=True,
         text=True,
         env=env,
@@ -336,26 +341,10 @@ def test_http3_transports_keep_tickets_in_the_ticket_file(
     args = {"kind": kind, "url": f"https://localhost:{h3.port}/", "ca": ca_file, "n": 2}
     args["ticket_file"] = str(tickets)
 
-    def process() -> Any:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HTTP_FASTPATH")}
-        if "HTTP_FASTPATH_TEST_STACK" in os.environ:
-            env["HTTP_FASTPATH_TEST_STACK"] = os.environ["HTTP_FASTPATH_TEST_STACK"]
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        done = subprocess.run(
-            [sys.executable, "-c", DIRECT, json.dumps(args)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    first = process()
+    first = _run(DIRECT, args, tmp_path)
     assert [r[:3] for r in first] == [[200, "hello over h3", "quic"]] * 2
     assert _mode(tickets) == 0o600 and json.loads(tickets.read_text())["tickets"]
-    second = process()
+    second = _run(DIRECT, args, tmp_path)
     assert second[0] == [200, "hello over h3", "quic", True, "accepted"]
     assert h3.wait_for(lambda: len(h3.handshakes) == 2)
     assert h3.handshakes == [(False, False), (True, True)]

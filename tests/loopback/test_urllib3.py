@@ -163,6 +163,7 @@ def test_lean_transport_large_bodies_both_ways(
     assert pool.request("GET", f"/bytes?n={1 << 20}").data == b"x" * (1 << 20)
     assert pool.request("GET", "/bytes?n=5").data == b"x" * 5
     conn = pool._get_conn()
+    assert isinstance(conn, urllib3.connection.HTTPSConnection)
     assert isinstance(conn.sock, urllib3_tls._LeanSSLTransport)
     view = conn.sock._read_view
     assert view is not None and len(view) == read_size
