@@ -179,10 +179,11 @@ _SOL_TCP, _TCP_INFO = _linux.SOL_TCP, _linux.TCP_INFO
 
 #: ``MEMORY.peek`` as a bound ``dict.get`` (pass the default): one C call per lookup
 _peek = MEMORY.lookup
-_count_later, _waiting, _tally_later = (
+_count_later, _waiting, _tally_later, _tallies_waiting = (
     MEMORY.count_later,
     MEMORY.pending_counts,
     COUNTERS.count_later,
+    COUNTERS.pending_counts,
 )
 #: the counters' kind of a plain TCP connection: ``_KINDS[syn_data][acked][cookie_request]``
 _KINDS = tuple(
@@ -254,7 +255,9 @@ def _learn_connected(
         if dest[5] is None and dest[6] is None:  # no refusal or reset to clear: may wait
             _count_later((key, acked))
             _tally_later(kind)
-            if _waiting() > _LATER_MAX:
+            # Each queue is bounded on its own: either may be emptied by its readers
+            # (the memory's by every update, the counters' by stats()) and not the other.
+            if _waiting() > _LATER_MAX or _tallies_waiting() > _LATER_MAX:
                 MEMORY.flush()
                 COUNTERS.flush()
         else:

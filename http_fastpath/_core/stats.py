@@ -72,6 +72,8 @@ class _Counters:
         #: the queue with :meth:`flush`, as it bounds the destination memory's)
         self._later: deque[tuple[bool, bool, bool, bool, bool]] = deque()
         self.count_later = self._later.append
+        #: how many kinds wait (``len`` of the queue, bound)
+        self.pending_counts = self._later.__len__
         self._fallbacks: dict[str, int] = {}
 
     def connected(

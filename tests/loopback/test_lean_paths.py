@@ -225,3 +225,25 @@ def test_async_backend_resolves_literals_inline() -> None:
 
     with Server() as server:
         assert run_async("asyncio", main, f"{server.url}/") == b"hello GET"
+
+
+def test_waiting_counts_stay_bounded_whoever_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory's and the counters' queues are each bounded, also when only one of them
+    is read in between (an update empties the memory's, stats() the counters')."""
+    from http_fastpath._core import record as _record
+    from http_fastpath._core.stats import COUNTERS
+
+    monkeypatch.setattr(_record, "_LATER_MAX", 3)
+    before = stats().connections
+    with Server() as server:
+        key = (socket.AF_INET, server.host, server.port)
+        for n in range(12):
+            with _dialer.dial(server.host, server.port, options=ON, timeout=5) as sock:
+                _get(sock, server.host)
+            if n < 6:
+                MEMORY.get(key)  # empties the memory's queue only
+            else:
+                stats()  # empties the counters' queue only
+            assert MEMORY.pending_counts() <= 4 and COUNTERS.pending_counts() <= 4
+        assert MEMORY.get(key).connections == 12
+    assert stats().connections - before == 12
