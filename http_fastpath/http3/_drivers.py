@@ -16,7 +16,8 @@ hands the server's new tickets back. When the ticket allows early data, ``connec
 returns before the handshake completes and requests that
 :func:`~._h3._resumption.may_send_early` allows ride in 0-RTT; every other request waits
 for the handshake. A ``425 Too Early`` answer to a request sent early is sent again once,
-at 1-RTT (RFC 8470 section 5.2).
+at 1-RTT (RFC 8470 section 5.2). A ``ticket_file`` shares the process's store for that file
+(:func:`tickets_for`, :mod:`._persist`); :func:`flush_all` writes what changed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ._config import (
     select_backend,
     trust_key,
 )
+from ._persist import flush_all, tickets_for
 from ._sync_drivers import SyncH3Connection, SyncH3Pool
 
 __all__ = [
@@ -43,8 +45,10 @@ __all__ = [
     "SyncH3Connection",
     "SyncH3Pool",
     "VerifyType",
+    "flush_all",
     "open_backend",
     "quic_configuration",
     "select_backend",
+    "tickets_for",
     "trust_key",
 ]

@@ -26,8 +26,15 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from .._core.exceptions import DialError, DialTimeout, OptionError
 from .._core.proof import INFO_ATTR
 from .._core.upgrade import check_ticket_file
-from . import _persist
-from ._drivers import BackendName, SyncH3Connection, SyncH3Pool, VerifyType, select_backend
+from ._drivers import (
+    BackendName,
+    SyncH3Connection,
+    SyncH3Pool,
+    VerifyType,
+    flush_all,
+    select_backend,
+    tickets_for,
+)
 from ._h3._client import StreamState
 from ._h3._errors import H3ReadTimeout, H3StreamError, H3TLSError
 
@@ -170,13 +177,13 @@ class HTTP3Adapter(HTTPAdapter):
     def close(self) -> None:
         self._h3_pool.close()
         if self._h3_ticket_file is not None:
-            _persist.flush_all()
+            flush_all()
         super().close()
 
 
 def _pool(backend: BackendName, early_data: bool, ticket_file: str | None) -> SyncH3Pool:
     """The adapter's QUIC pool; its tickets the process's store for ``ticket_file``."""
-    tickets = None if ticket_file is None else _persist.tickets_for(ticket_file)
+    tickets = None if ticket_file is None else tickets_for(ticket_file)
     return SyncH3Pool(backend, trust_env=False, early_data=early_data, tickets=tickets)
 
 

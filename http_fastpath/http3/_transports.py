@@ -17,7 +17,6 @@ from .._core.exceptions import DialError, DialTimeout, OptionError
 from .._core.proof import INFO_EXTENSION
 from .._core.upgrade import check_ticket_file
 from .._integrations.transports import derive
-from . import _persist
 from ._drivers import (
     AsyncH3Connection,
     AsyncH3Pool,
@@ -25,8 +24,10 @@ from ._drivers import (
     SyncH3Connection,
     SyncH3Pool,
     VerifyType,
+    flush_all,
     quic_configuration,
     select_backend,
+    tickets_for,
 )
 from ._h3._client import StreamState
 from ._h3._errors import H3ReadTimeout, H3StreamError, H3TLSError
@@ -133,7 +134,7 @@ class _H3Base:
         if not isinstance(early_data, bool):
             raise OptionError("early_data", early_data, "True or False")
         # The tickets: this transport's own, or the process's store for the file.
-        tickets = None if ticket_path is None else _persist.tickets_for(ticket_path)
+        tickets = None if ticket_path is None else tickets_for(ticket_path)
         self._ticket_file = ticket_path
         if self._asynchronous:
             self._pool: Any = AsyncH3Pool(
@@ -200,7 +201,7 @@ class H3TransportImpl(_H3Base, Generic[_Req, _Resp]):
         if self._plain is not None:
             self._plain.close()
         if self._ticket_file is not None:
-            _persist.flush_all()
+            flush_all()
 
 
 class AsyncH3TransportImpl(_H3Base, Generic[_Req, _Resp]):
@@ -231,4 +232,4 @@ class AsyncH3TransportImpl(_H3Base, Generic[_Req, _Resp]):
         if self._plain is not None:
             await self._plain.aclose()
         if self._ticket_file is not None:
-            _persist.flush_all()  # (small: at most a few KB, written at once)
+            flush_all()  # (small: at most a few KB, written at once)
