@@ -282,8 +282,12 @@ class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
             )
         except DialError as e:
             raise self._connect_error(e) from e
+        self._use_tls(wrapped, is_verified)
+
+    def _use_tls(self, wrapped: Any, is_verified: bool) -> None:
+        """Use the TLS transport the handshake made, as stock's ``connect`` ends."""
         if type(wrapped) is SSLTransport:
-            wrapped.__class__ = _LeanSSLTransport
+            wrapped.__class__ = _LeanSSLTransport  # (same layout: its leaner I/O loop)
         self.sock = wrapped
         self.is_verified = is_verified
         self._has_connected_to_proxy = False
@@ -325,8 +329,4 @@ class FastpathHTTPSConnection(FastpathHTTPConnection, HTTPSConnection):
             )
         except DialError as e:
             raise self._connect_error(e) from e
-        if type(wrapped) is SSLTransport:
-            wrapped.__class__ = _LeanSSLTransport
-        self.sock = wrapped
-        self.is_verified = is_verified
-        self._has_connected_to_proxy = False
+        self._use_tls(wrapped, is_verified)
