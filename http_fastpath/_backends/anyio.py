@@ -28,7 +28,7 @@ from .._core import handshake as _handshake
 from .._core import sslcache as _sslcache
 from .._core.info import ConnectionInfo
 from .._core.proof import INFO_EXTENSION, new_proof, seal
-from .._core.sockets import Pending
+from .._core.record import DialRecord
 from .common import (
     BackendBase,
     CoreErrors,
@@ -105,7 +105,7 @@ async def _wait_any(wait: _connect.WaitWritable) -> tuple[socket.socket, ...]:
     return ()
 
 
-async def _drive_async(sock: socket.socket, pending: Pending, data: bytes | None) -> int:
+async def _drive_async(sock: socket.socket, pending: DialRecord, data: bytes | None) -> int:
     """Run the dialer's sans-IO connect for ``sock`` on the running anyio loop.
 
     On any exception (a cancellation included) the generator is closed, which closes
@@ -221,7 +221,7 @@ class AsyncStreamImpl(_InfoMixin):
     def __init__(
         self,
         sock: socket.socket,
-        pending: Pending | None,
+        pending: DialRecord | None,
         retries: int = 0,
         stream: anyio.abc.ByteStream | None = None,
         proof: ConnectionInfo | None = None,
@@ -268,7 +268,7 @@ class AsyncStreamImpl(_InfoMixin):
                 with _map(errors.connect):
                     self._sock, self._pending = _reopen(pending)
                 continue
-            self._proof = new_proof(pending.record, sock)
+            self._proof = new_proof(pending, sock)
             with _map(errors.connect):
                 await self._wrap()
             return sent

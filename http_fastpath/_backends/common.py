@@ -22,7 +22,8 @@ from .._core.exceptions import OptionError
 from .._core.info import ConnectionInfo
 from .._core.options import FastpathOptions, resolve_options
 from .._core.proof import INFO_EXTENSION, seal
-from .._core.sockets import Pending, SocketOption
+from .._core.record import DialRecord
+from .._core.sockets import SocketOption
 
 __all__ = ["BackendBase", "CoreErrors", "CoreSocketOption"]
 
@@ -122,7 +123,7 @@ def _open(
     timeout: float | None,
     source: tuple[str, int] | None,
     socket_options: Sequence[SocketOption],
-) -> tuple[socket.socket, Pending]:
+) -> tuple[socket.socket, DialRecord]:
     return _dialer.open_plain(
         addresses,
         options=options,
@@ -132,11 +133,11 @@ def _open(
     )
 
 
-def _reopen(pending: Pending) -> tuple[socket.socket, Pending]:
+def _reopen(pending: DialRecord) -> tuple[socket.socket, DialRecord]:
     """The same connection opened again (a deferred connect error is retried)."""
     return _open(
         pending.addresses,
-        pending.record.options,
+        pending.options,
         pending.timeout,
         pending.source_address,
         pending.socket_options,
@@ -151,7 +152,7 @@ class _InfoMixin:
     """
 
     _sock: socket.socket
-    _pending: Pending | None
+    _pending: DialRecord | None
     _proof: ConnectionInfo | None
 
     def connection_info(self) -> ConnectionInfo | None:

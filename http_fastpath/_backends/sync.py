@@ -38,7 +38,7 @@ from .._core import sslcache as _sslcache
 from .._core.addresses import resolve
 from .._core.info import ConnectionInfo
 from .._core.proof import INFO_EXTENSION, new_proof, seal
-from .._core.sockets import Pending
+from .._core.record import DialRecord
 from .._core.tls import TLSSocket
 from .common import (
     _NODELAY_ONLY,
@@ -67,7 +67,7 @@ class SyncStreamImpl(_InfoMixin):
     def __init__(
         self,
         sock: socket.socket,
-        pending: Pending | None,
+        pending: DialRecord | None,
         retries: int = 0,
         tls: TLSSocket | None = None,
         proof: ConnectionInfo | None = None,
@@ -105,7 +105,7 @@ class SyncStreamImpl(_InfoMixin):
             except BaseException:
                 sock.close()
                 raise
-            self._proof = new_proof(pending.record, sock)
+            self._proof = new_proof(pending, sock)
             return sent
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:

@@ -24,7 +24,6 @@ import logging
 import socket
 import time
 from collections.abc import Generator
-from typing import TYPE_CHECKING
 
 from . import decide as _decide
 from . import eyeballs as _eyeballs
@@ -50,9 +49,6 @@ from .reasons import Now
 from .record import _SOL_TCP, DialRecord, _learn, _learn_connected, _peek
 from .stats import COUNTERS
 
-if TYPE_CHECKING:
-    from .sockets import Pending
-
 __all__ = ["ConnectSteps", "WaitWritable", "complete_sync", "connect_steps", "drive_sync"]
 
 _tuple_new = tuple.__new__
@@ -63,7 +59,7 @@ ConnectSteps = Generator[WaitWritable, tuple[socket.socket, ...], int]
 
 def connect_steps(
     sock: socket.socket,
-    pending: Pending,
+    record: DialRecord,
     data: Buffer | None,
     *,
     blocking: bool = False,
@@ -85,17 +81,16 @@ def connect_steps(
     ``_resume`` (index, plain_retry, last error): go on after a first attempt made by
     :func:`complete_sync` (the next attempt gets a fresh socket).
     """
-    if len(pending.addresses) > 1:
+    if len(record.addresses) > 1:
         from .race import race_steps
 
-        return (yield from race_steps(sock, pending, data))
-    record = pending.record
+        return (yield from race_steps(sock, record, data))
     options = record.options
-    timeout = pending.timeout
+    timeout = record.timeout
     if blocking and timeout is not None and timeout <= 0:
         blocking = False  # a non-blocking socket: connect() would not wait
     last: DialError | None = None
-    addresses = pending.addresses
+    addresses = record.addresses
     index = 0
     fresh_socket_needed = False
     plain_retry = cookie_cached = False  # for the address about to be tried
@@ -109,7 +104,7 @@ def connect_steps(
         key = (address[0], sockaddr[0], sockaddr[1])
         if fresh_socket_needed:
             fresh: socket.socket = _create(
-                address, record, pending.socket_options, pending.source_address
+                address, record, record.socket_options, record.source_address
             )
             _replace(sock, fresh)
             record.tcp_info_raw = None  # (read by the attempt before)
@@ -212,30 +207,30 @@ def drive_sync(sock: socket.socket, steps: ConnectSteps) -> int:
         raise
 
 
-def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) -> int:
-    """Connect ``sock`` (blocking, with ``pending.timeout``); bytes of ``data`` in the SYN.
+def complete_sync(sock: socket.socket, record: DialRecord, data: Buffer | None) -> int:
+    """Connect ``sock`` (blocking, with ``record.timeout``); bytes of ``data`` in the SYN.
 
     The socket keeps its timeout; if it was changed since :func:`.dialer.open_pending`, the
-    connect still gets ``pending.timeout`` and the socket's own comes back afterwards.
+    connect still gets ``record.timeout`` and the socket's own comes back afterwards.
 
     The first attempt of a usual plan (a plain SYN, or the first flight in the SYN) runs
     here in a straight line; anything else, and every attempt after a failure, is
     :func:`connect_steps` (which this path mirrors step for step).
     """
-    timeout = pending.timeout
+    timeout = record.timeout
     if sock.gettimeout() != timeout:
-        return _complete_with(sock, pending, data, sock.gettimeout())
-    if len(pending.addresses) > 1:  # Happy Eyeballs: the race (non-blocking sockets)
+        return _complete_with(sock, record, data, sock.gettimeout())
+    addresses = record.addresses
+    if len(addresses) > 1:  # Happy Eyeballs: the race (non-blocking sockets)
         try:
-            return drive_sync(sock, connect_steps(sock, pending, data))
+            return drive_sync(sock, connect_steps(sock, record, data))
         finally:
             if sock.fileno() >= 0 and sock.gettimeout() != timeout:
                 sock.settimeout(timeout)
-    record = pending.record
-    address = pending.addresses[0]
+    address = addresses[0]
     sockaddr = address[1]
     key = (address[0], sockaddr[0], sockaddr[1])
-    now = pending.now or _tuple_new(Now, (time.monotonic(), time.time()))
+    now = record.now or _tuple_new(Now, (time.monotonic(), time.time()))
     plan = _decide.plan_first_flight(
         record.options,
         _peek(key, UNKNOWN),
@@ -247,7 +242,7 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         platform=record.platform,
     )
     if id(plan) not in _decide.USUAL_PLANS or (timeout is not None and timeout <= 0):
-        return drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
+        return drive_sync(sock, connect_steps(sock, record, data, blocking=True))
     # A usual plan: a plain SYN, or (on Linux: see _decide.connect_options) the first
     # flight in the SYN.
     record.early_data_safe = plan.early_data_safe
@@ -258,7 +253,7 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         try:
             sock.setsockopt(_SOL_TCP, _TCP_FASTOPEN_CONNECT, 1)
         except OSError:  # refused: the full path records why
-            return drive_sync(sock, connect_steps(sock, pending, data, blocking=True))
+            return drive_sync(sock, connect_steps(sock, record, data, blocking=True))
         record.tfo_requested = True
     sent = 0
     try:
@@ -277,10 +272,10 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
         else:
             resume = (1, False, _to_dial_error(exc))
             dial_logger.debug("connect to %s failed: %s", sockaddr, exc)
-        return drive_sync(sock, connect_steps(sock, pending, data, blocking=True, _resume=resume))
+        return drive_sync(sock, connect_steps(sock, record, data, blocking=True, _resume=resume))
     if _learn_connected(sock, record, key, False, now).stall_risk:
         record.syn_data_bytes = 0  # the server's kernel would hold its reply: start over
-        steps = connect_steps(sock, pending, data, blocking=True, _resume=(0, True, None))
+        steps = connect_steps(sock, record, data, blocking=True, _resume=(0, True, None))
         return drive_sync(sock, steps)
     record._peer = sockaddr
     if _trace.collecting() is not None:
@@ -291,12 +286,12 @@ def complete_sync(sock: socket.socket, pending: Pending, data: Buffer | None) ->
 
 
 def _complete_with(
-    sock: socket.socket, pending: Pending, data: Buffer | None, timeout: float | None
+    sock: socket.socket, record: DialRecord, data: Buffer | None, timeout: float | None
 ) -> int:
     """:func:`complete_sync` for a socket whose timeout changed since it was opened."""
-    sock.settimeout(pending.timeout)
+    sock.settimeout(record.timeout)
     try:
-        return complete_sync(sock, pending, data)
+        return complete_sync(sock, record, data)
     finally:
         if sock.fileno() >= 0:
             sock.settimeout(timeout)

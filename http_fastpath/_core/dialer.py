@@ -45,14 +45,18 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from time import monotonic as _monotonic
+from time import time as _time
 
 from .addresses import Address, resolve
 from .options import FastpathOptions
 from .reasons import Now
 from .record import DialRecord
-from .sockets import _S, FastpathSocket, Pending, SocketOption, _create, _now
+from .sockets import _S, FastpathSocket, SocketOption, _create
 
 __all__ = ["dial", "open_pending", "open_plain"]
+
+_tuple_new = tuple.__new__
 
 
 def open_pending(
@@ -77,16 +81,15 @@ def _open_pending(
     socket_options: Sequence[SocketOption],
 ) -> FastpathSocket:
     """:func:`open_pending` (``addresses`` not empty), its arguments by position."""
-    record = DialRecord(options)
-    now = _now()
+    now = _tuple_new(Now, (_monotonic(), _time()))
+    record = DialRecord(options, None, addresses, timeout, socket_options, source_address, now)
     if len(addresses) == 1:
         sock = _create(addresses[0], record, socket_options, source_address, FastpathSocket, now)
     else:
-        sock, addresses = _create_first(
+        sock, record.addresses = _create_first(
             addresses, record, socket_options, source_address, FastpathSocket, now
         )
-    sock.fastpath_record = record
-    sock._fp_pending = Pending(addresses, timeout, socket_options, source_address, record, now)
+    sock.fastpath_record = sock._fp_pending = record
     if sock.gettimeout() != timeout:  # (a new socket already blocks: no syscall for None)
         sock.settimeout(timeout)
     return sock
@@ -127,26 +130,27 @@ def open_plain(
     timeout: float | None,
     source_address: tuple[str, int] | None = None,
     socket_options: Sequence[SocketOption] = (),
-) -> tuple[socket.socket, Pending]:
+) -> tuple[socket.socket, DialRecord]:
     """:func:`open_pending` for a driver that keeps the pending state itself.
 
-    Returns a plain ``socket.socket`` (not connected yet) and its :class:`Pending`; finish
-    with :func:`.connect.complete_sync` or by driving :func:`.connect.connect_steps`.
+    Returns a plain ``socket.socket`` (not connected yet) and its
+    :class:`~.record.DialRecord` (what finishing the connect takes); finish with
+    :func:`.connect.complete_sync` or by driving :func:`.connect.connect_steps`.
     """
     if not addresses:
         raise ValueError("open_plain needs at least one address")
-    record = DialRecord(options)
-    now = _now()
+    now = _tuple_new(Now, (_monotonic(), _time()))
+    record = DialRecord(options, None, addresses, timeout, socket_options, source_address, now)
     sock: socket.socket
     if len(addresses) == 1:
         sock = _create(addresses[0], record, socket_options, source_address, socket.socket, now)
     else:
-        sock, addresses = _create_first(
+        sock, record.addresses = _create_first(
             addresses, record, socket_options, source_address, socket.socket, now
         )
     if sock.gettimeout() != timeout:
         sock.settimeout(timeout)
-    return sock, Pending(addresses, timeout, socket_options, source_address, record, now)
+    return sock, record
 
 
 def dial(

@@ -38,7 +38,6 @@ from .info import ConnectAttempt
 from .log import dial_logger
 from .memory import MEMORY, Destination
 from .record import DialRecord
-from .sockets import Pending
 from .stats import COUNTERS
 
 __all__ = ["race_order", "race_steps"]
@@ -89,7 +88,7 @@ class _Attempt:
         self.syn_data_bytes = 0  # what rode in this attempt's last SYN (for the report)
         self.error: OSError | None = None
 
-    def begin(self, pending: Pending, data: Buffer | None, again: bool = False) -> None:
+    def begin(self, pending: DialRecord, data: Buffer | None, again: bool = False) -> None:
         """Start the connect (``again``: on a fresh socket); OSError: it failed at once."""
         fresh_needed = again or self.sock is None
         record = self.record
@@ -144,7 +143,7 @@ class _Attempt:
         dial_logger.debug("connect to %s failed: %s", self.address[1], exc)
         return False
 
-    def ready(self, pending: Pending, data: Buffer | None) -> bool:
+    def ready(self, pending: DialRecord, data: Buffer | None) -> bool:
         """The socket is writable: True when connected, False when started over (plain SYN).
 
         OSError: the attempt failed.
@@ -215,7 +214,7 @@ def _report(race: Race, attempts: dict[int, _Attempt]) -> tuple[ConnectAttempt, 
     return tuple(out)
 
 
-def race_steps(sock: socket.socket, pending: Pending, data: Buffer | None) -> ConnectSteps:
+def race_steps(sock: socket.socket, pending: DialRecord, data: Buffer | None) -> ConnectSteps:
     """Connect ``sock`` to the first of ``pending.addresses`` that answers (RFC 8305).
 
     ``sock`` was made for the first address: the first attempt runs on it (a failed or
@@ -223,7 +222,7 @@ def race_steps(sock: socket.socket, pending: Pending, data: Buffer | None) -> Co
     into it). Returns the bytes of ``data`` that rode in the winner's SYN; raises the
     error of the attempt that ended last, or :class:`DialTimeout` when the time ran out.
     """
-    main = pending.record
+    main = pending
     addresses = pending.addresses
     race = Race(
         len(addresses),

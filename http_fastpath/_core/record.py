@@ -33,7 +33,9 @@ from .reasons import Now, Reason, Why
 from .stats import COUNTERS
 
 if TYPE_CHECKING:
+    from .addresses import Address
     from .proof import _Snapshot
+    from .sockets import SocketOption
 
 __all__ = ["DialRecord"]
 
@@ -42,7 +44,12 @@ _PLATFORM = sys.platform
 
 
 class DialRecord:
-    """What the dialer did for one connection; turns into a :class:`ConnectionInfo`."""
+    """What the dialer did for one connection; turns into a :class:`ConnectionInfo`.
+
+    Until the connect is complete it is also everything finishing it takes (the
+    addresses, the connect timeout, the socket options, the source address, when the
+    socket was planned): a pending socket holds its record and nothing else.
+    """
 
     # Class-level defaults: a record sets only what differs (one per connection).
     mptcp_kernel_refused = False
@@ -62,9 +69,26 @@ class DialRecord:
     #: the Happy Eyeballs attempts (several addresses only)
     attempts: tuple[ConnectAttempt, ...] = ()
 
-    def __init__(self, options: FastpathOptions, platform: str | None = None) -> None:
+    def __init__(
+        self,
+        options: FastpathOptions,
+        platform: str | None = None,
+        addresses: Sequence[Address] = (),
+        timeout: float | None = None,
+        socket_options: Sequence[SocketOption] = (),
+        source_address: tuple[str, int] | None = None,
+        now: Now | None = None,
+    ) -> None:
         self.options = options
         self.platform = _PLATFORM if platform is None else platform
+        #: the addresses to connect to, in the order they are tried
+        self.addresses = addresses
+        #: the connect timeout (None: no limit)
+        self.timeout = timeout
+        self.socket_options = socket_options
+        self.source_address = source_address
+        #: when the socket was planned (the first attempt decides at the same instant)
+        self.now = now
 
     @property
     def tcp_info(self) -> _linux.TCPInfo | None:

@@ -6,7 +6,7 @@ the protocol :mod:`.decide` picks (``IPPROTO_MPTCP`` or ``IPPROTO_TCP``) and eve
 set *before* ``connect``; MPTCP falls back to TCP here when the kernel refuses it.
 :func:`new_socket` makes a plain one (the capability probe, QUIC). A
 :class:`FastpathSocket` is *pending* until its first write completes the connect
-(:func:`.connect.complete_sync`); :class:`Pending` holds what that takes.
+(:func:`.connect.complete_sync`); its :class:`~.record.DialRecord` holds what that takes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .memory import UNKNOWN
 from .reasons import Now, Why
 from .record import DialRecord, _peek
 
-__all__ = ["FastpathSocket", "Pending", "SocketOption", "detach_plain", "new_socket"]
+__all__ = ["FastpathSocket", "SocketOption", "detach_plain", "new_socket"]
 
 SocketOption = tuple[int, int, int | bytes] | tuple[int, int, None, int]
 
@@ -55,32 +55,6 @@ def detach_plain(sock: FastpathSocket) -> socket.socket:
     return plain
 
 
-class Pending:
-    """Everything needed to finish a deferred connect (and to move to the next address)."""
-
-    __slots__ = ("addresses", "now", "record", "socket_options", "source_address", "timeout")
-
-    def __init__(
-        self,
-        addresses: Sequence[Address],
-        timeout: float | None,
-        socket_options: Sequence[SocketOption],
-        source_address: tuple[str, int] | None,
-        record: DialRecord,
-        now: Now | None = None,
-    ) -> None:
-        self.addresses = addresses
-        self.timeout = timeout
-        self.socket_options = socket_options
-        self.source_address = source_address
-        self.record = record
-        #: when the socket was planned (the first attempt decides at the same instant)
-        self.now = now
-
-
-_Pending = Pending  # the name older code used
-
-
 class FastpathSocket(socket.socket):
     """A ``socket.socket`` whose connect may be deferred to its first write.
 
@@ -91,7 +65,8 @@ class FastpathSocket(socket.socket):
 
     __slots__ = ("_fp_pending", "fastpath_record")
 
-    _fp_pending: Pending | None
+    #: the record while the connect is pending (what finishing it takes), then None
+    _fp_pending: DialRecord | None
     fastpath_record: DialRecord
 
     # No __init__ of its own (socket.socket's runs: one Python frame less per connection);

@@ -103,6 +103,10 @@ def ensure_stock_urllib3(module: Any = urllib3) -> None:
 
 
 _DEFAULT_OPTIONS = FastpathOptions()
+# The stock methods our overrides end in, called directly (a ``super()`` object per call
+# costs more than the call): HTTPSConnection defines none of them
+# (tests/unit/test_urllib3_connection.py checks it on every urllib3 the matrix runs).
+_send, _getresponse, _close = HTTPConnection.send, HTTPConnection.getresponse, HTTPConnection.close
 assert INFO_ATTR == "_http_fastpath_info"  # getresponse stores it by name
 
 
@@ -201,7 +205,7 @@ class FastpathHTTPConnection(HTTPConnection):
     def send(self, data: Any) -> None:
         """http.client's ``send``; the first one completes a pending (TFO) connect."""
         try:
-            super().send(data)
+            _send(self, data)
         except DialError as e:
             raise self._connect_error(e) from e
 
@@ -214,7 +218,7 @@ class FastpathHTTPConnection(HTTPConnection):
             if record is not None and sock is not None:
                 # (an SSLTransport keeps the TCP socket in .socket)
                 info = self._fastpath_info = new_proof(record, getattr(sock, "socket", sock))
-        response = super().getresponse()
+        response = _getresponse(self)
         if info is not None:
             response._http_fastpath_info = info  # type: ignore[attr-defined]  # (INFO_ATTR)
         return response
@@ -224,7 +228,7 @@ class FastpathHTTPConnection(HTTPConnection):
         if info is not None:
             seal(info)  # the proof stays readable without the socket
             self._fastpath_info = None
-        super().close()
+        _close(self)
 
 
 _NO_BIO_TLS = (
