@@ -27,16 +27,17 @@ from collections.abc import Generator
 
 from . import decide as _decide
 from . import eyeballs as _eyeballs
+from . import linux as _linux
 from . import reasons as _reasons
 from . import trace as _trace
 from .exceptions import DialError, DialTimeout
 from .handshake import (
+    _HANDSHAKE_OVER,
     _TCP_FASTOPEN_CONNECT,
     Buffer,
     _CookieCached,
     _finish,
     _handshake_over,
-    _send_first,
     _start,
     _start_blocking,
     _to_dial_error,
@@ -46,12 +47,14 @@ from .handshake import (
 from .log import dial_logger
 from .memory import MEMORY, UNKNOWN, DestinationKey
 from .reasons import Now
-from .record import _SOL_TCP, DialRecord, _learn, _learn_connected, _peek
+from .record import _SOL_TCP, _TCP_INFO, _TCPI_MIN, DialRecord, _learn, _learn_connected, _peek
 from .stats import COUNTERS
 
 __all__ = ["ConnectSteps", "WaitWritable", "complete_sync", "connect_steps", "drive_sync"]
 
 _tuple_new = tuple.__new__
+_send = socket.socket.send
+_TCP_INFO_LEN = _linux.TCP_INFO_LEN
 
 WaitWritable = _eyeballs.WaitWritable
 ConnectSteps = Generator[WaitWritable, tuple[socket.socket, ...], int]
@@ -231,9 +234,10 @@ def complete_sync(sock: socket.socket, record: DialRecord, data: Buffer | None) 
     sockaddr = address[1]
     key = (address[0], sockaddr[0], sockaddr[1])
     now = record.now or _tuple_new(Now, (time.monotonic(), time.time()))
+    dest = _peek(key, UNKNOWN)  # (what the connect learns is stored against this too)
     plan = _decide.plan_first_flight(
         record.options,
-        _peek(key, UNKNOWN),
+        dest,
         key,
         now,
         socket_proto=sock.proto,
@@ -258,9 +262,22 @@ def complete_sync(sock: socket.socket, record: DialRecord, data: Buffer | None) 
     sent = 0
     try:
         sock.connect(sockaddr)
-        if tfo:
-            sent = _send_first(sock, record, data, plan)  # type: ignore[arg-type]
-            if not _handshake_over(sock, record):
+        if tfo:  # (_send_first and _handshake_over, inline: every TCP Fast Open connection)
+            try:
+                sent = _send(sock, data)  # type: ignore[arg-type]
+            except BlockingIOError:
+                sent = 0
+            except ConnectionRefusedError:
+                record.syn_data_bytes = len(data)  # type: ignore[arg-type]
+                raise
+            record.syn_data_bytes = sent
+            try:
+                raw = sock.getsockopt(_SOL_TCP, _TCP_INFO, _TCP_INFO_LEN)
+            except OSError:
+                raw = b""
+            if len(raw) >= _TCPI_MIN and raw[0] in _HANDSHAKE_OVER:
+                record.tcp_info_raw = raw  # on a short path the handshake is over already
+            else:
                 if not _wait_writable(sock, timeout):
                     raise DialTimeout("timed out")
                 _finish(sock, record)
@@ -273,7 +290,7 @@ def complete_sync(sock: socket.socket, record: DialRecord, data: Buffer | None) 
             resume = (1, False, _to_dial_error(exc))
             dial_logger.debug("connect to %s failed: %s", sockaddr, exc)
         return drive_sync(sock, connect_steps(sock, record, data, blocking=True, _resume=resume))
-    if _learn_connected(sock, record, key, False, now).stall_risk:
+    if _learn_connected(sock, record, key, False, now, dest).stall_risk:
         record.syn_data_bytes = 0  # the server's kernel would hold its reply: start over
         steps = connect_steps(sock, record, data, blocking=True, _resume=(0, True, None))
         return drive_sync(sock, steps)

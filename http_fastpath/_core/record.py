@@ -249,9 +249,19 @@ def _learn(
 
 
 def _learn_connected(
-    sock: socket.socket, record: DialRecord, key: DestinationKey, plain_retry: bool, now: Now
+    sock: socket.socket,
+    record: DialRecord,
+    key: DestinationKey,
+    plain_retry: bool,
+    now: Now,
+    dest: Destination | None = None,
 ) -> Learned:
-    """:func:`_learn` for a completed handshake; the usual outcome is only counted."""
+    """:func:`_learn` for a completed handshake; the usual outcome is only counted.
+
+    ``dest``: the destination as the plan saw it (else looked up). A count may wait only
+    when it has no refusal or reset to clear; one recorded since by another connection
+    is cleared by the waiting count (applied before any other change), as it should be.
+    """
     proto = sock.proto
     syn_data = record.syn_data_bytes
     acked, client_fail = False, 0
@@ -271,11 +281,15 @@ def _learn_connected(
                 # The SYN carried no data: connect() was not deferred (no cookie), so
                 # the first flight went out after the handshake.
                 syn_data = record.syn_data_bytes = 0
-    if proto != _MPTCP and _learning.only_counted(proto, plain_retry, syn_data, client_fail):
+    if proto != _MPTCP and (
+        not (client_fail or plain_retry)  # (only_counted is True then: tests check it)
+        or _learning.only_counted(proto, plain_retry, syn_data, client_fail)
+    ):
         # What most connections teach: one more connection (:func:`.learn.learn` agrees).
         # (the kind: a tuple made once, not one per connection)
         kind = _KINDS[syn_data > 0][acked][record.tfo_requested and not syn_data]
-        dest = _peek(key, UNKNOWN)
+        if dest is None:
+            dest = _peek(key, UNKNOWN)
         if dest[5] is None and dest[6] is None:  # no refusal or reset to clear: may wait
             _count_later((key, acked))
             _tally_later(kind)

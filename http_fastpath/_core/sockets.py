@@ -104,17 +104,18 @@ class FastpathSocket(socket.socket):
     def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
         pending = self._fp_pending
         if pending is not None:  # complete(), inline: the first write of every connection
-            view = memoryview(data).cast("B")
+            if type(data) is not bytes:  # (bytes, as http.client sends, is counted in bytes)
+                data = memoryview(data).cast("B")
             self._fp_pending = None
             try:
-                sent = complete_sync(self, pending, view)
+                sent = complete_sync(self, pending, data)
             except BaseException:
                 self.close()
                 raise
             self.__class__ = _ConnectedSocket
-            if sent >= len(view):
+            if sent >= len(data):
                 return None
-            data = view[sent:]
+            data = data[sent:]
         return socket.socket.sendall(self, data, flags)
 
     def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:

@@ -499,6 +499,10 @@ def test_only_counted_means_learn_just_counts(
         )
     else:
         assert proto == MPTCP or plain_retry or (syn_data and client_fail == TFO_SYN_RETRANSMITTED)
+    # The shell's shortcut (record._learn_connected): on a plain TCP socket, no client
+    # failure and no plain retry means only_counted without asking it.
+    if proto == TCP and not (client_fail or plain_retry):
+        assert only_counted(proto, plain_retry, syn_data, client_fail)
 
 
 def test_usual_plans_are_the_ones_the_shell_may_run_straight() -> None:
