@@ -139,15 +139,35 @@ class DestinationMemory:
     def _apply_later(self) -> None:
         """Apply the waiting counts (the lock held)."""
         later, entries = self._later, self._entries
+        if later:
+            self._apply_runs(later, entries)
+        while len(entries) > self._max:
+            entries.popitem(last=False)
+
+    @staticmethod
+    def _apply_runs(
+        later: deque[tuple[DestinationKey, bool]], entries: OrderedDict[DestinationKey, Destination]
+    ) -> None:
+        """Apply ``later``'s counts to ``entries``: one new entry per destination."""
+        runs: dict[DestinationKey, list[int]] = {}  # key: [connections, syn_data_acked]
+        last, run = None, [0, 0]
         while later:
             try:
                 key, acked = later.popleft()
             except IndexError:  # (emptied by another thread meanwhile)
                 break
-            entries[key] = counted(entries.get(key, UNKNOWN), acked)
+            if key == last:
+                run[0] += 1
+                run[1] += acked
+                continue
+            run = runs.pop(key, [0, 0])  # (re-inserted: the order of last use)
+            run[0] += 1
+            run[1] += acked
+            runs[key] = run
+            last = key
+        for key, (connections, acked_count) in runs.items():
+            entries[key] = counted(entries.get(key, UNKNOWN), acked_count, connections)
             entries.move_to_end(key)
-        while len(entries) > self._max:
-            entries.popitem(last=False)
 
     def get(self, key: DestinationKey) -> Destination:
         """The facts for ``key`` (a blank :class:`Destination` when nothing is known)."""
@@ -217,8 +237,12 @@ LATER_MAX: Final = 1024
 _tuple_new = tuple.__new__
 
 
-def counted(dest: Destination, syn_data_acked: bool) -> Destination:
-    """``dest`` after one more completed connection: counters up, refusal and reset cleared."""
+def counted(dest: Destination, syn_data_acked: int, connections: int = 1) -> Destination:
+    """``dest`` after one more completed connection: counters up, refusal and reset cleared.
+
+    ``syn_data_acked``: whether (or, for several ``connections``, how many times) the
+    server acknowledged data in the SYN.
+    """
     return _tuple_new(
         Destination,
         (
@@ -229,7 +253,7 @@ def counted(dest: Destination, syn_data_acked: bool) -> Destination:
             dest[4],  # tfo_pause_reason
             None,  # refused_at
             None,  # syn_data_reset_at
-            dest[7] + 1,  # connections
+            dest[7] + connections,  # connections
             dest[8] + syn_data_acked,  # syn_data_acked
             dest[9],  # tfo_pauses
             dest[10],  # won_race_at

@@ -119,8 +119,8 @@ class FastpathAdapter(HTTPAdapter):
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """``HTTPAdapter.send``; with ``http3="auto"``, over HTTP/3 when the origin offered it."""
-        if self._upgrade is None:
-            return super().send(request, stream, timeout, verify, cert, proxies)  # type: ignore[arg-type]
+        if self._upgrade is None:  # (HTTPAdapter's, called directly: no super() per request)
+            return HTTPAdapter.send(self, request, stream, timeout, verify, cert, proxies)  # type: ignore[arg-type]
         response: requests.Response = self._upgrade.send(
             self, request, super().send, stream, timeout, verify, cert, proxies
         )

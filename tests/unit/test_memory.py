@@ -7,6 +7,8 @@ import threading
 import tracemalloc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from http_fastpath import OptionError
 from http_fastpath._core.memory import (
@@ -130,3 +132,32 @@ def test_public_view_and_reset() -> None:
     http_fastpath.set_destination_limit(10)
     assert http_fastpath.destination_limit() == 10
     http_fastpath.set_destination_limit(DEFAULT_MAX_ENTRIES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    counts=st.lists(st.tuples(st.sampled_from([0, 1, 2, 3]), st.booleans()), max_size=40),
+    first=st.lists(st.sampled_from([0, 1, 2, 3]), unique=True),
+)
+def test_waiting_counts_apply_as_one_by_one(
+    counts: list[tuple[int, bool]], first: list[int]
+) -> None:
+    """Counts applied in a batch give the entries and the recency order one by one would.
+
+    (The bound is applied once the batch is in: a destination counted in the batch is
+    not forgotten half-way through it.)
+    """
+    from http_fastpath._core.memory import counted
+
+    keys = [(socket.AF_INET, f"192.0.2.{i}", 80) for i in range(4)]
+    batched, one_by_one = DestinationMemory(max_entries=3), DestinationMemory(max_entries=3)
+    for memory in (batched, one_by_one):
+        for i in first:  # some destinations known before, in some order
+            memory.update(keys[i], _plain)
+    one_by_one.max_entries = 9  # (the bound applied at the end instead: see above)
+    for i, acked in counts:
+        batched.count_later((keys[i], acked))
+        one_by_one.update(keys[i], counted, acked)
+    # items() applies the waiting counts; the entries and their order must agree
+    assert batched.items() == one_by_one.items()[-3:]
+    assert batched.pending_counts() == 0
