@@ -48,6 +48,18 @@ def test_pool_manager_https_syn_data_and_proof(https_server: Server, ca_file: st
     assert [r.syn_data for r in https_server.records] == [False, True, True, True, True]
 
 
+def test_https_connections_end_in_the_same_stock_methods() -> None:
+    """Our overrides call HTTPConnection's send/getresponse/close directly (no super()):
+    right only while urllib3's HTTPSConnection defines none of them (checked on every
+    urllib3 the matrix runs)."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+
+    for name in ("send", "getresponse", "close"):
+        assert getattr(HTTPSConnection, name) is getattr(HTTPConnection, name), name
+        ours = getattr(fp_urllib3.FastpathHTTPSConnection, name)
+        assert ours is getattr(fp_urllib3.FastpathHTTPConnection, name), name
+
+
 def test_managers_install_pools_without_touching_urllib3() -> None:
     module_dict = urllib3.poolmanager.pool_classes_by_scheme
     before = dict(module_dict)
