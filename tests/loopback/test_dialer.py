@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 from typing import Protocol
 
 import pytest
@@ -261,3 +262,110 @@ def test_no_connect_timeout_is_bounded_by_the_kernel_as_stock(
         sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
     assert stock.value.errno == 110  # ETIMEDOUT: the kernel ended stock's connect
     assert sock.fileno() == -1
+
+
+class _BannerServer:
+    """A server-first protocol (SMTP-like): on accept it says ``220 ready``, then answers
+    each line with ``echo:<line>``. Serves one connection per ``accept`` call."""
+
+    def __init__(self) -> None:
+        self.host = next_loopback()
+        self.listener = socket.create_server((self.host, 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(10.0)
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(10.0)
+            conn.sendall(b"220 ready\r\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = conn.recv(1024)
+                if not chunk:
+                    return
+                data += chunk
+            conn.sendall(b"echo:" + data)
+
+    def close(self) -> None:
+        self.thread.join(10.0)
+        self.listener.close()
+
+
+def _read_until(sock: socket.socket, end: bytes) -> bytes:
+    data = b""
+    while not data.endswith(end):
+        chunk = sock.recv(1024)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("first", ["recv", "recv_into", "send", "sendall", "sendmsg"])
+def test_any_first_call_completes_a_pending_socket(first: str) -> None:
+    """Whatever the first call on a pending socket, it connects it: a read (a protocol
+    where the server speaks first) without data, a write with the data (in the SYN when
+    TCP Fast Open allows)."""
+    server = _BannerServer()
+    try:
+        sock = dial(server.host, server.port, options=FastpathOptions(mptcp=False), timeout=5.0)
+        with sock:
+            assert sock.is_pending
+            line = b"hello\n"
+            if first == "recv":
+                assert _read_until(sock, b"\r\n") == b"220 ready\r\n"
+            elif first == "recv_into":
+                buffer = bytearray(64)
+                n = sock.recv_into(buffer)
+                assert bytes(buffer[:n]) == b"220 ready\r\n"[:n] and n > 0
+                if n < len(b"220 ready\r\n"):
+                    _read_until(sock, b"\r\n")
+            elif first == "send":
+                assert sock.send(line) == len(line)
+            elif first == "sendall":
+                sock.sendall(line)
+            else:
+                assert sock.sendmsg([line]) == len(line)
+            assert not sock.is_pending
+            assert sock.getpeername() == (server.host, server.port)
+            if first.startswith("recv"):
+                sock.sendall(line)
+                assert _read_until(sock, b"\n") == b"echo:" + line
+            else:  # (the banner and the answer may come in one read)
+                assert _read_until(sock, b"echo:" + line) == b"220 ready\r\necho:" + line
+            info = sock.connection_info()
+            assert info.peer_address == (server.host, server.port)
+            assert info.syn_data_bytes == 0  # the first connection to it only asks a cookie
+    finally:
+        server.close()
+
+
+def test_dup_and_detach_plain() -> None:
+    """``dup()`` of a pending socket is a plain copy of the same socket (not pending
+    itself); ``detach_plain`` refuses a pending socket and moves a connected one's file
+    descriptor into an exact ``socket.socket`` (trio wants that type)."""
+    from http_fastpath._core.sockets import detach_plain
+
+    server = _BannerServer()
+    try:
+        sock = dial(server.host, server.port, options=FastpathOptions(mptcp=False), timeout=5.0)
+        copy = sock.dup()
+        try:
+            assert sock.is_pending and not copy.is_pending
+            with pytest.raises(ValueError, match="not connected yet"):
+                detach_plain(sock)
+            assert _read_until(sock, b"\r\n") == b"220 ready\r\n"  # connects the socket
+            assert copy.getpeername() == (server.host, server.port)  # the same socket
+            plain = detach_plain(sock)
+            with plain:
+                assert type(plain) is socket.socket and sock.fileno() == -1
+                assert plain.gettimeout() == 5.0
+                plain.sendall(b"hi\n")
+                assert _read_until(plain, b"\n") == b"echo:hi\n"
+        finally:
+            copy.close()
+            sock.close()
+    finally:
+        server.close()
