@@ -134,18 +134,22 @@ def test_async_h2_fifty_streams_on_one_connection(
     async def main(url: str) -> list[httpx.Response]:
         transport = AsyncFastpathTransport(verify=client_tls, http2=True)
         async with httpx.AsyncClient(transport=transport) as client:
-            if lib == "asyncio":
-                return list(await asyncio.gather(*(client.get(f"{url}/{i}") for i in range(50))))
-            import trio
-
             out: list[httpx.Response] = []
+            if lib == "asyncio":
+                out = list(await asyncio.gather(*(client.get(f"{url}/{i}") for i in range(50))))
+            else:
+                import trio
 
-            async def one(i: int) -> None:
-                out.append(await client.get(f"{url}/{i}"))
+                async def one(i: int) -> None:
+                    out.append(await client.get(f"{url}/{i}"))
 
-            async with trio.open_nursery() as nursery:
-                for i in range(50):
-                    nursery.start_soon(one, i)
+                async with trio.open_nursery() as nursery:
+                    for i in range(50):
+                        nursery.start_soon(one, i)
+            # Looked at while the connection is open: the proof is read whole (a proof
+            # first read after the close has no local address).
+            info = connection_info(out[0])
+            assert info is not None and info.local_address is not None
             return out
 
     active, passive = tcp_ext("TCPFastOpenActive"), tcp_ext("TCPFastOpenPassive")
