@@ -27,17 +27,16 @@ from collections.abc import Generator
 
 from . import decide as _decide
 from . import eyeballs as _eyeballs
-from . import linux as _linux
 from . import reasons as _reasons
 from . import trace as _trace
 from .exceptions import DialError, DialTimeout
 from .handshake import (
-    _HANDSHAKE_OVER,
     _TCP_FASTOPEN_CONNECT,
     Buffer,
     _CookieCached,
     _finish,
     _handshake_over,
+    _send_first,
     _start,
     _start_blocking,
     _to_dial_error,
@@ -47,14 +46,12 @@ from .handshake import (
 from .log import dial_logger
 from .memory import MEMORY, UNKNOWN, DestinationKey
 from .reasons import Now
-from .record import _SOL_TCP, _TCP_INFO, _TCPI_MIN, DialRecord, _learn, _learn_connected, _peek
+from .record import _SOL_TCP, DialRecord, _learn, _learn_connected, _peek
 from .stats import COUNTERS
 
 __all__ = ["ConnectSteps", "WaitWritable", "complete_sync", "connect_steps", "drive_sync"]
 
 _tuple_new = tuple.__new__
-_send = socket.socket.send
-_TCP_INFO_LEN = _linux.TCP_INFO_LEN
 
 WaitWritable = _eyeballs.WaitWritable
 ConnectSteps = Generator[WaitWritable, tuple[socket.socket, ...], int]
@@ -262,22 +259,9 @@ def complete_sync(sock: socket.socket, record: DialRecord, data: Buffer | None) 
     sent = 0
     try:
         sock.connect(sockaddr)
-        if tfo:  # (_send_first and _handshake_over, inline: every TCP Fast Open connection)
-            try:
-                sent = _send(sock, data)  # type: ignore[arg-type]
-            except BlockingIOError:
-                sent = 0
-            except ConnectionRefusedError:
-                record.syn_data_bytes = len(data)  # type: ignore[arg-type]
-                raise
-            record.syn_data_bytes = sent
-            try:
-                raw = sock.getsockopt(_SOL_TCP, _TCP_INFO, _TCP_INFO_LEN)
-            except OSError:
-                raw = b""
-            if len(raw) >= _TCPI_MIN and raw[0] in _HANDSHAKE_OVER:
-                record.tcp_info_raw = raw  # on a short path the handshake is over already
-            else:
+        if tfo:
+            sent = _send_first(sock, record, data, plan)  # type: ignore[arg-type]
+            if not _handshake_over(sock, record):
                 if not _wait_writable(sock, timeout):
                     raise DialTimeout("timed out")
                 _finish(sock, record)

@@ -102,8 +102,9 @@ class _ProofInfo(_DeferredInfo):
 
     One object per connection, nothing else: its ``__dict__`` holds the record and the
     socket (``_sock``, None once :func:`seal` ran), what the seal kept (``_snapshot``,
-    when the connect did not read ``TCP_INFO`` or the socket is MPTCP) and, once looked at, the real info (``_real``). It references the record and the
-    socket, never the other way round: freed by reference counting (no cycle).
+    when the connect did not read ``TCP_INFO``, the socket is MPTCP or it was bound to a
+    source address) and, once looked at, the real info (``_real``). It references the
+    record and the socket, never the other way round: freed by reference counting.
     """
 
     def __getattribute__(self, name: str) -> Any:

@@ -88,14 +88,14 @@ class _Attempt:
         self.syn_data_bytes = 0  # what rode in this attempt's last SYN (for the report)
         self.error: OSError | None = None
 
-    def begin(self, pending: DialRecord, data: Buffer | None, again: bool = False) -> None:
+    def begin(self, main: DialRecord, data: Buffer | None, again: bool = False) -> None:
         """Start the connect (``again``: on a fresh socket); OSError: it failed at once."""
         fresh_needed = again or self.sock is None
         record = self.record
         while True:
             if fresh_needed:
                 fresh: socket.socket = _sockets._create(
-                    self.address, self.record, pending.socket_options, pending.source_address
+                    self.address, self.record, main.socket_options, main.source_address
                 )
                 if self.sock is None:
                     self.sock = fresh
@@ -143,7 +143,7 @@ class _Attempt:
         dial_logger.debug("connect to %s failed: %s", self.address[1], exc)
         return False
 
-    def ready(self, pending: DialRecord, data: Buffer | None) -> bool:
+    def ready(self, main: DialRecord, data: Buffer | None) -> bool:
         """The socket is writable: True when connected, False when started over (plain SYN).
 
         OSError: the attempt failed.
@@ -154,7 +154,7 @@ class _Attempt:
         except OSError as exc:
             if not self._again(exc):
                 raise
-            self.begin(pending, data, again=True)
+            self.begin(main, data, again=True)
             return False
         learned = _record._learn(
             self.sock, self.record, self.key, None, self.plain_retry, _sockets._now()
@@ -162,7 +162,7 @@ class _Attempt:
         if learned.stall_risk:  # the server's kernel would hold its reply: start over
             self.record.syn_data_bytes = 0
             self.plain_retry = True
-            self.begin(pending, data, again=True)
+            self.begin(main, data, again=True)
             return False
         return True
 
@@ -214,20 +214,19 @@ def _report(race: Race, attempts: dict[int, _Attempt]) -> tuple[ConnectAttempt, 
     return tuple(out)
 
 
-def race_steps(sock: socket.socket, pending: DialRecord, data: Buffer | None) -> ConnectSteps:
-    """Connect ``sock`` to the first of ``pending.addresses`` that answers (RFC 8305).
+def race_steps(sock: socket.socket, main: DialRecord, data: Buffer | None) -> ConnectSteps:
+    """Connect ``sock`` to the first of ``main.addresses`` that answers (RFC 8305).
 
     ``sock`` was made for the first address: the first attempt runs on it (a failed or
     losing attempt's socket is closed at once, ``sock`` included: the winner's fd moves
     into it). Returns the bytes of ``data`` that rode in the winner's SYN; raises the
     error of the attempt that ended last, or :class:`DialTimeout` when the time ran out.
     """
-    main = pending
-    addresses = pending.addresses
+    addresses = main.addresses
     race = Race(
         len(addresses),
         delay=main.options.happy_eyeballs_delay,
-        timeout=pending.timeout,
+        timeout=main.timeout,
         now=time.monotonic(),
     )
     attempts: dict[int, _Attempt] = {}  # the started ones
@@ -241,7 +240,7 @@ def race_steps(sock: socket.socket, pending: DialRecord, data: Buffer | None) ->
                     addresses[i], _child(main), sock if i == 0 else None
                 )
                 try:
-                    attempt.begin(pending, data)
+                    attempt.begin(main, data)
                 except OSError as exc:
                     attempt.error = exc  # also when socket() itself failed
                     race.failed(i, time.monotonic())
@@ -254,7 +253,7 @@ def race_steps(sock: socket.socket, pending: DialRecord, data: Buffer | None) ->
                         continue
                     attempt = attempts[i]
                     try:
-                        connected = attempt.ready(pending, data)
+                        connected = attempt.ready(main, data)
                     except OSError as exc:
                         attempt.error = exc
                         race.failed(i, time.monotonic())

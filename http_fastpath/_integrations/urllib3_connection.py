@@ -105,7 +105,7 @@ def ensure_stock_urllib3(module: Any = urllib3) -> None:
 _DEFAULT_OPTIONS = FastpathOptions()
 # The stock methods our overrides end in, called directly (a ``super()`` object per call
 # costs more than the call): HTTPSConnection defines none of them
-# (tests/unit/test_urllib3_connection.py checks it on every urllib3 the matrix runs).
+# (tests/loopback/test_urllib3.py checks it on every urllib3 the matrix runs).
 _send, _getresponse, _close = HTTPConnection.send, HTTPConnection.getresponse, HTTPConnection.close
 assert INFO_ATTR == "_http_fastpath_info"  # getresponse stores it by name
 
